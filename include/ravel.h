@@ -1,0 +1,323 @@
+/*
+ * ravel — many processes, one LevelDB database.
+ *
+ * A *host* serves a database over byte streams to *guests* in other
+ * processes; a guest is a database handle whose operations travel over the
+ * stream, speaking the wire protocol of Node's many-level byte for byte.
+ *
+ * Conventions
+ * -----------
+ * - Handles are opaque pointers created by a `_new`/`_open` function and
+ *   released by the matching `_free`/`_close`; passing NULL to those is a
+ *   no-op.
+ * - Keys and values are pointer + length, arbitrary bytes (NUL is fine).
+ *   Input buffers are copied before a call returns (or, for asynchronous
+ *   calls, before the call returns as well): the caller may reuse them at
+ *   once.
+ * - Bytes handed to the caller by a synchronous call (ravel_get, …) are
+ *   malloc'ed and owned by the caller: release them with ravel_free().
+ *   Bytes handed to an asynchronous callback are valid only during that
+ *   callback; copy what you keep.
+ * - Errors: every function that can fail returns an int status, RAVEL_OK
+ *   (0) on success or one of the RAVEL_E* codes below. ravel_strerror()
+ *   gives the code's meaning; ravel_errmsg() gives the detail of the last
+ *   failure on the calling thread (e.g. LevelDB's own text, or the address
+ *   that could not be reached), like errno but with words.
+ * - Thread-safety: a ravel_db may be used from any number of threads at
+ *   once, like LevelDB's own handle; synchronous requests from all threads
+ *   are pipelined on one connection. A ravel_iter belongs to one thread at
+ *   a time. ravel_db_close() must not race with other calls on that handle.
+ * - Asynchronous calls: if the call returns an error, its callback is never
+ *   called. Otherwise the callback is called exactly once — with the result
+ *   or with an error, including RAVEL_ECLOSED when the handle is closed
+ *   first and RAVEL_ECONNLOST when the stream is lost with retry off.
+ *   Callbacks of a remote handle run on that handle's I/O thread: do not
+ *   block in them (a synchronous call on the same handle from inside one
+ *   fails with RAVEL_EDEADLK). Callbacks of a local handle run on the
+ *   calling thread before the call returns.
+ */
+#ifndef RAVEL_H
+#define RAVEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(RAVEL_BUILDING) && defined(__GNUC__)
+#define RAVEL_EXPORT __attribute__((visibility("default")))
+#else
+#define RAVEL_EXPORT
+#endif
+
+#define RAVEL_VERSION_MAJOR 0
+#define RAVEL_VERSION_MINOR 1
+#define RAVEL_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+/* X(name, value, wire code or NULL, message) */
+#define RAVEL_ERRNO_MAP(X)                                                   \
+    X(OK, 0, NULL, "success")                                                \
+    X(END, 1, NULL, "iterator reached its end")                              \
+    X(ENOTFOUND, 2, "LEVEL_NOT_FOUND", "key not found")                      \
+    X(EREADONLY, 3, "LEVEL_READONLY", "database is served read-only")        \
+    X(EREJECTED, 4, "LEVEL_REJECTED", "write rejected by the host's hook")   \
+    X(ECONNLOST, 5, "LEVEL_CONNECTION_LOST", "connection to the host lost")  \
+    X(EREMOTE, 6, "LEVEL_REMOTE_ERROR", "the host failed the request")       \
+    X(EINVAL, 7, NULL, "invalid argument")                                   \
+    X(EIO, 8, NULL, "I/O error")                                             \
+    X(ECORRUPT, 9, NULL, "database is corrupt")                              \
+    X(ECLOSED, 10, "LEVEL_DATABASE_NOT_OPEN", "handle is closed")            \
+    X(ENOMEM, 11, NULL, "out of memory")                                     \
+    X(EPROTO, 12, NULL, "malformed message from the peer")                   \
+    X(ETOOBIG, 13, NULL, "key, value or message larger than allowed")        \
+    X(EADDR, 14, NULL, "bad or unreachable address")                         \
+    X(EDEADLK, 15, NULL, "synchronous call from the handle's own callback")  \
+    X(ELOCKED, 16, "LEVEL_LOCKED", "database is locked by another process")  \
+    X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")
+
+typedef enum {
+#define RAVEL_X_(name, value, wire, msg) RAVEL_##name = value,
+    RAVEL_ERRNO_MAP(RAVEL_X_)
+#undef RAVEL_X_
+} ravel_status;
+
+/* The meaning of a status code, e.g. "key not found". Never NULL. */
+RAVEL_EXPORT const char *ravel_strerror(int status);
+/* The symbolic name of a status code, e.g. "RAVEL_ENOTFOUND". Never NULL. */
+RAVEL_EXPORT const char *ravel_errname(int status);
+/* Detail of the last failure on this thread (e.g. "IO error: /x/LOCK: …").
+ * Valid until the next ravel call on this thread. Never NULL. */
+RAVEL_EXPORT const char *ravel_errmsg(void);
+
+/* Release bytes returned by a synchronous call. ravel_free(NULL) is fine. */
+RAVEL_EXPORT void ravel_free(void *ptr);
+
+/* ------------------------------------------------------------------ */
+/* Options                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct ravel_options {
+    /* Remote handles: on loss of the stream, keep pending requests and open
+     * iterators and resume them on the next stream (default 0 for
+     * ravel_guest_new, 1 for ravel_connect). */
+    int retry;
+    /* Local handles: LevelDB's open options. */
+    int create_if_missing;   /* default 1 */
+    int error_if_exists;     /* default 0 */
+    size_t cache_size;       /* LRU block cache bytes; 0 = LevelDB default */
+    size_t write_buffer_size;/* 0 = LevelDB default */
+    int sync;                /* writes wait for the disk (default 0) */
+    /* Largest frame accepted from the peer, in bytes (default 64 MiB). */
+    size_t max_frame;
+} ravel_options;
+
+/* Fill *opts with the defaults documented above. */
+RAVEL_EXPORT void ravel_options_init(ravel_options *opts);
+
+/* ------------------------------------------------------------------ */
+/* Database handles                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct ravel_db ravel_db;
+
+/* Open LevelDB directory `dir` in this process (a *local* handle).
+ * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
+ * handle holds the directory), RAVEL_EIO (missing parent directory,
+ * permission denied, …), RAVEL_ECORRUPT. */
+RAVEL_EXPORT int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts);
+
+/* A *remote* handle with no stream yet: requests wait until one is
+ * attached with ravel_guest_attach_fd(). With opts->retry on, they survive
+ * stream loss; with it off, requests pending when a stream ends (or made
+ * while none is attached after one ended) fail with RAVEL_ECONNLOST. */
+RAVEL_EXPORT int ravel_guest_new(ravel_db **out, const ravel_options *opts);
+
+/* Attach a connected stream to a remote handle: a socket, or a pipe pair
+ * (read_fd != write_fd). The handle owns the fds from now on and closes
+ * them when the stream ends. Errors: RAVEL_EINVAL (not a remote handle, a
+ * stream already attached, bad fd). */
+RAVEL_EXPORT int ravel_guest_attach_fd(ravel_db *db, int read_fd, int write_fd);
+
+/* Is a stream attached right now? (diagnostics and tests) */
+RAVEL_EXPORT int ravel_guest_connected(ravel_db *db);
+
+/* A remote handle that connects to `address` — "unix:/path/to/sock" or
+ * "tcp:HOST:PORT" — and, with opts->retry on (the default here), connects
+ * again with backoff (1 ms doubling to 1 s) whenever the stream ends.
+ * Returns at once; requests wait for the connection. Errors: RAVEL_EADDR
+ * (address malformed or too long for a unix socket). */
+RAVEL_EXPORT int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts);
+
+/* Close a handle: pending requests and iterators fail with RAVEL_ECLOSED,
+ * their callbacks run before this returns; streams are closed; LevelDB is
+ * closed. Iterators must still be freed with ravel_iter_free(). NULL ok. */
+RAVEL_EXPORT void ravel_db_close(ravel_db *db);
+
+/* ------------------------------------------------------------------ */
+/* Synchronous operations (blocking; safe from many threads)            */
+/* ------------------------------------------------------------------ */
+
+/* Errors common to all: RAVEL_EINVAL, RAVEL_ECLOSED, RAVEL_ECONNLOST,
+ * RAVEL_EREMOTE, RAVEL_EIO, RAVEL_ECORRUPT; writes also RAVEL_EREADONLY
+ * and RAVEL_EREJECTED. */
+RAVEL_EXPORT int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen);
+/* On success *val is malloc'ed (free with ravel_free); RAVEL_ENOTFOUND if
+ * the key is absent. */
+RAVEL_EXPORT int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen);
+RAVEL_EXPORT int ravel_del(ravel_db *db, const void *key, size_t klen);
+
+/* Look up n keys at once. On success vals[i] is malloc'ed, or NULL where
+ * the key is absent; free each with ravel_free. */
+RAVEL_EXPORT int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
+                   char **vals, size_t *vlens);
+
+/* Batches: an ordered list of puts and deletes, applied atomically. */
+typedef struct ravel_batch ravel_batch;
+RAVEL_EXPORT ravel_batch *ravel_batch_new(void); /* NULL when out of memory */
+RAVEL_EXPORT void ravel_batch_free(ravel_batch *b);
+RAVEL_EXPORT int ravel_batch_put(ravel_batch *b, const void *key, size_t klen, const void *val, size_t vlen);
+RAVEL_EXPORT int ravel_batch_del(ravel_batch *b, const void *key, size_t klen);
+RAVEL_EXPORT void ravel_batch_clear(ravel_batch *b);
+RAVEL_EXPORT size_t ravel_batch_count(const ravel_batch *b);
+/* Read operation i (< count) of a batch, e.g. from a prebatch hook: *is_put
+ * is 1 for a put, 0 for a delete (whose *val is empty). Pointers are valid
+ * while the batch is unchanged. */
+RAVEL_EXPORT int ravel_batch_op(const ravel_batch *b, size_t i, int *is_put, const char **key, size_t *klen,
+                   const char **val, size_t *vlen);
+RAVEL_EXPORT int ravel_write(ravel_db *db, const ravel_batch *b);
+
+/* A key range with options, for iterators and ravel_clear(). Bounds are
+ * optional: set the matching has_* flag. Initialise with
+ * ravel_range_init(): all entries, keys and values, no limit, forward. */
+typedef struct ravel_bound {
+    const void *data;
+    size_t len;
+} ravel_bound;
+
+typedef struct ravel_range {
+    int has_gt, has_gte, has_lt, has_lte;
+    ravel_bound gt, gte, lt, lte;
+    int64_t limit; /* < 0: no limit */
+    int reverse;
+    int keys;   /* iterators: hand out keys (default 1) */
+    int values; /* iterators: hand out values (default 1) */
+} ravel_range;
+
+RAVEL_EXPORT void ravel_range_init(ravel_range *r);
+
+/* Delete every entry in the range (up to its limit, in its direction). */
+RAVEL_EXPORT int ravel_clear(ravel_db *db, const ravel_range *r);
+
+/* ------------------------------------------------------------------ */
+/* Iterators                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct ravel_iter ravel_iter;
+
+/* Open an iterator over `r` (NULL: everything). On a remote handle with
+ * retry on, an iterator survives stream loss: it continues strictly after
+ * the last entry it handed out, with no entry missing and none twice (it
+ * does not read one snapshot across the loss). */
+RAVEL_EXPORT int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out);
+
+/* Next entry: RAVEL_OK with *key and *val pointing at bytes owned by the
+ * iterator, valid until the next call on it; RAVEL_END after the last
+ * entry (or the range's limit). key/val pointers may be NULL when not
+ * wanted; with keys (values) off in the range, *key (*val) is set to NULL
+ * and length 0. */
+RAVEL_EXPORT int ravel_iter_next(ravel_iter *it, const char **key, size_t *klen, const char **val,
+                    size_t *vlen);
+
+/* Move to `target`: the next entry is the first at or after it (at or
+ * before it, for reverse), still inside the range. */
+RAVEL_EXPORT int ravel_iter_seek(ravel_iter *it, const void *target, size_t len);
+
+/* Close and release. NULL ok. */
+RAVEL_EXPORT void ravel_iter_free(ravel_iter *it);
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous operations                                              */
+/* ------------------------------------------------------------------ */
+
+typedef void (*ravel_done_cb)(void *ud, int status);
+typedef void (*ravel_value_cb)(void *ud, int status, const char *val, size_t vlen);
+/* vals[i] is NULL for a missing key. */
+typedef void (*ravel_values_cb)(void *ud, int status, size_t n, const char *const *vals,
+                                const size_t *vlens);
+typedef void (*ravel_entry_cb)(void *ud, int status, const char *key, size_t klen,
+                               const char *val, size_t vlen);
+
+RAVEL_EXPORT int ravel_put_async(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen,
+                    ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb cb, void *ud);
+RAVEL_EXPORT int ravel_del_async(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_write_async(ravel_db *db, const ravel_batch *b, ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
+                         ravel_values_cb cb, void *ud);
+/* Next entry of an iterator, delivered to cb (status RAVEL_OK, RAVEL_END or
+ * an error). At most one next may be outstanding per iterator
+ * (RAVEL_EINVAL otherwise). */
+RAVEL_EXPORT int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud);
+
+/* ------------------------------------------------------------------ */
+/* Host: serve a database to guests                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct ravel_host ravel_host;
+
+/* Hooks run on a host worker thread before a write; return NULL to allow
+ * it, or a message to reject it (nothing is written; the guest gets
+ * LEVEL_REJECTED, i.e. RAVEL_EREJECTED for a ravel guest). The returned
+ * string must stay valid (e.g. a literal). */
+typedef const char *(*ravel_preput_fn)(void *ud, const char *key, size_t klen,
+                                       const char *val, size_t vlen);
+typedef const char *(*ravel_predel_fn)(void *ud, const char *key, size_t klen);
+typedef const char *(*ravel_prebatch_fn)(void *ud, const ravel_batch *b);
+
+typedef struct ravel_host_options {
+    int readonly;              /* refuse every write with LEVEL_READONLY */
+    ravel_preput_fn preput;
+    ravel_predel_fn predel;
+    ravel_prebatch_fn prebatch;
+    void *hook_ud;
+    size_t max_frame;          /* default 64 MiB */
+    int verbose;               /* log connections and errors to stderr */
+} ravel_host_options;
+
+RAVEL_EXPORT void ravel_host_options_init(ravel_host_options *opts);
+
+/* Serve `db` (any handle; usually a local one). The host runs its own I/O
+ * thread; requests run on worker threads, in order per connection, so a
+ * slow call on one connection does not stall the others. The host does not
+ * own db: close the host before the db. */
+RAVEL_EXPORT int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts);
+
+/* Serve one connected stream (socket or pipe pair). The host owns the fds. */
+RAVEL_EXPORT int ravel_host_attach_fd(ravel_host *h, int read_fd, int write_fd);
+
+/* Listen on "unix:PATH" (owner-only permissions; a stale socket file is
+ * replaced) or "tcp:HOST:PORT" (PORT 0 picks one; see ravel_host_port).
+ * May be called more than once. Errors: RAVEL_EADDR, RAVEL_EIO. */
+RAVEL_EXPORT int ravel_host_listen(ravel_host *h, const char *address);
+
+/* The TCP port of the most recent tcp listener (0 if none). */
+RAVEL_EXPORT int ravel_host_port(ravel_host *h);
+
+/* Number of open connections (diagnostics and tests). */
+RAVEL_EXPORT int ravel_host_connections(ravel_host *h);
+
+/* Stop listening, answer requests already running, close every
+ * connection and remove unix socket files. NULL ok. */
+RAVEL_EXPORT void ravel_host_free(ravel_host *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAVEL_H */

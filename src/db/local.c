@@ -1,0 +1,392 @@
+/* A local handle: LevelDB in this process, operations on the caller's
+ * thread. */
+#include <errno.h>
+#include <leveldb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db.h"
+#include "error.h"
+
+typedef struct local_db {
+    ravel_db base;
+    leveldb_t *db;
+    leveldb_options_t *options;
+    leveldb_cache_t *cache;
+    leveldb_readoptions_t *ropts;
+    leveldb_writeoptions_t *wopts;
+} local_db;
+
+typedef struct local_iter {
+    ravel_iter base;
+    leveldb_iterator_t *it;
+    leveldb_readoptions_t *ropts;
+    const leveldb_snapshot_t *snap;
+    local_db *db;
+    rv_range_copy range;
+    uint64_t count;   /* entries handed out, against the limit */
+    int pending;      /* the current position has not been handed out */
+    int from_start;   /* positioned at the range's start: skip keys before it */
+} local_iter;
+
+static int lput(ravel_db *d, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    local_db *l = (local_db *)d;
+    char *err = NULL;
+    leveldb_put(l->db, l->wopts, key, klen, val, vlen, &err);
+    return err ? rv_err_leveldb(err) : RAVEL_OK;
+}
+
+static int lget(ravel_db *d, const void *key, size_t klen, char **val, size_t *vlen)
+{
+    local_db *l = (local_db *)d;
+    char *err = NULL;
+    /* leveldb_get answers NULL both for "not found" and for errors; only
+     * errptr tells them apart. */
+    *val = leveldb_get(l->db, l->ropts, key, klen, vlen, &err);
+    if (err)
+        return rv_err_leveldb(err);
+    if (!*val)
+        return rv_err(RAVEL_ENOTFOUND, "key not found");
+    return RAVEL_OK;
+}
+
+static int ldel(ravel_db *d, const void *key, size_t klen)
+{
+    local_db *l = (local_db *)d;
+    char *err = NULL;
+    leveldb_delete(l->db, l->wopts, key, klen, &err);
+    return err ? rv_err_leveldb(err) : RAVEL_OK;
+}
+
+static int lget_many(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
+                     char **vals, size_t *vlens)
+{
+    local_db *l = (local_db *)d;
+    /* One snapshot, so the answers are consistent with each other. */
+    const leveldb_snapshot_t *snap = leveldb_create_snapshot(l->db);
+    leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    leveldb_readoptions_set_snapshot(ro, snap);
+    int rc = RAVEL_OK;
+    for (size_t i = 0; i < n; i++) {
+        char *err = NULL;
+        vals[i] = leveldb_get(l->db, ro, keys[i], klens[i], &vlens[i], &err);
+        if (err) {
+            rc = rv_err_leveldb(err);
+            for (size_t j = 0; j <= i; j++) {
+                free(vals[j]);
+                vals[j] = NULL;
+            }
+            break;
+        }
+    }
+    leveldb_readoptions_destroy(ro);
+    leveldb_release_snapshot(l->db, snap);
+    return rc;
+}
+
+static int lwrite(ravel_db *d, const ravel_batch *b)
+{
+    local_db *l = (local_db *)d;
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    for (size_t i = 0; i < b->count; i++) {
+        int type;
+        const char *k, *v;
+        size_t kl, vl;
+        rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
+        if (type == RV_OP_PUT)
+            leveldb_writebatch_put(wb, k, kl, v, vl);
+        else
+            leveldb_writebatch_delete(wb, k, kl);
+    }
+    char *err = NULL;
+    leveldb_write(l->db, l->wopts, wb, &err);
+    leveldb_writebatch_destroy(wb);
+    return err ? rv_err_leveldb(err) : RAVEL_OK;
+}
+
+static const rv_iter_ops local_iter_ops;
+
+static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
+{
+    local_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = rv_range_copy_init(&it->range, r);
+    if (rc) {
+        free(it);
+        return rc;
+    }
+    it->base.ops = &local_iter_ops;
+    it->db = l;
+    /* An explicit snapshot: the iterator reads the database as it was when
+     * it was opened, even across seeks. */
+    it->snap = leveldb_create_snapshot(l->db);
+    it->ropts = leveldb_readoptions_create();
+    leveldb_readoptions_set_snapshot(it->ropts, it->snap);
+    leveldb_readoptions_set_fill_cache(it->ropts, 1);
+    it->it = leveldb_create_iterator(l->db, it->ropts);
+    it->pending = 0;
+    it->from_start = 1;
+    /* Position at the start of the range, in its direction. */
+    const ravel_range *rg = &it->range.r;
+    leveldb_iterator_t *li = it->it;
+    if (!rg->reverse) {
+        if (rg->has_gte)
+            leveldb_iter_seek(li, rg->gte.data, rg->gte.len);
+        else if (rg->has_gt)
+            leveldb_iter_seek(li, rg->gt.data, rg->gt.len);
+        else
+            leveldb_iter_seek_to_first(li);
+    } else {
+        const ravel_bound *hi = rg->has_lte ? &rg->lte : rg->has_lt ? &rg->lt : NULL;
+        if (hi) {
+            leveldb_iter_seek(li, hi->data, hi->len);
+            if (!leveldb_iter_valid(li))
+                leveldb_iter_seek_to_last(li);
+        } else {
+            leveldb_iter_seek_to_last(li);
+        }
+    }
+    it->pending = 1;
+    *out = it;
+    return RAVEL_OK;
+}
+
+static int liter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
+{
+    local_iter *it;
+    int rc = liter_open((local_db *)d, r, &it);
+    if (rc == RAVEL_OK)
+        *out = &it->base;
+    return rc;
+}
+
+static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char **val, size_t *vlen)
+{
+    local_iter *it = (local_iter *)i;
+    const ravel_range *r = &it->range.r;
+    leveldb_iterator_t *li = it->it;
+    if (r->limit >= 0 && it->count >= (uint64_t)r->limit)
+        return RAVEL_END;
+    for (;;) {
+        if (!it->pending) {
+            if (!leveldb_iter_valid(li))
+                return RAVEL_END;
+            if (r->reverse)
+                leveldb_iter_prev(li);
+            else
+                leveldb_iter_next(li);
+        }
+        it->pending = 0;
+        if (!leveldb_iter_valid(li)) {
+            char *err = NULL;
+            leveldb_iter_get_error(li, &err);
+            return err ? rv_err_leveldb(err) : RAVEL_END;
+        }
+        size_t kl;
+        const char *k = leveldb_iter_key(li, &kl);
+        int side = rv_range_side(r, k, kl);
+        if (side != 0) {
+            /* Keys before the range's start are passed over only while
+             * moving to that start; past its end, iteration is over. */
+            int before_start = r->reverse ? side > 0 : side < 0;
+            if (it->from_start && before_start)
+                continue;
+            return RAVEL_END;
+        }
+        it->from_start = 0;
+        it->count++;
+        *key = r->keys ? k : NULL;
+        *klen = r->keys ? kl : 0;
+        if (r->values) {
+            *val = leveldb_iter_value(li, vlen);
+        } else {
+            *val = NULL;
+            *vlen = 0;
+        }
+        return RAVEL_OK;
+    }
+}
+
+static int liter_seek(ravel_iter *i, const void *target, size_t len)
+{
+    local_iter *it = (local_iter *)i;
+    leveldb_iterator_t *li = it->it;
+    leveldb_iter_seek(li, target, len);
+    if (it->range.r.reverse) {
+        /* LevelDB seeks to the first key >= target; reverse wants the last
+         * key <= target. */
+        if (!leveldb_iter_valid(li)) {
+            leveldb_iter_seek_to_last(li);
+        } else {
+            size_t kl;
+            const char *k = leveldb_iter_key(li, &kl);
+            if (rv_keycmp(k, kl, target, len) > 0)
+                leveldb_iter_prev(li);
+        }
+    }
+    it->pending = 1;
+    it->from_start = 0;
+    return RAVEL_OK;
+}
+
+static void liter_free(ravel_iter *i)
+{
+    local_iter *it = (local_iter *)i;
+    leveldb_iter_destroy(it->it);
+    leveldb_readoptions_destroy(it->ropts);
+    leveldb_release_snapshot(it->db->db, it->snap);
+    rv_range_copy_free(&it->range);
+    free(it);
+}
+
+static const rv_iter_ops local_iter_ops = {
+    .next = liter_next,
+    .seek = liter_seek,
+    .free = liter_free,
+};
+
+static int lclear(ravel_db *d, const ravel_range *r)
+{
+    local_db *l = (local_db *)d;
+    ravel_range keys_only = *r;
+    keys_only.keys = 1;
+    keys_only.values = 0;
+    local_iter *it;
+    int rc = liter_open(l, &keys_only, &it);
+    if (rc)
+        return rc;
+    /* Delete in chunks so a huge clear does not build one huge batch. */
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    size_t n = 0;
+    for (;;) {
+        const char *k, *v;
+        size_t kl, vl;
+        rc = liter_next(&it->base, &k, &kl, &v, &vl);
+        if (rc == RAVEL_OK) {
+            leveldb_writebatch_delete(wb, k, kl);
+            n++;
+        }
+        if ((rc != RAVEL_OK && n) || n == 1000) {
+            char *err = NULL;
+            leveldb_write(l->db, l->wopts, wb, &err);
+            leveldb_writebatch_clear(wb);
+            n = 0;
+            if (err) {
+                rc = rv_err_leveldb(err);
+                break;
+            }
+        }
+        if (rc != RAVEL_OK)
+            break;
+    }
+    leveldb_writebatch_destroy(wb);
+    liter_free(&it->base);
+    return rc == RAVEL_END ? RAVEL_OK : rc;
+}
+
+static void lclose(ravel_db *d)
+{
+    local_db *l = (local_db *)d;
+    leveldb_close(l->db);
+    leveldb_options_destroy(l->options);
+    if (l->cache)
+        leveldb_cache_destroy(l->cache);
+    leveldb_readoptions_destroy(l->ropts);
+    leveldb_writeoptions_destroy(l->wopts);
+    free(l);
+}
+
+static const rv_db_ops local_ops = {
+    .put = lput,
+    .get = lget,
+    .del = ldel,
+    .get_many = lget_many,
+    .write = lwrite,
+    .clear = lclear,
+    .iter_new = liter_new,
+    .close = lclose,
+};
+
+/* LevelDB's open errors name a file deep inside the directory; say what a
+ * person needs to know about the directory itself. */
+static int open_error(const char *dir, int create, char *err)
+{
+    struct stat st;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else if (slash)
+        parent[1] = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    if (stat(dir, &st) != 0 && errno == ENOENT && create && stat(parent, &st) != 0) {
+        free(err);
+        return rv_err(RAVEL_EIO, "cannot create database %s: parent directory %s does not exist",
+                      dir, parent);
+    }
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        free(err);
+        return rv_err(RAVEL_EIO, "cannot open database %s: it is not a directory", dir);
+    }
+    if (!create && strstr(err, "does not exist (create_if_missing is false)")) {
+        free(err);
+        return rv_err(RAVEL_EIO, "no LevelDB database at %s (and creating one was not asked for)",
+                      dir);
+    }
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", err);
+    int code = rv_err_leveldb(err);
+    if (code == RAVEL_ELOCKED)
+        return rv_err(code, "database %s is locked by another process or handle (%s)", dir, msg);
+    if (strstr(msg, "Permission denied"))
+        return rv_err(RAVEL_EIO, "cannot open database %s: permission denied (%s)", dir, msg);
+    return rv_err(code, "cannot open database %s: %s", dir, msg);
+}
+
+int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
+{
+    if (!out || !dir)
+        return rv_err(RAVEL_EINVAL, "result pointer or directory is NULL");
+    *out = NULL;
+    ravel_options defaults;
+    if (!opts) {
+        ravel_options_init(&defaults);
+        opts = &defaults;
+    }
+    local_db *l = calloc(1, sizeof *l);
+    if (!l)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    l->base.ops = &local_ops;
+    l->options = leveldb_options_create();
+    leveldb_options_set_create_if_missing(l->options, opts->create_if_missing);
+    leveldb_options_set_error_if_exists(l->options, opts->error_if_exists);
+    if (opts->cache_size) {
+        l->cache = leveldb_cache_create_lru(opts->cache_size);
+        leveldb_options_set_cache(l->options, l->cache);
+    }
+    if (opts->write_buffer_size)
+        leveldb_options_set_write_buffer_size(l->options, opts->write_buffer_size);
+    l->ropts = leveldb_readoptions_create();
+    l->wopts = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(l->wopts, opts->sync);
+    char *err = NULL;
+    l->db = leveldb_open(l->options, dir, &err);
+    if (err) {
+        int rc = open_error(dir, opts->create_if_missing, err);
+        leveldb_options_destroy(l->options);
+        if (l->cache)
+            leveldb_cache_destroy(l->cache);
+        leveldb_readoptions_destroy(l->ropts);
+        leveldb_writeoptions_destroy(l->wopts);
+        free(l);
+        return rc;
+    }
+    *out = &l->base;
+    return RAVEL_OK;
+}

@@ -1,0 +1,441 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+struct rv_gqueue_node {
+    Ravelwire__IteratorData *msg;
+    size_t next; /* index of the next item to hand out */
+    rv_gqueue_node *next_node;
+};
+
+void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame)
+{
+    memset(s, 0, sizeof *s);
+    s->retry = retry;
+    s->state = RV_STREAM_NEVER;
+    rv_decoder_init(&s->dec, max_frame);
+}
+
+void rv_gsession_free(rv_gsession *s)
+{
+    rv_idmap_free(&s->reqs);
+    rv_idmap_free(&s->iters);
+    rv_decoder_free(&s->dec);
+    rv_buf_free(&s->out);
+}
+
+static uint32_t new_id(rv_gsession *s, const rv_idmap *m)
+{
+    /* Ids only grow (wrapping past 2^32), so a late reply for a finished
+     * request or closed iterator cannot be mistaken for a newer one. */
+    do {
+        if (++s->next_id == 0)
+            s->next_id = 1;
+    } while (rv_idmap_get(m, s->next_id));
+    return s->next_id;
+}
+
+static void complete(rv_gsession *s, rv_greq *r, int status, ProtobufCMessage *reply)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->pending_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        s->pending_tail = r->prev;
+    r->status = status;
+    r->reply = reply;
+    r->done_next = s->done;
+    s->done = r;
+}
+
+int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
+                       uint32_t *id_field)
+{
+    if (s->closed)
+        return rv_err(RAVEL_ECLOSED, "the handle is closed");
+    if (s->state == RV_STREAM_LOST && !s->retry)
+        return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    r->id = *id_field = new_id(s, &s->reqs);
+    r->frame.len = 0;
+    r->reply = NULL;
+    if (rv_encode(&r->frame, tag, msg) || rv_idmap_put(&s->reqs, r->id, r)) {
+        rv_buf_free(&r->frame);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    r->prev = s->pending_tail;
+    r->next = NULL;
+    if (s->pending_tail)
+        s->pending_tail->next = r;
+    else
+        s->pending_head = r;
+    s->pending_tail = r;
+    if (s->state == RV_STREAM_UP && rv_buf_append(&s->out, r->frame.data, r->frame.len)) {
+        rv_idmap_del(&s->reqs, r->id);
+        complete(s, r, RAVEL_ENOMEM, NULL);
+        s->done = r->done_next;
+        rv_buf_free(&r->frame);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    return RAVEL_OK;
+}
+
+/* ---- iterators ---- */
+
+static void notify(rv_gsession *s, rv_giter *it)
+{
+    if (it->notified)
+        return;
+    it->notified = 1;
+    it->notify_next = s->notify;
+    s->notify = it;
+}
+
+static void drop_queue(rv_giter *it)
+{
+    while (it->head) {
+        rv_gqueue_node *n = it->head;
+        it->head = n->next_node;
+        ravelwire__iterator_data__free_unpacked(n->msg, NULL);
+        free(n);
+    }
+    it->tail = NULL;
+}
+
+#define SET_BOUND(o, r, name)                              \
+    do {                                                   \
+        if ((r)->has_##name) {                             \
+            (o)->has_##name = 1;                           \
+            (o)->name.data = (uint8_t *)(r)->name.data;    \
+            (o)->name.len = (r)->name.len;                 \
+        }                                                  \
+    } while (0)
+
+/* The Iterator message that opens it, or resumes it on a new stream. */
+static int send_open(rv_gsession *s, rv_giter *it)
+{
+    const ravel_range *r = &it->range.r;
+    Ravelwire__Iterator__Options o = RAVELWIRE__ITERATOR__OPTIONS__INIT;
+    o.has_keys = o.has_values = o.has_limit = o.has_reverse = 1;
+    o.keys = it->wire_keys;
+    o.values = it->wire_values;
+    SET_BOUND(&o, r, gt);
+    SET_BOUND(&o, r, gte);
+    SET_BOUND(&o, r, lt);
+    SET_BOUND(&o, r, lte);
+    o.limit = r->limit < 0 || r->limit > INT32_MAX ? -1 : (int32_t)r->limit;
+    o.reverse = r->reverse != 0;
+    Ravelwire__Iterator m = RAVELWIRE__ITERATOR__INIT;
+    m.id = it->id;
+    m.seq = it->seq;
+    m.options = &o;
+    m.consumed = it->consumed;
+    if (it->has_seek) {
+        m.has_seek = 1;
+        m.seek.data = (uint8_t *)it->seek.data;
+        m.seek.len = it->seek.len;
+    } else if (it->has_bookmark) {
+        m.has_bookmark = 1;
+        m.bookmark.data = (uint8_t *)it->bookmark.data;
+        m.bookmark.len = it->bookmark.len;
+    }
+    return rv_encode(&s->out, RV_IN_ITERATOR, &m.base);
+}
+
+int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
+{
+    if (s->closed)
+        return rv_err(RAVEL_ECLOSED, "the handle is closed");
+    if (s->state == RV_STREAM_LOST && !s->retry)
+        return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    int rc = rv_range_copy_init(&it->range, r);
+    if (rc)
+        return rc;
+    it->user_keys = r->keys != 0;
+    it->user_values = r->values != 0;
+    /* With retry the host must send keys: they are the resume bookmarks. */
+    it->wire_keys = it->user_keys || s->retry;
+    it->wire_values = it->user_values;
+    it->id = new_id(s, &s->iters);
+    if (rv_idmap_put(&s->iters, it->id, it)) {
+        rv_range_copy_free(&it->range);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    it->next = s->iter_head;
+    if (s->iter_head)
+        s->iter_head->prev = it;
+    s->iter_head = it;
+    if (s->state == RV_STREAM_UP && send_open(s, it)) {
+        rv_giter_close(s, it);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    return RAVEL_OK;
+}
+
+static int limit_reached(const rv_giter *it)
+{
+    return it->range.r.limit >= 0 && it->consumed >= (uint64_t)it->range.r.limit;
+}
+
+/* Pop the head message once all of it is handed out, and acknowledge it,
+ * which lets the host read further ahead. */
+static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
+{
+    rv_gqueue_node *n = it->head;
+    if (n->next + per <= n->msg->n_data)
+        return RAVEL_OK;
+    it->head = n->next_node;
+    if (!it->head)
+        it->tail = NULL;
+    ravelwire__iterator_data__free_unpacked(n->msg, NULL);
+    free(n);
+    if (s->state != RV_STREAM_UP || limit_reached(it))
+        return RAVEL_OK;
+    Ravelwire__IteratorAck ack = RAVELWIRE__ITERATOR_ACK__INIT;
+    ack.id = it->id;
+    ack.seq = it->seq;
+    ack.consumed = it->consumed;
+    if (rv_encode(&s->out, RV_IN_ITER_ACK, &ack.base))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    return RAVEL_OK;
+}
+
+int rv_giter_take(rv_gsession *s, rv_giter *it)
+{
+    size_t per = it->wire_keys && it->wire_values ? 2 : 1;
+    for (;;) {
+        if (limit_reached(it))
+            return RAVEL_END;
+        if (it->error)
+            return it->error;
+        rv_gqueue_node *n = it->head;
+        if (!n)
+            return it->ended ? RAVEL_END : RV_WAIT;
+        Ravelwire__IteratorData *m = n->msg;
+        if (n->next + per > m->n_data) {
+            /* An empty message (or a stray half entry): skip it. */
+            int rc = pop_drained(s, it, per);
+            if (rc)
+                return rc;
+            continue;
+        }
+        const ProtobufCBinaryData *k = it->wire_keys ? &m->data[n->next] : NULL;
+        const ProtobufCBinaryData *v = it->wire_values ? &m->data[n->next + per - 1] : NULL;
+        n->next += per;
+        it->cur_key.len = it->cur_val.len = 0;
+        if ((k && rv_buf_append(&it->cur_key, k->data, k->len)) ||
+            (v && rv_buf_append(&it->cur_val, v->data, v->len)))
+            return rv_err(RAVEL_ENOMEM, "out of memory");
+        if (k && s->retry) {
+            if (rv_buf_set(&it->bookmark, k->data, k->len))
+                return rv_err(RAVEL_ENOMEM, "out of memory");
+            it->has_bookmark = 1;
+        }
+        /* Once a seek's first result is handed out, a resume continues from
+         * the bookmark, not the seek target. */
+        it->has_seek = 0;
+        it->consumed++;
+        int rc = pop_drained(s, it, per);
+        return rc ? rc : RAVEL_OK;
+    }
+}
+
+int rv_giter_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len)
+{
+    if (it->error)
+        return it->error;
+    drop_queue(it);
+    it->ended = 0;
+    it->seq++; /* replies to the old position are now stale */
+    if (rv_buf_set(&it->seek, target, len))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    it->has_seek = 1;
+    it->has_bookmark = 0;
+    if (s->state != RV_STREAM_UP)
+        return RAVEL_OK; /* sent with the Iterator message on the next stream */
+    Ravelwire__IteratorSeek m = RAVELWIRE__ITERATOR_SEEK__INIT;
+    m.id = it->id;
+    m.seq = it->seq;
+    m.target.data = (uint8_t *)target;
+    m.target.len = len;
+    if (rv_encode(&s->out, RV_IN_ITER_SEEK, &m.base))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    return RAVEL_OK;
+}
+
+void rv_giter_close(rv_gsession *s, rv_giter *it)
+{
+    if (rv_idmap_get(&s->iters, it->id) == it) {
+        rv_idmap_del(&s->iters, it->id);
+        if (it->prev)
+            it->prev->next = it->next;
+        else
+            s->iter_head = it->next;
+        if (it->next)
+            it->next->prev = it->prev;
+        if (s->state == RV_STREAM_UP) {
+            Ravelwire__IteratorClose m = RAVELWIRE__ITERATOR_CLOSE__INIT;
+            m.id = it->id;
+            rv_encode(&s->out, RV_IN_ITER_CLOSE, &m.base);
+        }
+    }
+    if (it->notified) {
+        rv_giter **pp = &s->notify;
+        while (*pp && *pp != it)
+            pp = &(*pp)->notify_next;
+        if (*pp)
+            *pp = it->notify_next;
+        it->notified = 0;
+    }
+    rv_giter_release(it);
+}
+
+void rv_giter_release(rv_giter *it)
+{
+    drop_queue(it);
+    rv_range_copy_free(&it->range);
+    rv_buf_free(&it->bookmark);
+    rv_buf_free(&it->seek);
+    rv_buf_free(&it->cur_key);
+    rv_buf_free(&it->cur_val);
+}
+
+/* ---- replies ---- */
+
+static int on_frame(void *ud, const uint8_t *payload, size_t len)
+{
+    rv_gsession *s = ud;
+    int rc;
+    ProtobufCMessage *msg = rv_unpack_out(payload, len, &rc);
+    if (!msg)
+        return rc;
+    int keep = 0;
+    switch (payload[0]) {
+    case RV_OUT_CALLBACK: {
+        Ravelwire__Callback *m = (Ravelwire__Callback *)msg;
+        rv_greq *r = rv_idmap_del(&s->reqs, m->id);
+        if (r) {
+            complete(s, r, m->error ? rv_code_from_wire(m->error) : RAVEL_OK, msg);
+            keep = 1;
+        }
+        break;
+    }
+    case RV_OUT_GET_MANY_CB: {
+        Ravelwire__GetManyCallback *m = (Ravelwire__GetManyCallback *)msg;
+        rv_greq *r = rv_idmap_del(&s->reqs, m->id);
+        if (r) {
+            complete(s, r, m->error ? rv_code_from_wire(m->error) : RAVEL_OK, msg);
+            keep = 1;
+        }
+        break;
+    }
+    case RV_OUT_ITER_DATA: {
+        Ravelwire__IteratorData *m = (Ravelwire__IteratorData *)msg;
+        rv_giter *it = rv_idmap_get(&s->iters, m->id);
+        if (!it || it->seq != m->seq || it->error)
+            break; /* closed, or from before a seek: stale */
+        rv_gqueue_node *n = calloc(1, sizeof *n);
+        if (!n) {
+            rc = RAVEL_ENOMEM;
+            break;
+        }
+        n->msg = m;
+        if (it->tail)
+            it->tail->next_node = n;
+        else
+            it->head = n;
+        it->tail = n;
+        keep = 1;
+        notify(s, it);
+        break;
+    }
+    case RV_OUT_ITER_END: {
+        Ravelwire__IteratorEnd *m = (Ravelwire__IteratorEnd *)msg;
+        rv_giter *it = rv_idmap_get(&s->iters, m->id);
+        if (it && it->seq == m->seq) {
+            it->ended = 1;
+            notify(s, it);
+        }
+        break;
+    }
+    case RV_OUT_ITER_ERROR: {
+        Ravelwire__IteratorError *m = (Ravelwire__IteratorError *)msg;
+        rv_giter *it = rv_idmap_get(&s->iters, m->id);
+        if (it && it->seq == m->seq && !it->error) {
+            it->error = rv_code_from_wire(m->error);
+            notify(s, it);
+        }
+        break;
+    }
+    }
+    if (!keep)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    return rc;
+}
+
+int rv_gsession_feed(rv_gsession *s, const uint8_t *p, size_t n)
+{
+    return rv_decoder_feed(&s->dec, p, n, on_frame, s);
+}
+
+int rv_gsession_connected(rv_gsession *s)
+{
+    s->state = RV_STREAM_UP;
+    s->out.len = 0;
+    rv_decoder_reset(&s->dec);
+    int oom = 0;
+    for (rv_greq *r = s->pending_head; r; r = r->next)
+        oom |= rv_buf_append(&s->out, r->frame.data, r->frame.len);
+    for (rv_giter *it = s->iter_head; it; it = it->next) {
+        if (it->error)
+            continue;
+        /* Entries received but not handed out are dropped: the host resumes
+         * strictly after the last one handed out. */
+        drop_queue(it);
+        it->ended = 0;
+        oom |= send_open(s, it);
+    }
+    return oom ? RAVEL_ENOMEM : RAVEL_OK;
+}
+
+static void fail_all(rv_gsession *s, int status)
+{
+    while (s->pending_head) {
+        rv_greq *r = s->pending_head;
+        rv_idmap_del(&s->reqs, r->id);
+        complete(s, r, status, NULL);
+    }
+    for (rv_giter *it = s->iter_head; it; it = it->next) {
+        if (!it->error) {
+            it->error = status;
+            notify(s, it);
+        }
+    }
+}
+
+void rv_gsession_lost(rv_gsession *s)
+{
+    s->state = RV_STREAM_LOST;
+    s->out.len = 0;
+    rv_decoder_reset(&s->dec);
+    if (!s->retry) {
+        fail_all(s, RAVEL_ECONNLOST);
+        return;
+    }
+    for (rv_giter *it = s->iter_head; it; it = it->next) {
+        drop_queue(it);
+        it->ended = 0;
+    }
+}
+
+void rv_gsession_close(rv_gsession *s)
+{
+    s->closed = 1;
+    s->out.len = 0;
+    fail_all(s, RAVEL_ECLOSED);
+}

@@ -1,0 +1,98 @@
+/* The guest side of the protocol, sans-IO: requests and iterators go in,
+ * request bytes collect in `out`, reply bytes are fed back, and finished
+ * requests and iterators with news come out on lists. No locks, no fds:
+ * the transport (remote.c) serialises calls and moves the bytes. */
+#ifndef RAVEL_GUEST_SESSION_H
+#define RAVEL_GUEST_SESSION_H
+
+#include "ravel.h"
+#include "db/db.h"
+#include "util/buf.h"
+#include "util/idmap.h"
+#include "wire/codec.h"
+
+/* A pending request. The transport embeds it and fills the callback part. */
+typedef struct rv_greq {
+    uint32_t id;
+    rv_buf frame;                 /* the encoded request, re-sent on retry */
+    int status;                   /* set on completion */
+    ProtobufCMessage *reply;      /* set on completion (may be NULL) */
+    struct rv_greq *prev, *next;  /* pending list, in submission order */
+    struct rv_greq *done_next;    /* completion list */
+} rv_greq;
+
+typedef struct rv_gqueue_node rv_gqueue_node;
+
+/* An open iterator. The transport embeds it. */
+typedef struct rv_giter {
+    uint32_t id, seq;
+    rv_range_copy range;
+    int user_keys, user_values;   /* what the caller wants handed out */
+    int wire_keys, wire_values;   /* what the host is asked to send */
+    uint64_t consumed;            /* entries handed to the caller */
+    rv_buf bookmark;              /* last key handed out (retry) */
+    int has_bookmark;
+    rv_buf seek;                  /* a seek whose result is not consumed yet */
+    int has_seek;
+    rv_gqueue_node *head, *tail;  /* received IteratorData, oldest first */
+    int ended;                    /* IteratorEnd seen for this seq */
+    int error;                    /* final error status, 0 if none */
+    rv_buf cur_key, cur_val;      /* the entry handed out last */
+    int notified;                 /* on the notify list */
+    struct rv_giter *prev, *next; /* open list */
+    struct rv_giter *notify_next;
+} rv_giter;
+
+enum { RV_STREAM_NEVER, RV_STREAM_UP, RV_STREAM_LOST };
+
+typedef struct rv_gsession {
+    int retry;
+    int state;            /* RV_STREAM_* */
+    int closed;
+    uint32_t next_id;
+    rv_decoder dec;
+    rv_buf out;           /* request bytes waiting to be written */
+    rv_idmap reqs;        /* id -> rv_greq */
+    rv_idmap iters;       /* id -> rv_giter */
+    rv_greq *pending_head, *pending_tail;
+    rv_giter *iter_head;
+    rv_greq *done;        /* completed, for the transport to deliver */
+    rv_giter *notify;     /* iterators with news */
+} rv_gsession;
+
+#define RV_WAIT (-1) /* rv_giter_take: nothing to hand out yet */
+
+void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame);
+void rv_gsession_free(rv_gsession *s);
+
+/* Queue a request whose message is `msg` (its id field is set here).
+ * RAVEL_OK, RAVEL_ECONNLOST (stream lost, retry off), RAVEL_ECLOSED,
+ * RAVEL_ENOMEM. The id is written through id_field before encoding. */
+int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
+                       uint32_t *id_field);
+
+/* Reply bytes from the host. Completions go to s->done, iterator news to
+ * s->notify. Returns 0 or an error after which the stream must be dropped
+ * (then call rv_gsession_lost). */
+int rv_gsession_feed(rv_gsession *s, const uint8_t *p, size_t n);
+
+/* A stream is attached: everything pending is (re)sent. RAVEL_ENOMEM if
+ * that could not be queued (drop the stream and try again later). */
+int rv_gsession_connected(rv_gsession *s);
+/* The stream ended. With retry, pending work waits for the next stream;
+ * without, it fails with RAVEL_ECONNLOST. */
+void rv_gsession_lost(rv_gsession *s);
+/* Fail everything with RAVEL_ECLOSED. */
+void rv_gsession_close(rv_gsession *s);
+
+int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r);
+/* Hand out the next entry: RAVEL_OK (it->cur_key/cur_val hold it), RAVEL_END,
+ * an error, or RV_WAIT. */
+int rv_giter_take(rv_gsession *s, rv_giter *it);
+int rv_giter_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len);
+/* Forget the iterator (tells the host) and free what the session holds. */
+void rv_giter_close(rv_gsession *s, rv_giter *it);
+/* Free what an iterator holds, when its session is already gone. */
+void rv_giter_release(rv_giter *it);
+
+#endif

@@ -1,0 +1,425 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db.h"
+#include "error.h"
+
+typedef struct hiter {
+    uint32_t id, seq;
+    ravel_iter *it;
+    int keys, values;   /* what the guest wants on the wire */
+    int64_t limit;      /* < 0: none */
+    uint64_t consumed;  /* as acknowledged by the guest */
+    uint64_t sent;      /* entries sent, counted against the limit */
+    int pending_acks;   /* IteratorData messages not yet acknowledged */
+    int ended;          /* IteratorEnd or IteratorError sent */
+    int has_skip;       /* resuming: drop the first entry if it is `skip` */
+    rv_buf skip;
+} hiter;
+
+void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts)
+{
+    memset(s, 0, sizeof *s);
+    s->db = db;
+    s->opts = opts;
+    rv_decoder_init(&s->dec, opts->max_frame);
+}
+
+static void hiter_free(hiter *h)
+{
+    ravel_iter_free(h->it);
+    rv_buf_free(&h->skip);
+    free(h);
+}
+
+void rv_hsession_free(rv_hsession *s)
+{
+    for (size_t i = 0; i < s->iters.cap; i++)
+        if (s->iters.vals[i])
+            hiter_free(s->iters.vals[i]);
+    rv_idmap_free(&s->iters);
+    rv_decoder_free(&s->dec);
+    rv_buf_free(&s->out);
+    rv_buf_free(&s->scratch);
+    free(s->offs);
+    free(s->items);
+}
+
+static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error, const char *val,
+                    size_t vlen)
+{
+    Ravelwire__Callback m = RAVELWIRE__CALLBACK__INIT;
+    m.id = id;
+    if (wire_error)
+        m.error = (char *)wire_error;
+    else if (rc != RAVEL_OK)
+        m.error = (char *)rv_wire_error(rc);
+    if (val) {
+        m.has_value = 1;
+        m.value.data = (uint8_t *)val;
+        m.value.len = vlen;
+    }
+    return rv_encode(&s->out, RV_OUT_CALLBACK, &m.base);
+}
+
+static int on_get(rv_hsession *s, Ravelwire__Get *m)
+{
+    char *val = NULL;
+    size_t vlen = 0;
+    int rc = ravel_get(s->db, m->key.data, m->key.len, &val, &vlen);
+    int erc = callback(s, m->id, rc, NULL, rc == RAVEL_OK ? (val ? val : "") : NULL, vlen);
+    free(val);
+    return erc;
+}
+
+static int on_put(rv_hsession *s, Ravelwire__Put *m)
+{
+    if (s->opts->readonly)
+        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+    if (!m->has_value)
+        return callback(s, m->id, 0, "LEVEL_INVALID_VALUE", NULL, 0);
+    if (s->opts->preput &&
+        s->opts->preput(s->opts->hook_ud, (const char *)m->key.data, m->key.len,
+                        (const char *)m->value.data, m->value.len))
+        return callback(s, m->id, RAVEL_EREJECTED, NULL, NULL, 0);
+    int rc = ravel_put(s->db, m->key.data, m->key.len, m->value.data, m->value.len);
+    return callback(s, m->id, rc, NULL, NULL, 0);
+}
+
+static int on_del(rv_hsession *s, Ravelwire__Delete *m)
+{
+    if (s->opts->readonly)
+        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+    if (s->opts->predel && s->opts->predel(s->opts->hook_ud, (const char *)m->key.data, m->key.len))
+        return callback(s, m->id, RAVEL_EREJECTED, NULL, NULL, 0);
+    int rc = ravel_del(s->db, m->key.data, m->key.len);
+    return callback(s, m->id, rc, NULL, NULL, 0);
+}
+
+static int on_batch(rv_hsession *s, Ravelwire__Batch *m)
+{
+    if (s->opts->readonly)
+        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+    ravel_batch b = {0};
+    int rc = RAVEL_OK;
+    const char *wire_error = NULL;
+    for (size_t i = 0; i < m->n_ops && rc == RAVEL_OK && !wire_error; i++) {
+        Ravelwire__Batch__Operation *op = m->ops[i];
+        if (strcmp(op->type, "put") == 0) {
+            if (!op->has_value)
+                wire_error = "LEVEL_INVALID_VALUE";
+            else
+                rc = ravel_batch_put(&b, op->key.data, op->key.len, op->value.data, op->value.len);
+        } else if (strcmp(op->type, "del") == 0) {
+            rc = ravel_batch_del(&b, op->key.data, op->key.len);
+        } else {
+            wire_error = "LEVEL_INVALID_VALUE";
+        }
+    }
+    if (rc == RAVEL_OK && !wire_error) {
+        if (s->opts->prebatch && s->opts->prebatch(s->opts->hook_ud, &b))
+            rc = RAVEL_EREJECTED;
+        else
+            rc = ravel_write(s->db, &b);
+    }
+    rv_buf_free(&b.data);
+    free(b.ops);
+    return callback(s, m->id, rc, wire_error, NULL, 0);
+}
+
+#define COPY_BOUND(dst, src, name)                      \
+    do {                                                \
+        if ((src)->has_##name) {                        \
+            (dst)->has_##name = 1;                      \
+            (dst)->name.data = (src)->name.data;        \
+            (dst)->name.len = (src)->name.len;          \
+        }                                               \
+    } while (0)
+
+static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
+{
+    if (s->opts->readonly)
+        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+    ravel_range r;
+    ravel_range_init(&r);
+    Ravelwire__Clear__ClearOptions *o = m->options;
+    if (o) {
+        COPY_BOUND(&r, o, gt);
+        COPY_BOUND(&r, o, gte);
+        COPY_BOUND(&r, o, lt);
+        COPY_BOUND(&r, o, lte);
+        if (o->has_limit)
+            r.limit = o->limit;
+        r.reverse = o->has_reverse && o->reverse;
+    }
+    int rc = ravel_clear(s->db, &r);
+    return callback(s, m->id, rc, NULL, NULL, 0);
+}
+
+static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
+{
+    size_t n = m->n_keys;
+    const void **keys = malloc((n + 1) * sizeof *keys);
+    size_t *klens = malloc((n + 1) * sizeof *klens);
+    char **vals = calloc(n + 1, sizeof *vals);
+    size_t *vlens = calloc(n + 1, sizeof *vlens);
+    Ravelwire__GetManyCallback__Value *values = calloc(n + 1, sizeof *values);
+    Ravelwire__GetManyCallback__Value **vptrs = calloc(n + 1, sizeof *vptrs);
+    int erc = RAVEL_ENOMEM;
+    if (keys && klens && vals && vlens && values && vptrs) {
+        for (size_t i = 0; i < n; i++) {
+            keys[i] = m->keys[i].data;
+            klens[i] = m->keys[i].len;
+        }
+        int rc = ravel_get_many(s->db, n, keys, klens, vals, vlens);
+        Ravelwire__GetManyCallback reply = RAVELWIRE__GET_MANY_CALLBACK__INIT;
+        reply.id = m->id;
+        if (rc != RAVEL_OK) {
+            reply.error = (char *)rv_wire_error(rc);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                Ravelwire__GetManyCallback__Value v = RAVELWIRE__GET_MANY_CALLBACK__VALUE__INIT;
+                if (vals[i]) {
+                    v.has_value = 1;
+                    v.value.data = (uint8_t *)vals[i];
+                    v.value.len = vlens[i];
+                }
+                values[i] = v;
+                vptrs[i] = &values[i];
+            }
+            reply.n_values = n;
+            reply.values = vptrs;
+        }
+        erc = rv_encode(&s->out, RV_OUT_GET_MANY_CB, &reply.base);
+        for (size_t i = 0; i < n; i++)
+            free(vals[i]);
+    }
+    free(keys);
+    free(klens);
+    free(vals);
+    free(vlens);
+    free(values);
+    free(vptrs);
+    return erc;
+}
+
+static int iter_end(rv_hsession *s, hiter *h)
+{
+    Ravelwire__IteratorEnd m = RAVELWIRE__ITERATOR_END__INIT;
+    m.id = h->id;
+    m.seq = h->seq;
+    h->ended = 1;
+    return rv_encode(&s->out, RV_OUT_ITER_END, &m.base);
+}
+
+static int iter_error(rv_hsession *s, hiter *h, int rc)
+{
+    Ravelwire__IteratorError m = RAVELWIRE__ITERATOR_ERROR__INIT;
+    m.id = h->id;
+    m.seq = h->seq;
+    m.error = (char *)rv_wire_error(rc);
+    h->ended = 1;
+    return rv_encode(&s->out, RV_OUT_ITER_ERROR, &m.base);
+}
+
+static int reserve_items(rv_hsession *s, size_t n)
+{
+    if (n <= s->items_cap)
+        return 0;
+    size_t cap = s->items_cap ? s->items_cap * 2 : 64;
+    while (cap < n)
+        cap *= 2;
+    size_t *offs = realloc(s->offs, cap * 2 * sizeof *offs);
+    if (!offs)
+        return -1;
+    s->offs = offs;
+    ProtobufCBinaryData *items = realloc(s->items, cap * sizeof *items);
+    if (!items)
+        return -1;
+    s->items = items;
+    s->items_cap = cap;
+    return 0;
+}
+
+/* Send the next IteratorData (or the end): one entry when `first`, else
+ * read-ahead batches while fewer than two are unacknowledged. */
+static int iter_send(rv_hsession *s, hiter *h, int first)
+{
+    while (!h->ended && h->pending_acks < 2) {
+        uint64_t size = RV_ITER_BATCH_ENTRIES;
+        if (h->limit >= 0) {
+            uint64_t left = (uint64_t)h->limit > h->sent ? (uint64_t)h->limit - h->sent : 0;
+            if (left < size)
+                size = left;
+        }
+        if (first && size > 1)
+            size = 1;
+        s->scratch.len = 0;
+        size_t n = 0, nitems = 0;
+        int rc = RAVEL_OK;
+        while (n < size && s->scratch.len < RV_ITER_BATCH_BYTES) {
+            const char *k, *v;
+            size_t kl, vl;
+            rc = ravel_iter_next(h->it, &k, &kl, &v, &vl);
+            if (rc != RAVEL_OK)
+                break;
+            if (h->has_skip) {
+                h->has_skip = 0;
+                if (rv_keycmp(k, kl, h->skip.data, h->skip.len) == 0)
+                    continue;
+            }
+            if (reserve_items(s, nitems + 2))
+                return RAVEL_ENOMEM;
+            if (h->keys) {
+                s->offs[2 * nitems] = s->scratch.len;
+                s->offs[2 * nitems + 1] = kl;
+                nitems++;
+                if (rv_buf_append(&s->scratch, k, kl))
+                    return RAVEL_ENOMEM;
+            }
+            if (h->values || !h->keys) {
+                s->offs[2 * nitems] = s->scratch.len;
+                s->offs[2 * nitems + 1] = vl;
+                nitems++;
+                if (rv_buf_append(&s->scratch, v, vl))
+                    return RAVEL_ENOMEM;
+            }
+            n++;
+        }
+        h->has_skip = 0;
+        if (rc != RAVEL_OK && rc != RAVEL_END && n == 0)
+            return iter_error(s, h, rc);
+        if (n == 0)
+            return iter_end(s, h);
+        for (size_t i = 0; i < nitems; i++) {
+            s->items[i].data = (uint8_t *)s->scratch.data + s->offs[2 * i];
+            s->items[i].len = s->offs[2 * i + 1];
+        }
+        Ravelwire__IteratorData m = RAVELWIRE__ITERATOR_DATA__INIT;
+        m.id = h->id;
+        m.seq = h->seq;
+        m.n_data = nitems;
+        m.data = s->items;
+        if (rv_encode(&s->out, RV_OUT_ITER_DATA, &m.base))
+            return RAVEL_ENOMEM;
+        h->sent += n;
+        h->pending_acks++;
+        if (first)
+            break;
+    }
+    return RAVEL_OK;
+}
+
+/* Position h after a seek (or at a resume point) and send the first reply. */
+static int iter_seek(rv_hsession *s, hiter *h, const uint8_t *target, size_t len, int exclusive)
+{
+    int rc = ravel_iter_seek(h->it, target, len);
+    if (rc != RAVEL_OK)
+        return iter_error(s, h, rc);
+    h->has_skip = exclusive;
+    if (exclusive && rv_buf_set(&h->skip, target, len))
+        return RAVEL_ENOMEM;
+    return iter_send(s, h, 1);
+}
+
+static int on_iterator(rv_hsession *s, Ravelwire__Iterator *m)
+{
+    if (rv_idmap_get(&s->iters, m->id))
+        return RAVEL_OK; /* id in use: ignored, as many-level does */
+    Ravelwire__Iterator__Options *o = m->options;
+    ravel_range r;
+    ravel_range_init(&r);
+    COPY_BOUND(&r, o, gt);
+    COPY_BOUND(&r, o, gte);
+    COPY_BOUND(&r, o, lt);
+    COPY_BOUND(&r, o, lte);
+    r.reverse = o->has_reverse && o->reverse;
+    /* Keys are always read: a resume compares them with the bookmark. */
+    r.keys = 1;
+    r.values = o->has_values && o->values;
+    hiter *h = calloc(1, sizeof *h);
+    if (!h || rv_idmap_put(&s->iters, m->id, h)) {
+        free(h);
+        return RAVEL_ENOMEM;
+    }
+    h->id = m->id;
+    h->seq = m->seq;
+    h->keys = o->has_keys && o->keys;
+    h->values = r.values;
+    h->limit = o->has_limit && o->limit >= 0 ? o->limit : -1;
+    h->consumed = h->sent = m->consumed;
+    int rc = ravel_iter_new(s->db, &r, &h->it);
+    if (rc != RAVEL_OK)
+        return iter_error(s, h, rc);
+    if (m->has_seek)
+        return iter_seek(s, h, m->seek.data, m->seek.len, 0);
+    if (m->has_bookmark)
+        /* Continue strictly after the bookmark in the iteration direction:
+         * seek to it, then drop it if it is still there. Unlike adjusting
+         * the target's bytes, this is exact for keys that extend the
+         * bookmark and for the empty key. */
+        return iter_seek(s, h, m->bookmark.data, m->bookmark.len, 1);
+    return iter_send(s, h, 1);
+}
+
+static int on_iter_ack(rv_hsession *s, Ravelwire__IteratorAck *m)
+{
+    hiter *h = rv_idmap_get(&s->iters, m->id);
+    if (!h || h->seq != m->seq)
+        return RAVEL_OK;
+    if (h->pending_acks > 0)
+        h->pending_acks--;
+    if (m->consumed > h->consumed)
+        h->consumed = m->consumed;
+    return iter_send(s, h, 0);
+}
+
+static int on_iter_seek(rv_hsession *s, Ravelwire__IteratorSeek *m)
+{
+    hiter *h = rv_idmap_get(&s->iters, m->id);
+    if (!h)
+        return RAVEL_OK;
+    h->seq = m->seq;
+    h->ended = 0;
+    h->pending_acks = 0;
+    h->sent = h->consumed;
+    return iter_seek(s, h, m->target.data, m->target.len, 0);
+}
+
+static int on_iter_close(rv_hsession *s, Ravelwire__IteratorClose *m)
+{
+    hiter *h = rv_idmap_del(&s->iters, m->id);
+    if (h)
+        hiter_free(h);
+    return RAVEL_OK;
+}
+
+static int on_frame(void *ud, const uint8_t *payload, size_t len)
+{
+    rv_hsession *s = ud;
+    int rc;
+    ProtobufCMessage *msg = rv_unpack_in(payload, len, &rc);
+    if (!msg)
+        return rc; /* unknown tag: 0, ignored */
+    switch (payload[0]) {
+    case RV_IN_GET: rc = on_get(s, (Ravelwire__Get *)msg); break;
+    case RV_IN_PUT: rc = on_put(s, (Ravelwire__Put *)msg); break;
+    case RV_IN_DEL: rc = on_del(s, (Ravelwire__Delete *)msg); break;
+    case RV_IN_BATCH: rc = on_batch(s, (Ravelwire__Batch *)msg); break;
+    case RV_IN_ITERATOR: rc = on_iterator(s, (Ravelwire__Iterator *)msg); break;
+    case RV_IN_CLEAR: rc = on_clear(s, (Ravelwire__Clear *)msg); break;
+    case RV_IN_GET_MANY: rc = on_get_many(s, (Ravelwire__GetMany *)msg); break;
+    case RV_IN_ITER_CLOSE: rc = on_iter_close(s, (Ravelwire__IteratorClose *)msg); break;
+    case RV_IN_ITER_ACK: rc = on_iter_ack(s, (Ravelwire__IteratorAck *)msg); break;
+    case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return rc;
+}
+
+int rv_hsession_feed(rv_hsession *s, const uint8_t *p, size_t n)
+{
+    return rv_decoder_feed(&s->dec, p, n, on_frame, s);
+}

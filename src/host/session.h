@@ -1,0 +1,37 @@
+/* The host side of the protocol, sans-IO: bytes from one guest go in,
+ * requests run against a ravel_db on the calling thread, reply bytes
+ * collect in `out`. The transport (host.c) decides which thread calls in
+ * and when `out` is written. */
+#ifndef RAVEL_HOST_SESSION_H
+#define RAVEL_HOST_SESSION_H
+
+#include "ravel.h"
+#include "util/buf.h"
+#include "util/idmap.h"
+#include "wire/codec.h"
+
+typedef struct rv_hsession {
+    ravel_db *db;
+    const ravel_host_options *opts;
+    rv_decoder dec;
+    rv_buf out;      /* reply frames waiting to be written */
+    rv_idmap iters;  /* iterator id -> struct hiter */
+    rv_buf scratch;  /* entry bytes of the IteratorData being built */
+    size_t *offs;    /* offsets and lengths into scratch */
+    ProtobufCBinaryData *items;
+    size_t items_cap;
+} rv_hsession;
+
+void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
+/* Process bytes. Returns RAVEL_OK, or an error after which the connection
+ * must be closed (malformed frame, frame over the limit, out of memory);
+ * replies to the requests before the bad frame are in `out`. */
+int rv_hsession_feed(rv_hsession *s, const uint8_t *p, size_t n);
+/* Close the session's iterators and free everything. */
+void rv_hsession_free(rv_hsession *s);
+
+/* Iterator read-ahead: at most this many entries or bytes per IteratorData. */
+#define RV_ITER_BATCH_ENTRIES 4096
+#define RV_ITER_BATCH_BYTES (64u << 10)
+
+#endif

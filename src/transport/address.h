@@ -1,0 +1,20 @@
+/* Stream addresses as users write them: "unix:PATH" or "tcp:HOST:PORT"
+ * (HOST may be a name, an IPv4 address or a bracketed IPv6 address). */
+#ifndef RAVEL_TRANSPORT_ADDRESS_H
+#define RAVEL_TRANSPORT_ADDRESS_H
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+typedef struct rv_address {
+    int is_unix;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct sockaddr_storage sa; /* tcp: resolved address */
+    char text[512];             /* as given, for messages */
+} rv_address;
+
+/* Parse (and for tcp, resolve) an address. RAVEL_OK or RAVEL_EADDR with a
+ * message that says what is wrong. */
+int rv_address_parse(rv_address *a, const char *text);
+
+#endif

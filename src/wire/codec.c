@@ -1,0 +1,129 @@
+#include "codec.h"
+
+#include "ravel.h"
+
+void rv_decoder_init(rv_decoder *d, size_t max_frame)
+{
+    *d = (rv_decoder){.max_frame = max_frame ? max_frame : RV_DEFAULT_MAX_FRAME};
+}
+
+void rv_decoder_reset(rv_decoder *d)
+{
+    d->len = 0;
+    d->shift = 0;
+    d->in_payload = 0;
+    d->partial.len = 0;
+}
+
+void rv_decoder_free(rv_decoder *d)
+{
+    rv_buf_free(&d->partial);
+}
+
+int rv_decoder_feed(rv_decoder *d, const uint8_t *p, size_t n, rv_frame_fn fn, void *ud)
+{
+    const uint8_t *end = p + n;
+    while (p < end) {
+        if (!d->in_payload) {
+            uint8_t byte = *p++;
+            /* Lengths are at most max_frame (a size_t); 10 varint bytes
+             * already cover 64 bits, anything longer is garbage. */
+            if (d->shift >= 64)
+                return RAVEL_EPROTO;
+            d->len |= (uint64_t)(byte & 0x7f) << d->shift;
+            d->shift += 7;
+            if (byte & 0x80)
+                continue;
+            if (d->len > d->max_frame)
+                return RAVEL_ETOOBIG;
+            d->shift = 0;
+            if (d->len == 0)
+                continue; /* empty frames are ignored */
+            d->in_payload = 1;
+            d->partial.len = 0;
+        }
+        size_t want = (size_t)d->len - d->partial.len;
+        size_t avail = (size_t)(end - p);
+        if (d->partial.len == 0 && avail >= want) {
+            /* Whole frame in this feed: hand it over without a copy. */
+            d->in_payload = 0;
+            d->len = 0;
+            const uint8_t *frame = p;
+            p += want;
+            int rc = fn(ud, frame, want);
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t take = avail < want ? avail : want;
+        if (rv_buf_append(&d->partial, p, take))
+            return RAVEL_ENOMEM;
+        p += take;
+        if (d->partial.len == d->len) {
+            d->in_payload = 0;
+            d->len = 0;
+            size_t flen = d->partial.len;
+            d->partial.len = 0;
+            int rc = fn(ud, (const uint8_t *)d->partial.data, flen);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg)
+{
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    if (rv_buf_reserve(out, size + 11))
+        return RAVEL_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    size_t hdr = rv_varint_put(p, (uint64_t)size + 1);
+    p[hdr] = tag;
+    protobuf_c_message_pack(msg, p + hdr + 1);
+    out->len += hdr + 1 + size;
+    return 0;
+}
+
+static const ProtobufCMessageDescriptor *const in_desc[RV_IN_COUNT] = {
+    [RV_IN_GET] = &ravelwire__get__descriptor,
+    [RV_IN_PUT] = &ravelwire__put__descriptor,
+    [RV_IN_DEL] = &ravelwire__delete__descriptor,
+    [RV_IN_BATCH] = &ravelwire__batch__descriptor,
+    [RV_IN_ITERATOR] = &ravelwire__iterator__descriptor,
+    [RV_IN_CLEAR] = &ravelwire__clear__descriptor,
+    [RV_IN_GET_MANY] = &ravelwire__get_many__descriptor,
+    [RV_IN_ITER_CLOSE] = &ravelwire__iterator_close__descriptor,
+    [RV_IN_ITER_ACK] = &ravelwire__iterator_ack__descriptor,
+    [RV_IN_ITER_SEEK] = &ravelwire__iterator_seek__descriptor,
+};
+
+static const ProtobufCMessageDescriptor *const out_desc[RV_OUT_COUNT] = {
+    [RV_OUT_CALLBACK] = &ravelwire__callback__descriptor,
+    [RV_OUT_ITER_DATA] = &ravelwire__iterator_data__descriptor,
+    [RV_OUT_GET_MANY_CB] = &ravelwire__get_many_callback__descriptor,
+    [RV_OUT_ITER_ERROR] = &ravelwire__iterator_error__descriptor,
+    [RV_OUT_ITER_END] = &ravelwire__iterator_end__descriptor,
+};
+
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *const *table, size_t count,
+                                const uint8_t *payload, size_t len, int *status)
+{
+    *status = 0;
+    if (len == 0 || payload[0] >= count)
+        return NULL;
+    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], NULL, len - 1, payload + 1);
+    if (!m)
+        *status = RAVEL_EPROTO;
+    return m;
+}
+
+ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status)
+{
+    return unpack(in_desc, RV_IN_COUNT, payload, len, status);
+}
+
+ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
+{
+    return unpack(out_desc, RV_OUT_COUNT, payload, len, status);
+}

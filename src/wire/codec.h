@@ -1,0 +1,74 @@
+/* The many-level wire format, sans-IO: frames (a LEB128 varint length,
+ * then a payload whose first byte is a tag and the rest a protobuf message
+ * from proto/ravel.proto) in and out of byte buffers. Nothing here touches
+ * an fd. */
+#ifndef RAVEL_WIRE_CODEC_H
+#define RAVEL_WIRE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ravel.pb-c.h"
+#include "util/buf.h"
+
+/* Guest to host. */
+enum {
+    RV_IN_GET = 0,
+    RV_IN_PUT = 1,
+    RV_IN_DEL = 2,
+    RV_IN_BATCH = 3,
+    RV_IN_ITERATOR = 4,
+    RV_IN_CLEAR = 5,
+    RV_IN_GET_MANY = 6,
+    RV_IN_ITER_CLOSE = 7,
+    RV_IN_ITER_ACK = 8,
+    RV_IN_ITER_SEEK = 9,
+    RV_IN_COUNT
+};
+
+/* Host to guest. */
+enum {
+    RV_OUT_CALLBACK = 0,
+    RV_OUT_ITER_DATA = 1,
+    RV_OUT_GET_MANY_CB = 2,
+    RV_OUT_ITER_ERROR = 3,
+    RV_OUT_ITER_END = 4,
+    RV_OUT_COUNT
+};
+
+#define RV_DEFAULT_MAX_FRAME (64u << 20)
+
+/* Splits a byte stream into frames. The length of each frame is checked
+ * against max_frame before any of its payload is buffered. */
+typedef struct rv_decoder {
+    size_t max_frame;
+    uint64_t len;    /* length being read (varint state) or of the frame */
+    unsigned shift;  /* varint bits read so far */
+    int in_payload;  /* reading payload of a frame of `len` bytes */
+    rv_buf partial;  /* payload bytes of a frame split across feeds */
+} rv_decoder;
+
+/* Called once per non-empty frame; payload[0] is the tag. Return 0 to go
+ * on, anything else to stop: rv_decoder_feed then returns that value. */
+typedef int (*rv_frame_fn)(void *ud, const uint8_t *payload, size_t len);
+
+void rv_decoder_init(rv_decoder *d, size_t max_frame);
+/* Forget a partly read frame (a new stream starts). */
+void rv_decoder_reset(rv_decoder *d);
+void rv_decoder_free(rv_decoder *d);
+/* Feed bytes. Returns 0, RAVEL_EPROTO (varint longer than a frame length
+ * can be), RAVEL_ETOOBIG (frame over max_frame), RAVEL_ENOMEM, or the
+ * callback's non-zero return. After an error the stream is unusable. */
+int rv_decoder_feed(rv_decoder *d, const uint8_t *p, size_t n, rv_frame_fn fn, void *ud);
+
+/* Append one frame (length, tag, packed message) to out. 0 or RAVEL_ENOMEM. */
+int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg);
+
+/* Unpack the message of a payload (tag byte first). Returns NULL with
+ * *status = 0 for an unknown tag (to be ignored) and with *status =
+ * RAVEL_EPROTO for a malformed message (required field missing, wrong wire
+ * type, truncated). Free with protobuf_c_message_free_unpacked(m, NULL). */
+ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status);
+ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status);
+
+#endif
