@@ -259,7 +259,7 @@ static void on_conn_handle_closed(uv_handle_t *hd)
 
 static void conn_maybe_finish(hconn *c)
 {
-    if (c->busy || c->writing || c->handles != (c->split ? 2 : 1))
+    if (c->busy || c->writing || uv_is_closing(&c->in.handle))
         return;
     /* Output still queued after a protocol error: send it first. */
     if (c->s.out.len && !c->h->stopping && c->feed_rc) {

@@ -1,0 +1,366 @@
+/* The wire codec on its own: round trips of all 15 messages, and every
+ * kind of bad framing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../helpers.h"
+#include "wire/codec.h"
+
+typedef struct frames {
+    uint8_t tags[64];
+    rv_buf payloads[64];
+    size_t n;
+} frames;
+
+static int collect(void *ud, const uint8_t *payload, size_t len)
+{
+    frames *f = ud;
+    assert_true(f->n < 64);
+    f->tags[f->n] = payload[0];
+    rv_buf_set(&f->payloads[f->n], payload, len);
+    f->n++;
+    return 0;
+}
+
+static void frames_free(frames *f)
+{
+    for (size_t i = 0; i < 64; i++)
+        rv_buf_free(&f->payloads[i]);
+}
+
+#define B(s) ((ProtobufCBinaryData){.len = sizeof(s) - 1, .data = (uint8_t *)(s)})
+
+static int bin_eq(ProtobufCBinaryData a, ProtobufCBinaryData b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+/* Encode msg, decode it back through the frame decoder (fed one byte at a
+ * time, so every split point is exercised) and unpack it. */
+static ProtobufCMessage *round_trip(uint8_t tag, const ProtobufCMessage *msg, int out_dir)
+{
+    rv_buf wire = {0};
+    assert_int_equal(rv_encode(&wire, tag, msg), 0);
+    rv_decoder d;
+    rv_decoder_init(&d, 0);
+    frames f = {0};
+    for (size_t i = 0; i < wire.len; i++)
+        assert_int_equal(rv_decoder_feed(&d, (uint8_t *)wire.data + i, 1, collect, &f), 0);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.tags[0], tag);
+    int st;
+    ProtobufCMessage *m = out_dir ? rv_unpack_out((uint8_t *)f.payloads[0].data, f.payloads[0].len, &st)
+                                  : rv_unpack_in((uint8_t *)f.payloads[0].data, f.payloads[0].len, &st);
+    assert_non_null(m);
+    assert_int_equal(st, 0);
+    assert_ptr_equal(m->descriptor, msg->descriptor);
+    rv_buf_free(&wire);
+    frames_free(&f);
+    rv_decoder_free(&d);
+    return m;
+}
+
+static void test_guest_to_host_messages(void **state)
+{
+    (void)state;
+    Ravelwire__Get get = RAVELWIRE__GET__INIT;
+    get.id = 7;
+    get.key = B("key\0with nul");
+    Ravelwire__Get *g = (Ravelwire__Get *)round_trip(RV_IN_GET, &get.base, 0);
+    assert_int_equal(g->id, 7);
+    assert_true(bin_eq(g->key, get.key));
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+
+    Ravelwire__Put put = RAVELWIRE__PUT__INIT;
+    put.id = 0xffffffffu;
+    put.key = B("k");
+    put.has_value = 1;
+    put.value = B("");
+    Ravelwire__Put *p = (Ravelwire__Put *)round_trip(RV_IN_PUT, &put.base, 0);
+    assert_int_equal(p->id, 0xffffffffu);
+    assert_true(p->has_value);
+    assert_int_equal(p->value.len, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    Ravelwire__Delete del = RAVELWIRE__DELETE__INIT;
+    del.id = 3;
+    del.key = B("gone");
+    Ravelwire__Delete *dd = (Ravelwire__Delete *)round_trip(RV_IN_DEL, &del.base, 0);
+    assert_true(bin_eq(dd->key, del.key));
+    protobuf_c_message_free_unpacked(&dd->base, NULL);
+
+    Ravelwire__Batch__Operation o1 = RAVELWIRE__BATCH__OPERATION__INIT, o2 = RAVELWIRE__BATCH__OPERATION__INIT;
+    o1.type = "put";
+    o1.key = B("a");
+    o1.has_value = 1;
+    o1.value = B("1");
+    o2.type = "del";
+    o2.key = B("b");
+    Ravelwire__Batch__Operation *ops[] = {&o1, &o2};
+    Ravelwire__Batch batch = RAVELWIRE__BATCH__INIT;
+    batch.id = 9;
+    batch.n_ops = 2;
+    batch.ops = ops;
+    Ravelwire__Batch *bb = (Ravelwire__Batch *)round_trip(RV_IN_BATCH, &batch.base, 0);
+    assert_int_equal(bb->n_ops, 2);
+    assert_string_equal(bb->ops[0]->type, "put");
+    assert_string_equal(bb->ops[1]->type, "del");
+    assert_false(bb->ops[1]->has_value);
+    protobuf_c_message_free_unpacked(&bb->base, NULL);
+
+    Ravelwire__Iterator__Options io = RAVELWIRE__ITERATOR__OPTIONS__INIT;
+    io.has_keys = io.has_values = io.has_limit = io.has_reverse = io.has_gte = io.has_lt = 1;
+    io.keys = 1;
+    io.limit = -1;
+    io.reverse = 1;
+    io.gte = B("a");
+    io.lt = B("z");
+    Ravelwire__Iterator iter = RAVELWIRE__ITERATOR__INIT;
+    iter.id = 11;
+    iter.seq = 2;
+    iter.options = &io;
+    iter.consumed = 1ull << 40;
+    iter.has_bookmark = 1;
+    iter.bookmark = B("m");
+    Ravelwire__Iterator *ii = (Ravelwire__Iterator *)round_trip(RV_IN_ITERATOR, &iter.base, 0);
+    assert_int_equal(ii->consumed, 1ull << 40);
+    assert_int_equal(ii->options->limit, -1);
+    assert_true(ii->options->reverse);
+    assert_false(ii->options->values);
+    assert_true(ii->has_bookmark);
+    assert_false(ii->has_seek);
+    assert_false(ii->options->has_gt);
+    protobuf_c_message_free_unpacked(&ii->base, NULL);
+
+    Ravelwire__Clear__ClearOptions co = RAVELWIRE__CLEAR__CLEAR_OPTIONS__INIT;
+    co.has_limit = 1;
+    co.limit = 5;
+    Ravelwire__Clear clear = RAVELWIRE__CLEAR__INIT;
+    clear.id = 4;
+    clear.options = &co;
+    Ravelwire__Clear *cc = (Ravelwire__Clear *)round_trip(RV_IN_CLEAR, &clear.base, 0);
+    assert_int_equal(cc->options->limit, 5);
+    protobuf_c_message_free_unpacked(&cc->base, NULL);
+
+    ProtobufCBinaryData keys[] = {B("x"), B(""), B("y")};
+    Ravelwire__GetMany gm = RAVELWIRE__GET_MANY__INIT;
+    gm.id = 5;
+    gm.n_keys = 3;
+    gm.keys = keys;
+    Ravelwire__GetMany *gg = (Ravelwire__GetMany *)round_trip(RV_IN_GET_MANY, &gm.base, 0);
+    assert_int_equal(gg->n_keys, 3);
+    assert_int_equal(gg->keys[1].len, 0);
+    protobuf_c_message_free_unpacked(&gg->base, NULL);
+
+    Ravelwire__IteratorClose ic = RAVELWIRE__ITERATOR_CLOSE__INIT;
+    ic.id = 12;
+    ProtobufCMessage *m = round_trip(RV_IN_ITER_CLOSE, &ic.base, 0);
+    assert_int_equal(((Ravelwire__IteratorClose *)m)->id, 12);
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    Ravelwire__IteratorAck ack = RAVELWIRE__ITERATOR_ACK__INIT;
+    ack.id = 1;
+    ack.seq = 2;
+    ack.consumed = 3;
+    m = round_trip(RV_IN_ITER_ACK, &ack.base, 0);
+    assert_int_equal(((Ravelwire__IteratorAck *)m)->consumed, 3);
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    Ravelwire__IteratorSeek sk = RAVELWIRE__ITERATOR_SEEK__INIT;
+    sk.id = 1;
+    sk.seq = 4;
+    sk.target = B("t");
+    m = round_trip(RV_IN_ITER_SEEK, &sk.base, 0);
+    assert_true(bin_eq(((Ravelwire__IteratorSeek *)m)->target, sk.target));
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void test_host_to_guest_messages(void **state)
+{
+    (void)state;
+    Ravelwire__Callback cb = RAVELWIRE__CALLBACK__INIT;
+    cb.id = 1;
+    cb.error = "LEVEL_NOT_FOUND";
+    Ravelwire__Callback *c = (Ravelwire__Callback *)round_trip(RV_OUT_CALLBACK, &cb.base, 1);
+    assert_string_equal(c->error, "LEVEL_NOT_FOUND");
+    assert_false(c->has_value);
+    protobuf_c_message_free_unpacked(&c->base, NULL);
+
+    ProtobufCBinaryData data[] = {B("k1"), B("v1"), B("k2"), B("")};
+    Ravelwire__IteratorData id = RAVELWIRE__ITERATOR_DATA__INIT;
+    id.id = 2;
+    id.seq = 3;
+    id.n_data = 4;
+    id.data = data;
+    Ravelwire__IteratorData *d = (Ravelwire__IteratorData *)round_trip(RV_OUT_ITER_DATA, &id.base, 1);
+    assert_int_equal(d->n_data, 4);
+    assert_true(bin_eq(d->data[2], data[2]));
+    protobuf_c_message_free_unpacked(&d->base, NULL);
+
+    Ravelwire__GetManyCallback__Value v1 = RAVELWIRE__GET_MANY_CALLBACK__VALUE__INIT,
+                                      v2 = RAVELWIRE__GET_MANY_CALLBACK__VALUE__INIT;
+    v1.has_value = 1;
+    v1.value = B("one");
+    Ravelwire__GetManyCallback__Value *vals[] = {&v1, &v2};
+    Ravelwire__GetManyCallback gmc = RAVELWIRE__GET_MANY_CALLBACK__INIT;
+    gmc.id = 4;
+    gmc.n_values = 2;
+    gmc.values = vals;
+    Ravelwire__GetManyCallback *g = (Ravelwire__GetManyCallback *)round_trip(RV_OUT_GET_MANY_CB, &gmc.base, 1);
+    assert_true(g->values[0]->has_value);
+    assert_false(g->values[1]->has_value);
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+
+    Ravelwire__IteratorError ie = RAVELWIRE__ITERATOR_ERROR__INIT;
+    ie.id = 5;
+    ie.seq = 6;
+    ie.error = "LEVEL_REMOTE_ERROR";
+    ProtobufCMessage *m = round_trip(RV_OUT_ITER_ERROR, &ie.base, 1);
+    assert_string_equal(((Ravelwire__IteratorError *)m)->error, "LEVEL_REMOTE_ERROR");
+    protobuf_c_message_free_unpacked(m, NULL);
+
+    Ravelwire__IteratorEnd ie2 = RAVELWIRE__ITERATOR_END__INIT;
+    ie2.id = 7;
+    ie2.seq = 8;
+    m = round_trip(RV_OUT_ITER_END, &ie2.base, 1);
+    assert_int_equal(((Ravelwire__IteratorEnd *)m)->seq, 8);
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Bytes as many-level (Node) writes them for a Get {id: 1, key: "a"}. */
+static void test_known_bytes(void **state)
+{
+    (void)state;
+    Ravelwire__Get get = RAVELWIRE__GET__INIT;
+    get.id = 1;
+    get.key = B("a");
+    rv_buf wire = {0};
+    rv_encode(&wire, RV_IN_GET, &get.base);
+    const uint8_t expect[] = {0x06, 0x00, 0x08, 0x01, 0x12, 0x01, 'a'};
+    assert_int_equal(wire.len, sizeof expect);
+    assert_memory_equal(wire.data, expect, sizeof expect);
+    rv_buf_free(&wire);
+}
+
+static void test_empty_frames_ignored(void **state)
+{
+    (void)state;
+    rv_decoder d;
+    rv_decoder_init(&d, 0);
+    frames f = {0};
+    const uint8_t bytes[] = {0x00, 0x00, 0x02, 0x07, 0x08, 0x00};
+    assert_int_equal(rv_decoder_feed(&d, bytes, sizeof bytes, collect, &f), 0);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.tags[0], 7);
+    frames_free(&f);
+    rv_decoder_free(&d);
+}
+
+static void test_unknown_tag_ignored(void **state)
+{
+    (void)state;
+    const uint8_t payload[] = {42, 0x08, 0x01};
+    int st = -1;
+    assert_null(rv_unpack_in(payload, sizeof payload, &st));
+    assert_int_equal(st, 0);
+    assert_null(rv_unpack_out(payload, sizeof payload, &st));
+    assert_int_equal(st, 0);
+}
+
+static void test_oversize_length_rejected_before_buffering(void **state)
+{
+    (void)state;
+    rv_decoder d;
+    rv_decoder_init(&d, 1024);
+    frames f = {0};
+    uint8_t hdr[10];
+    size_t n = rv_varint_put(hdr, 1025);
+    assert_int_equal(rv_decoder_feed(&d, hdr, n, collect, &f), RAVEL_ETOOBIG);
+    assert_int_equal(d.partial.cap, 0); /* nothing was buffered */
+    rv_decoder_free(&d);
+    /* A length of 2^63 must not wrap around either. */
+    rv_decoder_init(&d, 1024);
+    n = rv_varint_put(hdr, 1ull << 63);
+    assert_int_equal(rv_decoder_feed(&d, hdr, n, collect, &f), RAVEL_ETOOBIG);
+    rv_decoder_free(&d);
+    assert_int_equal(f.n, 0);
+}
+
+static void test_overlong_varint(void **state)
+{
+    (void)state;
+    rv_decoder d;
+    rv_decoder_init(&d, 0);
+    frames f = {0};
+    uint8_t bytes[11];
+    memset(bytes, 0x80, sizeof bytes);
+    assert_int_equal(rv_decoder_feed(&d, bytes, sizeof bytes, collect, &f), RAVEL_EPROTO);
+    rv_decoder_free(&d);
+}
+
+static void test_truncated_frame_waits(void **state)
+{
+    (void)state;
+    rv_decoder d;
+    rv_decoder_init(&d, 0);
+    frames f = {0};
+    const uint8_t part1[] = {0x85}; /* varint continues */
+    assert_int_equal(rv_decoder_feed(&d, part1, 1, collect, &f), 0);
+    const uint8_t part2[] = {0x00, 0x07}; /* length 5, then 1 of 5 bytes */
+    assert_int_equal(rv_decoder_feed(&d, part2, 2, collect, &f), 0);
+    assert_int_equal(f.n, 0);
+    const uint8_t part3[] = {0x08, 0x01, 0x10, 0x02};
+    assert_int_equal(rv_decoder_feed(&d, part3, 4, collect, &f), 0);
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.payloads[0].len, 5);
+    frames_free(&f);
+    rv_decoder_free(&d);
+}
+
+static void test_garbage_protobuf(void **state)
+{
+    (void)state;
+    int st;
+    /* Get without its required key. */
+    const uint8_t missing[] = {RV_IN_GET, 0x08, 0x01};
+    assert_null(rv_unpack_in(missing, sizeof missing, &st));
+    assert_int_equal(st, RAVEL_EPROTO);
+    /* A field whose length runs past the end. */
+    const uint8_t truncated[] = {RV_IN_PUT, 0x08, 0x01, 0x12, 0x7f, 'a'};
+    assert_null(rv_unpack_in(truncated, sizeof truncated, &st));
+    assert_int_equal(st, RAVEL_EPROTO);
+    /* Wrong wire type for id (length-delimited instead of varint). */
+    const uint8_t wrong[] = {RV_OUT_CALLBACK, 0x0a, 0x01, 'x'};
+    assert_null(rv_unpack_out(wrong, sizeof wrong, &st));
+    assert_int_equal(st, RAVEL_EPROTO);
+    /* Random bytes. */
+    srand(1);
+    for (int i = 0; i < 2000; i++) {
+        uint8_t junk[32];
+        size_t len = 1 + (size_t)rand() % sizeof junk;
+        for (size_t j = 0; j < len; j++)
+            junk[j] = (uint8_t)rand();
+        junk[0] %= 10;
+        ProtobufCMessage *m = rv_unpack_in(junk, len, &st);
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
+        else
+            assert_int_equal(st, RAVEL_EPROTO);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_guest_to_host_messages),
+        cmocka_unit_test(test_host_to_guest_messages),
+        cmocka_unit_test(test_known_bytes),
+        cmocka_unit_test(test_empty_frames_ignored),
+        cmocka_unit_test(test_unknown_tag_ignored),
+        cmocka_unit_test(test_oversize_length_rejected_before_buffering),
+        cmocka_unit_test(test_overlong_varint),
+        cmocka_unit_test(test_truncated_frame_waits),
+        cmocka_unit_test(test_garbage_protobuf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
