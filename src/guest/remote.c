@@ -4,6 +4,8 @@
  * thread queue their request and sleep on a condition variable; all
  * requests share one stream, so calls from many threads are pipelined. */
 #include <stddef.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,6 +539,12 @@ static void on_wake(uv_async_t *a)
 static void loop_main(void *arg)
 {
     remote *r = arg;
+    /* A peer that went away must give EPIPE, not kill the process: the
+     * signal is thread-directed, so blocking it here covers every write. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     if (r->has_addr)
         start_connect(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);

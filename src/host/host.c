@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +446,12 @@ static void on_wake(uv_async_t *a)
 static void loop_main(void *arg)
 {
     ravel_host *h = arg;
+    /* A peer that went away must give EPIPE, not kill the process: the
+     * signal is thread-directed, so blocking it here covers every write. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     uv_run(&h->loop, UV_RUN_DEFAULT);
 }
 
