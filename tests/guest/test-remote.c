@@ -435,6 +435,87 @@ static void test_listen_and_connect(void **state)
     rm_tmpdir(dir);
 }
 
+/* A hook that holds one write until the test lets it go: a slow LevelDB
+ * call on one connection, as a sync write or a compaction stall would be. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int entered, open;
+} gate;
+
+static const char *hold_slow(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    gate *g = ud;
+    (void)val, (void)vlen;
+    if (klen == 4 && memcmp(key, "slow", 4) == 0) {
+        pthread_mutex_lock(&g->mu);
+        g->entered = 1;
+        pthread_cond_broadcast(&g->cond);
+        while (!g->open)
+            pthread_cond_wait(&g->cond, &g->mu);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return NULL;
+}
+
+static void slow_done(void *ud, int status)
+{
+    __atomic_store_n((int *)ud, status == RAVEL_OK ? 1 : -1, __ATOMIC_SEQ_CST);
+}
+
+static int slow_finished(void *ud)
+{
+    return __atomic_load_n((int *)ud, __ATOMIC_SEQ_CST) != 0;
+}
+
+static void test_slow_call_stalls_only_its_connection(void **state)
+{
+    (void)state;
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.preput = hold_slow;
+    ho.hook_ud = &g;
+    pair p;
+    pair_open(&p, &ho, NULL);
+    /* A second guest on its own connection to the same host. */
+    ravel_db *other;
+    OK(ravel_guest_new(&other, NULL));
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    OK(ravel_host_attach_fd(p.host, sv[0], sv[0]));
+    OK(ravel_guest_attach_fd(other, sv[1], sv[1]));
+    int slow = 0;
+    OK(ravel_put_async(p.guest, S("slow"), S("1"), slow_done, &slow));
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    /* While the slow put is held, the other connection is served. */
+    for (int i = 0; i < 200; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "fast%d", i);
+        OK(ravel_put(other, S(k), S("v")));
+        char *v;
+        size_t vl;
+        OK(ravel_get(other, S(k), &v, &vl));
+        ravel_free(v);
+    }
+    assert_int_equal(__atomic_load_n(&slow, __ATOMIC_SEQ_CST), 0);
+    pthread_mutex_lock(&g.mu);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.mu);
+    char *v;
+    size_t vl;
+    OK(ravel_get(p.guest, S("slow"), &v, &vl)); /* in order after the put */
+    ravel_free(v);
+    wait_until(slow_finished, &slow, "the slow put");
+    assert_int_equal(slow, 1);
+    ravel_db_close(other);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_retry_off_stream_end_fails_pending),
         cmocka_unit_test(test_sync_call_from_callback),
         cmocka_unit_test(test_pipe_pair),
+        cmocka_unit_test(test_slow_call_stalls_only_its_connection),
         cmocka_unit_test(test_listen_and_connect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
