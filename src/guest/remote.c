@@ -110,28 +110,7 @@ static uv_stream_t *wstream(remote *r)
 }
 
 static void drop_stream(remote *r);
-
-static void on_write(uv_write_t *req, int status)
-{
-    remote *r = req->data;
-    uv_mutex_lock(&r->mu);
-    r->writing = 0;
-    r->wbuf.len = 0;
-    uv_mutex_unlock(&r->mu);
-    if (status < 0)
-        drop_stream(r);
-    else {
-        uv_mutex_lock(&r->mu);
-        if (r->up && r->s.out.len) {
-            rv_buf_swap(&r->s.out, &r->wbuf);
-            uv_buf_t b = uv_buf_init(r->wbuf.data, (unsigned)r->wbuf.len);
-            r->wreq.data = r;
-            if (uv_write(&r->wreq, wstream(r), &b, 1, on_write) == 0)
-                r->writing = 1;
-        }
-        uv_mutex_unlock(&r->mu);
-    }
-}
+static void on_write(uv_write_t *req, int status);
 
 /* With the lock held, on the loop thread. */
 static void flush(remote *r)
@@ -145,6 +124,19 @@ static void flush(remote *r)
         r->writing = 1;
     else
         r->wbuf.len = 0; /* the stream is failing; its end resends */
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    remote *r = req->data;
+    uv_mutex_lock(&r->mu);
+    r->writing = 0;
+    r->wbuf.len = 0;
+    if (status == 0)
+        flush(r);
+    uv_mutex_unlock(&r->mu);
+    if (status < 0)
+        drop_stream(r);
 }
 
 static void fill_sync(rreq *q)
@@ -377,12 +369,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     uv_mutex_lock(&r->mu);
     int rc = rv_gsession_feed(&r->s, (const uint8_t *)buf->base, (size_t)nread);
     settle_and_unlock(r);
-    if (rc) {
-        if (r->opts.max_frame) /* say why the stream is dropped */
-            fprintf(stderr, "ravel: dropping the connection to %s: %s\n",
-                    r->has_addr ? r->addr.text : "the host", ravel_strerror(rc));
+    if (rc) /* a malformed reply: this stream cannot be trusted further */
         drop_stream(r);
-    }
 }
 
 static void connect_soon(remote *r);

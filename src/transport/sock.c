@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -79,33 +78,4 @@ int rv_listen_fd(const rv_address *a, int *out, int *port)
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     *out = fd;
     return RAVEL_OK;
-}
-
-int rv_connect_fd(const rv_address *a)
-{
-    int fd;
-    int rc;
-    if (a->is_unix) {
-        struct sockaddr_un sun;
-        unix_sockaddr(a, &sun);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -1;
-        rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
-    } else {
-        fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -1;
-        int one = 1;
-        /* Requests are small and latency-bound: no Nagle delay. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        rc = connect(fd, (const struct sockaddr *)&a->sa, sa_len(&a->sa));
-    }
-    if (rc != 0 && errno != EINPROGRESS) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
 }

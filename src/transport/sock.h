@@ -1,6 +1,5 @@
-/* Plain-socket helpers shared by hosts and guests: make a listening or
- * connected fd on the calling thread, so errors come back with words
- * before any event loop is involved. */
+/* Listening sockets are made on the calling thread, so errors come back
+ * with words before any event loop is involved. */
 #ifndef RAVEL_TRANSPORT_SOCK_H
 #define RAVEL_TRANSPORT_SOCK_H
 
@@ -11,9 +10,5 @@
  * socket is owner-only (0600). Returns RAVEL_OK, RAVEL_EADDR or RAVEL_EIO
  * (with the message set). *port gets the bound TCP port. */
 int rv_listen_fd(const rv_address *a, int *fd, int *port);
-
-/* Start a non-blocking connect; returns the fd (connected or in progress)
- * or -1 with errno set. */
-int rv_connect_fd(const rv_address *a);
 
 #endif

@@ -28,6 +28,10 @@ static void link_attach(link_t *l)
     l->tap = dup(sv[1]);
     OK(ravel_host_attach_fd(l->host, sv[0], sv[0]));
     OK(ravel_guest_attach_fd(l->guest, sv[1], sv[1]));
+    /* Wait until the guest uses it, so the next cut cuts this stream. */
+    for (int i = 0; i < 10000 && !ravel_guest_connected(l->guest); i++)
+        usleep(100);
+    assert_true(ravel_guest_connected(l->guest));
 }
 
 static void link_open(link_t *l, int retry)
