@@ -102,10 +102,15 @@ RAVEL_EXPORT void ravel_free(void *ptr);
 /* Options                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Called when a party handle becomes the leader of its directory (on an
+ * internal thread; do not block in it). */
+typedef void (*ravel_leader_cb)(void *ud);
+
 typedef struct ravel_options {
-    /* Remote handles: on loss of the stream, keep pending requests and open
-     * iterators and resume them on the next stream (default 0 for
-     * ravel_guest_new, 1 for ravel_connect). */
+    /* Remote and party handles: on loss of the stream (or the leader), keep
+     * pending requests and open iterators and resume them on the next
+     * stream. 1 on, 0 off, -1 (the default) the handle kind's default: off
+     * for ravel_guest_new, on for ravel_connect and ravel_open. */
     int retry;
     /* Local handles: LevelDB's open options. */
     int create_if_missing;   /* default 1 */
@@ -115,6 +120,13 @@ typedef struct ravel_options {
     int sync;                /* writes wait for the disk (default 0) */
     /* Largest frame accepted from the peer, in bytes (default 64 MiB). */
     size_t max_frame;
+    /* ravel_open: how long to keep trying when the directory is locked but
+     * nobody answers on its socket (a plain LevelDB program holds it), in
+     * milliseconds (default 10000). */
+    int lock_timeout_ms;
+    /* ravel_open: called when this handle becomes the leader. */
+    ravel_leader_cb on_leader;
+    void *on_leader_ud;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -153,6 +165,32 @@ RAVEL_EXPORT int ravel_guest_connected(ravel_db *db);
  * Returns at once; requests wait for the connection. Errors: RAVEL_EADDR
  * (address malformed or too long for a unix socket). */
 RAVEL_EXPORT int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts);
+
+/* Open LevelDB directory `dir` for sharing with other processes (a *party*
+ * handle): the first process to take LevelDB's lock *leads* — its own
+ * operations go straight to LevelDB, and it serves the others on the unix
+ * socket `<dir>/rave-level.sock` (the socket of Node's rave-level, so Node
+ * processes can join) — and the others *follow* over that socket. When the
+ * leader goes away (closes, crashes, is killed), the followers elect a new
+ * one among themselves; with retry on (the default) their pending requests
+ * and open iterators carry on. Several handles on one directory in one
+ * process work too. The socket is owner-only; a directory path too long
+ * for a unix socket address still works (Linux).
+ * Errors: RAVEL_ELOCKED (the directory is locked by a process that does
+ * not share it, after opts->lock_timeout_ms), RAVEL_EIO (missing parent
+ * directory, permission denied, not a database with create_if_missing
+ * off, …), RAVEL_ECORRUPT. */
+RAVEL_EXPORT int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts);
+
+/* Which way a handle reaches its data right now (diagnostics and tests). */
+typedef enum {
+    RAVEL_ROLE_LOCAL = 0,    /* ravel_open_local */
+    RAVEL_ROLE_REMOTE = 1,   /* ravel_guest_new, ravel_connect */
+    RAVEL_ROLE_LEADER = 2,   /* ravel_open, leading the directory */
+    RAVEL_ROLE_FOLLOWER = 3  /* ravel_open, following the leader */
+} ravel_role;
+
+RAVEL_EXPORT int ravel_db_role(ravel_db *db);
 
 /* Close a handle: pending requests and iterators fail with RAVEL_ECLOSED,
  * their callbacks run before this returns; streams are closed; LevelDB is

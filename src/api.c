@@ -13,7 +13,9 @@
 void ravel_options_init(ravel_options *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->retry = -1;
     opts->create_if_missing = 1;
+    opts->lock_timeout_ms = 10000;
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
 }
 
@@ -132,6 +134,13 @@ void ravel_iter_free(ravel_iter *it)
 {
     if (it)
         it->ops->free(it);
+}
+
+int ravel_db_role(ravel_db *db)
+{
+    if (!db)
+        return rv_err(RAVEL_EINVAL, "database handle is NULL");
+    return db->ops->role(db);
 }
 
 void ravel_db_close(ravel_db *db)

@@ -25,6 +25,7 @@ typedef struct rv_db_ops {
     int (*clear_async)(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud);
     int (*get_many_async)(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                           ravel_values_cb cb, void *ud);
+    int (*role)(ravel_db *db);
     void (*close)(ravel_db *db);
 } rv_db_ops;
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "db.h"
 #include "error.h"
@@ -17,6 +18,10 @@ typedef struct local_db {
     leveldb_cache_t *cache;
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts;
+    /* Open iterators: LevelDB's must go before the database does, so close
+     * takes them down and leaves the caller a shell to free. */
+    uv_mutex_t mu;
+    struct local_iter *iters;
 } local_db;
 
 typedef struct local_iter {
@@ -26,6 +31,7 @@ typedef struct local_iter {
     const leveldb_snapshot_t *snap;
     local_db *db;
     rv_range_copy range;
+    struct local_iter *prev, *next;
     uint64_t count;   /* entries handed out, against the limit */
     int pending;      /* the current position has not been handed out */
     int from_start;   /* positioned at the range's start: skip keys before it */
@@ -128,7 +134,12 @@ static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
     leveldb_readoptions_set_snapshot(it->ropts, it->snap);
     leveldb_readoptions_set_fill_cache(it->ropts, 1);
     it->it = leveldb_create_iterator(l->db, it->ropts);
-    it->pending = 0;
+    uv_mutex_lock(&l->mu);
+    it->next = l->iters;
+    if (l->iters)
+        l->iters->prev = it;
+    l->iters = it;
+    uv_mutex_unlock(&l->mu);
     it->from_start = 1;
     /* Position at the start of the range, in its direction. */
     const ravel_range *rg = &it->range.r;
@@ -169,6 +180,8 @@ static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char 
     local_iter *it = (local_iter *)i;
     const ravel_range *r = &it->range.r;
     leveldb_iterator_t *li = it->it;
+    if (!li)
+        return rv_err(RAVEL_ECLOSED, "the database was closed");
     if (r->limit >= 0 && it->count >= (uint64_t)r->limit)
         return RAVEL_END;
     for (;;) {
@@ -215,6 +228,8 @@ static int liter_seek(ravel_iter *i, const void *target, size_t len)
 {
     local_iter *it = (local_iter *)i;
     leveldb_iterator_t *li = it->it;
+    if (!li)
+        return rv_err(RAVEL_ECLOSED, "the database was closed");
     leveldb_iter_seek(li, target, len);
     if (it->range.r.reverse) {
         /* LevelDB seeks to the first key >= target; reverse wants the last
@@ -233,12 +248,32 @@ static int liter_seek(ravel_iter *i, const void *target, size_t len)
     return RAVEL_OK;
 }
 
+/* With l->mu held. */
+static void liter_release(local_iter *it)
+{
+    local_db *l = it->db;
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        l->iters = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    leveldb_iter_destroy(it->it);
+    leveldb_readoptions_destroy(it->ropts);
+    leveldb_release_snapshot(l->db, it->snap);
+    it->it = NULL;
+    it->db = NULL;
+}
+
 static void liter_free(ravel_iter *i)
 {
     local_iter *it = (local_iter *)i;
-    leveldb_iter_destroy(it->it);
-    leveldb_readoptions_destroy(it->ropts);
-    leveldb_release_snapshot(it->db->db, it->snap);
+    local_db *l = it->db;
+    if (l) {
+        uv_mutex_lock(&l->mu);
+        liter_release(it);
+        uv_mutex_unlock(&l->mu);
+    }
     rv_range_copy_free(&it->range);
     free(it);
 }
@@ -291,6 +326,11 @@ static int lclear(ravel_db *d, const ravel_range *r)
 static void lclose(ravel_db *d)
 {
     local_db *l = (local_db *)d;
+    uv_mutex_lock(&l->mu);
+    while (l->iters)
+        liter_release(l->iters);
+    uv_mutex_unlock(&l->mu);
+    uv_mutex_destroy(&l->mu);
     leveldb_close(l->db);
     leveldb_options_destroy(l->options);
     if (l->cache)
@@ -300,7 +340,14 @@ static void lclose(ravel_db *d)
     free(l);
 }
 
+static int lrole(ravel_db *d)
+{
+    (void)d;
+    return RAVEL_ROLE_LOCAL;
+}
+
 static const rv_db_ops local_ops = {
+    .role = lrole,
     .put = lput,
     .get = lget,
     .del = ldel,
@@ -377,6 +424,10 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
     char *err = NULL;
     l->db = leveldb_open(l->options, dir, &err);
+    if (!err && uv_mutex_init(&l->mu) != 0) {
+        leveldb_close(l->db);
+        err = strdup("IO error: cannot create a mutex");
+    }
     if (err) {
         int rc = open_error(dir, opts->create_if_missing, err);
         leveldb_options_destroy(l->options);

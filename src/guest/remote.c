@@ -13,8 +13,8 @@
 #include <uv.h>
 
 #include "error.h"
+#include "guest/remote.h"
 #include "guest/session.h"
-#include "transport/address.h"
 
 enum { RK_DONE, RK_VALUE, RK_VALUES };
 
@@ -40,7 +40,7 @@ typedef struct rreq {
     char errtext[96];
 } rreq;
 
-typedef struct remote remote;
+typedef struct rv_remote remote;
 
 typedef struct riter {
     ravel_iter base;
@@ -54,7 +54,7 @@ typedef struct riter {
     struct riter *ready_next;
 } riter;
 
-struct remote {
+struct rv_remote {
     ravel_db base;
     ravel_options opts;
     uv_loop_t loop;
@@ -85,6 +85,8 @@ struct remote {
     rv_address addr;
     uint64_t backoff_ms;
     riter *ready;     /* asynchronous nexts to serve on the loop */
+    rv_remote_hooks hooks; /* party mode: who finds the next stream */
+    int initial_fd;   /* adopted when the loop starts */
 };
 
 static const rv_db_ops remote_ops;
@@ -374,6 +376,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 }
 
 static void connect_soon(remote *r);
+static int open_fd(uv_loop_t *loop, void *storage, int fd, int *is_tcp);
 
 static void on_stream_closed(uv_handle_t *h)
 {
@@ -386,9 +389,13 @@ static void on_stream_closed(uv_handle_t *h)
     r->wbuf.len = 0;
     if (!r->shut)
         rv_gsession_lost(&r->s);
-    int again = r->has_addr && r->opts.retry && !r->shut;
+    int shut = r->shut;
     settle_and_unlock(r);
-    if (again)
+    if (shut)
+        return;
+    if (r->hooks.lost)
+        r->hooks.lost(r, r->hooks.ud);
+    else if (r->has_addr && r->opts.retry)
         connect_soon(r);
 }
 
@@ -412,6 +419,8 @@ static void stream_up(remote *r)
         rc = uv_read_start(&r->in.stream, on_alloc, on_read);
     if (rc != 0)
         drop_stream(r);
+    else if (r->hooks.up)
+        r->hooks.up(r, r->hooks.ud);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -427,7 +436,7 @@ static void on_connect(uv_connect_t *req, int status)
     stream_up(r);
 }
 
-static void start_connect(remote *r)
+void rv_remote_connect(rv_remote *r)
 {
     r->split = 0;
     r->handles = 1;
@@ -450,7 +459,7 @@ static void on_timer(uv_timer_t *t)
 {
     remote *r = t->data;
     if (!r->shut && !r->handles)
-        start_connect(r);
+        rv_remote_connect(r);
 }
 
 static void connect_soon(remote *r)
@@ -477,9 +486,41 @@ static int open_fd(uv_loop_t *loop, void *storage, int fd, int *is_tcp)
     return uv_pipe_open(storage, fd);
 }
 
+void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
+{
+    int is_tcp;
+    r->split = wfd != rfd;
+    r->handles = r->split ? 2 : 1;
+    int rc = open_fd(&r->loop, &r->in, rfd, &is_tcp);
+    r->in.handle.data = r;
+    if (r->split) {
+        uv_pipe_init(&r->loop, &r->out, 0);
+        r->out.data = r;
+        int rc2 = uv_pipe_open(&r->out, wfd);
+        if (rc == 0)
+            rc = rc2;
+    }
+    if (rc == 0)
+        stream_up(r);
+    else
+        drop_stream(r);
+}
+
+uv_loop_t *rv_remote_loop(rv_remote *r)
+{
+    return &r->loop;
+}
+
+ravel_db *rv_remote_db(rv_remote *r)
+{
+    return &r->base;
+}
+
 static void shutdown_loop(remote *r)
 {
     r->shut = 1;
+    if (r->hooks.shutdown)
+        r->hooks.shutdown(r, r->hooks.ud);
     uv_timer_stop(&r->timer);
     drop_stream(r);
     uv_mutex_lock(&r->mu);
@@ -502,24 +543,8 @@ static void on_wake(uv_async_t *a)
     int rfd = r->attach_rfd, wfd = r->attach_wfd;
     r->attach_rfd = r->attach_wfd = -1;
     uv_mutex_unlock(&r->mu);
-    if (rfd >= 0) {
-        int is_tcp;
-        r->split = wfd != rfd;
-        r->handles = r->split ? 2 : 1;
-        int rc = open_fd(&r->loop, &r->in, rfd, &is_tcp);
-        r->in.handle.data = r;
-        if (r->split) {
-            uv_pipe_init(&r->loop, &r->out, 0);
-            r->out.data = r;
-            int rc2 = uv_pipe_open(&r->out, wfd);
-            if (rc == 0)
-                rc = rc2;
-        }
-        if (rc == 0)
-            stream_up(r);
-        else
-            drop_stream(r);
-    }
+    if (rfd >= 0)
+        rv_remote_adopt(r, rfd, wfd);
     uv_mutex_lock(&r->mu);
     settle_and_unlock(r);
 }
@@ -533,12 +558,15 @@ static void loop_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
-    if (r->has_addr)
-        start_connect(r);
+    if (r->initial_fd >= 0)
+        rv_remote_adopt(r, r->initial_fd, r->initial_fd);
+    else if (r->has_addr && !r->hooks.lost)
+        rv_remote_connect(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);
 }
 
-static int remote_new(remote **out, const ravel_options *opts, const rv_address *addr)
+int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
+                  const rv_remote_hooks *hooks, int initial_fd)
 {
     remote *r = calloc(1, sizeof *r);
     if (!r)
@@ -548,12 +576,19 @@ static int remote_new(remote **out, const ravel_options *opts, const rv_address 
         r->opts = *opts;
     else
         ravel_options_init(&r->opts);
+    r->opts.retry = retry;
     if (addr) {
         r->has_addr = 1;
         r->addr = *addr;
     }
+    if (hooks)
+        r->hooks = *hooks;
+    r->initial_fd = initial_fd;
     r->attach_rfd = r->attach_wfd = -1;
-    rv_gsession_init(&r->s, r->opts.retry, r->opts.max_frame);
+    rv_gsession_init(&r->s, retry, r->opts.max_frame);
+    /* Someone always looks for the next stream: requests made meanwhile
+     * wait for it even with retry off. */
+    r->s.queue_when_lost = hooks && hooks->lost;
     int rc = uv_loop_init(&r->loop);
     if (rc == 0) {
         uv_mutex_init(&r->mu);
@@ -585,7 +620,7 @@ int ravel_guest_new(ravel_db **out, const ravel_options *opts)
         return rv_err(RAVEL_EINVAL, "result pointer is NULL");
     *out = NULL;
     remote *r;
-    int rc = remote_new(&r, opts, NULL);
+    int rc = rv_remote_new(&r, opts, opts && opts->retry > 0, NULL, NULL, -1);
     if (rc == RAVEL_OK)
         *out = &r->base;
     return rc;
@@ -600,15 +635,8 @@ int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts
     int rc = rv_address_parse(&a, address);
     if (rc)
         return rc;
-    ravel_options o;
-    if (opts) {
-        o = *opts;
-    } else {
-        ravel_options_init(&o);
-        o.retry = 1;
-    }
     remote *r;
-    rc = remote_new(&r, &o, &a);
+    rc = rv_remote_new(&r, opts, !opts || opts->retry != 0, &a, NULL, -1);
     if (rc == RAVEL_OK)
         *out = &r->base;
     return rc;
@@ -1074,7 +1102,14 @@ static void r_close(ravel_db *d)
     free(r);
 }
 
+static int r_role(ravel_db *d)
+{
+    (void)d;
+    return RAVEL_ROLE_REMOTE;
+}
+
 static const rv_db_ops remote_ops = {
+    .role = r_role,
     .put = r_put,
     .get = r_get,
     .del = r_del,

@@ -59,7 +59,7 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
 {
     if (s->closed)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
-    if (s->state == RV_STREAM_LOST && !s->retry)
+    if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
     r->id = *id_field = new_id(s, &s->reqs);
     r->frame.len = 0;
@@ -151,7 +151,7 @@ int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
 {
     if (s->closed)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
-    if (s->state == RV_STREAM_LOST && !s->retry)
+    if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
     int rc = rv_range_copy_init(&it->range, r);
     if (rc)

@@ -47,6 +47,8 @@ enum { RV_STREAM_NEVER, RV_STREAM_UP, RV_STREAM_LOST };
 
 typedef struct rv_gsession {
     int retry;
+    int queue_when_lost;  /* retry off, but a new stream will come: new
+                           * requests wait for it instead of failing */
     int state;            /* RV_STREAM_* */
     int closed;
     uint32_t next_id;

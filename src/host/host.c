@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "error.h"
+#include "host/host.h"
 #include "host/session.h"
 #include "transport/sock.h"
 
@@ -529,6 +530,13 @@ int ravel_host_listen(ravel_host *h, const char *address)
     int rc = rv_address_parse(&a, address);
     if (rc)
         return rc;
+    return rv_host_listen_address(h, &a);
+}
+
+int rv_host_listen_address(ravel_host *h, const rv_address *address)
+{
+    const rv_address a = *address;
+    int rc;
     hcmd *cmd = calloc(1, sizeof *cmd);
     if (!cmd)
         return rv_err(RAVEL_ENOMEM, "out of memory");
@@ -543,7 +551,7 @@ int ravel_host_listen(ravel_host *h, const char *address)
         memcpy(cmd->path, a.path, sizeof cmd->path);
     else
         h->port = port;
-    logf_(h, "listening on %s", address);
+    logf_(h, "listening on %s", a.text);
     return post(h, cmd);
 }
 

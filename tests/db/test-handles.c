@@ -1,6 +1,6 @@
 /* The same operations, with the same results, on every kind of handle:
- * local (LevelDB in this process) and remote (a guest served by a host
- * over a socketpair). */
+ * local (LevelDB in this process), remote (a guest served by a host over a
+ * socketpair), and party (leader and follower on one directory). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@ typedef struct fixture {
     int remote;
     char *dir;
     ravel_db *local;
+    ravel_db *leader; /* party: the first handle, when testing a follower */
     pair p;
     ravel_db *db;
 } fixture;
@@ -25,6 +26,35 @@ static int setup_local(void **state)
     f->db = f->local;
     *state = f;
     return 0;
+}
+
+static int setup_party(void **state, int follower)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = make_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/db", f->dir);
+    OK(ravel_open(&f->local, path, NULL));
+    assert_int_equal(ravel_db_role(f->local), RAVEL_ROLE_LEADER);
+    f->db = f->local;
+    if (follower) {
+        f->leader = f->local;
+        OK(ravel_open(&f->local, path, NULL));
+        assert_int_equal(ravel_db_role(f->local), RAVEL_ROLE_FOLLOWER);
+        f->db = f->local;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup_party_leader(void **state)
+{
+    return setup_party(state, 0);
+}
+
+static int setup_party_follower(void **state)
+{
+    return setup_party(state, 1);
 }
 
 static int setup_remote(void **state)
@@ -44,6 +74,7 @@ static int teardown(void **state)
         pair_close(&f->p);
     } else {
         ravel_db_close(f->local);
+        ravel_db_close(f->leader);
         rm_tmpdir(f->dir);
     }
     free(f);
@@ -455,7 +486,23 @@ int main(void)
         BOTH(test_clear), BOTH(test_async),
     };
 #undef SETUP
+#define SETUP setup_party_leader
+    const struct CMUnitTest leader[] = {
+        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
+        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
+        BOTH(test_clear), BOTH(test_async),
+    };
+#undef SETUP
+#define SETUP setup_party_follower
+    const struct CMUnitTest follower[] = {
+        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
+        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
+        BOTH(test_clear), BOTH(test_async),
+    };
+#undef SETUP
     int failed = cmocka_run_group_tests_name("local handle", local, NULL, NULL);
     failed += cmocka_run_group_tests_name("remote handle", remote, NULL, NULL);
+    failed += cmocka_run_group_tests_name("party leader", leader, NULL, NULL);
+    failed += cmocka_run_group_tests_name("party follower", follower, NULL, NULL);
     return failed;
 }

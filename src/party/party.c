@@ -1,0 +1,419 @@
+/* Party mode: many processes open one directory. Whoever holds LevelDB's
+ * lock leads — its operations go straight to LevelDB and its host serves
+ * the others on <dir>/rave-level.sock — and the others follow over that
+ * socket. A follower whose stream ends runs an election on its remote
+ * handle's loop thread: take the lock and lead, or connect to whoever
+ * did. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "db/db.h"
+#include "error.h"
+#include "guest/remote.h"
+#include "host/host.h"
+
+#define SOCKET_NAME "rave-level.sock"
+#define MAX_BACKOFF_MS 20 /* a follower that lost the race retries at least this often */
+
+typedef struct party {
+    ravel_db base;
+    ravel_options opts;
+    int retry;
+    char dir[4096];        /* absolute */
+    char sock_text[4200];  /* <dir>/rave-level.sock, for messages */
+    int dirfd;             /* for socket paths longer than sun_path, else -1 */
+    rv_address sock;
+    int has_sock;
+    _Atomic int role;
+    _Atomic int closing;
+    ravel_db *local;       /* while leading */
+    ravel_host *host;      /* while leading */
+    rv_remote *remote;     /* once following */
+    /* election state, on the remote's loop thread */
+    uv_timer_t timer;
+    uv_fs_event_t watch;
+    int handles_ready;
+    int watching;
+    unsigned fails;
+} party;
+
+static const rv_db_ops party_ops;
+
+/* The socket address; a path too long for sun_path goes through a
+ * directory fd (/proc/self/fd/N/rave-level.sock), which Linux resolves in
+ * bind() and connect() alike. Needs the directory to exist. */
+static int make_sock_address(party *p)
+{
+    if (p->has_sock)
+        return RAVEL_OK;
+    memset(&p->sock, 0, sizeof p->sock);
+    p->sock.is_unix = 1;
+    snprintf(p->sock.text, sizeof p->sock.text, "unix:%.500s", p->sock_text);
+    if (strlen(p->sock_text) < sizeof p->sock.path) {
+        memcpy(p->sock.path, p->sock_text, strlen(p->sock_text) + 1);
+    } else {
+        p->dirfd = open(p->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (p->dirfd < 0)
+            return RAVEL_EIO;
+        snprintf(p->sock.path, sizeof p->sock.path, "/proc/self/fd/%d/%s", p->dirfd, SOCKET_NAME);
+    }
+    p->has_sock = 1;
+    return RAVEL_OK;
+}
+
+/* A blocking connect to the leader's socket: the fd, or -1. */
+static int connect_leader(party *p)
+{
+    if (make_sock_address(p) != RAVEL_OK)
+        return -1;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path, p->sock.path, strlen(p->sock.path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* We hold the lock: serve the directory, and from now on run our own
+ * operations directly. Pending requests of a former follower reach the
+ * database through a socketpair to our own host. */
+static int become_leader(party *p, ravel_db *local)
+{
+    ravel_host *host;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.max_frame = p->opts.max_frame;
+    int rc = make_sock_address(p);
+    if (rc != RAVEL_OK)
+        return rv_err(rc, "cannot open directory %s to make its socket", p->dir);
+    rc = ravel_host_new(&host, local, &ho);
+    if (rc != RAVEL_OK)
+        return rc;
+    rc = rv_host_listen_address(host, &p->sock);
+    if (rc != RAVEL_OK) {
+        ravel_host_free(host);
+        return rc;
+    }
+    p->local = local;
+    p->host = host;
+    if (p->remote) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0 &&
+            ravel_host_attach_fd(host, sv[0], sv[0]) == RAVEL_OK)
+            rv_remote_adopt(p->remote, sv[1], sv[1]);
+    }
+    atomic_store(&p->role, RAVEL_ROLE_LEADER);
+    if (p->opts.on_leader)
+        p->opts.on_leader(p->opts.on_leader_ud);
+    return RAVEL_OK;
+}
+
+/* ---- the election, on the remote's loop thread ---- */
+
+static void election_step(party *p);
+
+static void on_timer(uv_timer_t *t)
+{
+    election_step(t->data);
+}
+
+static void on_dir_change(uv_fs_event_t *w, const char *filename, int events, int status)
+{
+    party *p = w->data;
+    (void)events;
+    /* The socket appeared: a new leader is about to listen. Do not wait
+     * for the backoff timer. */
+    if (status == 0 && filename && strcmp(filename, SOCKET_NAME) == 0 &&
+        uv_is_active((uv_handle_t *)&p->timer)) {
+        uv_timer_stop(&p->timer);
+        election_step(p);
+    }
+}
+
+static void retry_later(party *p)
+{
+    unsigned ms = p->fails < 2 ? 1 : 1u << (p->fails - 2 > 5 ? 5 : p->fails - 2);
+    if (ms > MAX_BACKOFF_MS)
+        ms = MAX_BACKOFF_MS;
+    uv_timer_start(&p->timer, on_timer, ms, 0);
+}
+
+static void election_step(party *p)
+{
+    if (atomic_load(&p->closing) || atomic_load(&p->role) == RAVEL_ROLE_LEADER)
+        return;
+    ravel_db *local;
+    int rc = ravel_open_local(&local, p->dir, &p->opts);
+    if (rc == RAVEL_OK) {
+        if (become_leader(p, local) == RAVEL_OK)
+            return;
+        ravel_db_close(local);
+        p->fails++;
+        retry_later(p);
+    } else if (rc == RAVEL_ELOCKED) {
+        rv_remote_connect(p->remote); /* failure comes back as on_lost */
+    } else {
+        p->fails++;
+        retry_later(p);
+    }
+}
+
+static void on_lost(rv_remote *r, void *ud)
+{
+    party *p = ud;
+    (void)r;
+    if (atomic_load(&p->closing) || atomic_load(&p->role) == RAVEL_ROLE_LEADER)
+        return;
+    if (!p->handles_ready) {
+        uv_timer_init(rv_remote_loop(p->remote), &p->timer);
+        uv_fs_event_init(rv_remote_loop(p->remote), &p->watch);
+        p->timer.data = p->watch.data = p;
+        p->handles_ready = 1;
+    }
+    if (!p->watching && uv_fs_event_start(&p->watch, on_dir_change, p->dir, 0) == 0)
+        p->watching = 1;
+    if (p->fails++ == 0)
+        election_step(p); /* the leader just went: try at once */
+    else
+        retry_later(p);
+}
+
+static void on_up(rv_remote *r, void *ud)
+{
+    party *p = ud;
+    (void)r;
+    p->fails = 0;
+    if (p->watching) {
+        uv_fs_event_stop(&p->watch);
+        p->watching = 0;
+    }
+}
+
+static void on_shutdown(rv_remote *r, void *ud)
+{
+    party *p = ud;
+    (void)r;
+    if (p->handles_ready) {
+        uv_close((uv_handle_t *)&p->timer, NULL);
+        uv_close((uv_handle_t *)&p->watch, NULL);
+    }
+}
+
+/* ---- opening ---- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void party_free(party *p)
+{
+    if (p->dirfd >= 0)
+        close(p->dirfd);
+    free(p);
+}
+
+int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
+{
+    if (!out || !dir || !*dir)
+        return rv_err(RAVEL_EINVAL, "result pointer or directory is NULL or empty");
+    *out = NULL;
+    party *p = calloc(1, sizeof *p);
+    if (!p)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    p->base.ops = &party_ops;
+    p->dirfd = -1;
+    if (opts)
+        p->opts = *opts;
+    else
+        ravel_options_init(&p->opts);
+    p->retry = p->opts.retry != 0;
+    /* Absolute, so the socket path is the same from every process. */
+    if (dir[0] == '/') {
+        snprintf(p->dir, sizeof p->dir, "%s", dir);
+    } else {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd)) {
+            party_free(p);
+            return rv_err(RAVEL_EIO, "cannot resolve %s: the current directory is unknown", dir);
+        }
+        snprintf(p->dir, sizeof p->dir, "%s/%s", cwd, dir);
+    }
+    size_t n = strlen(p->dir);
+    while (n > 1 && p->dir[n - 1] == '/')
+        p->dir[--n] = '\0';
+    snprintf(p->sock_text, sizeof p->sock_text, "%s/%s", p->dir, SOCKET_NAME);
+
+    double deadline = now_ms() + (p->opts.lock_timeout_ms > 0 ? p->opts.lock_timeout_ms : 0);
+    unsigned delay_ms = 1;
+    for (;;) {
+        int fd = connect_leader(p);
+        if (fd >= 0) {
+            rv_remote_hooks hooks = {on_lost, on_up, on_shutdown, p};
+            int rc = rv_remote_new(&p->remote, &p->opts, p->retry, &p->sock, &hooks, fd);
+            if (rc != RAVEL_OK) {
+                close(fd);
+                party_free(p);
+                return rc;
+            }
+            atomic_store(&p->role, RAVEL_ROLE_FOLLOWER);
+            break;
+        }
+        ravel_db *local;
+        int rc = ravel_open_local(&local, p->dir, &p->opts);
+        if (rc == RAVEL_OK) {
+            rc = become_leader(p, local);
+            if (rc != RAVEL_OK) {
+                ravel_db_close(local);
+                party_free(p);
+                return rc;
+            }
+            break;
+        }
+        if (rc != RAVEL_ELOCKED) {
+            party_free(p);
+            return rc;
+        }
+        if (now_ms() >= deadline) {
+            rc = rv_err(RAVEL_ELOCKED,
+                        "database %s is locked by a process that does not share it: nothing "
+                        "answers on %s (waited %d ms)",
+                        p->dir, p->sock_text, p->opts.lock_timeout_ms);
+            party_free(p);
+            return rc;
+        }
+        /* Someone holds the lock but does not listen yet: a leader being
+         * born. Look again soon. */
+        struct timespec ts = {0, (long)delay_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (delay_ms < MAX_BACKOFF_MS)
+            delay_ms *= 2;
+    }
+    *out = &p->base;
+    return RAVEL_OK;
+}
+
+/* ---- operations: straight to LevelDB while leading, else remote ---- */
+
+static ravel_db *target(party *p)
+{
+    return atomic_load(&p->role) == RAVEL_ROLE_LEADER ? p->local : rv_remote_db(p->remote);
+}
+
+static int p_put(ravel_db *d, const void *k, size_t kl, const void *v, size_t vl)
+{
+    return ravel_put(target((party *)d), k, kl, v, vl);
+}
+
+static int p_get(ravel_db *d, const void *k, size_t kl, char **v, size_t *vl)
+{
+    return ravel_get(target((party *)d), k, kl, v, vl);
+}
+
+static int p_del(ravel_db *d, const void *k, size_t kl)
+{
+    return ravel_del(target((party *)d), k, kl);
+}
+
+static int p_get_many(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
+                      char **vals, size_t *vlens)
+{
+    return ravel_get_many(target((party *)d), n, keys, klens, vals, vlens);
+}
+
+static int p_write(ravel_db *d, const ravel_batch *b)
+{
+    return ravel_write(target((party *)d), b);
+}
+
+static int p_clear(ravel_db *d, const ravel_range *r)
+{
+    return ravel_clear(target((party *)d), r);
+}
+
+static int p_iter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
+{
+    return ravel_iter_new(target((party *)d), r, out);
+}
+
+static int p_put_async(ravel_db *d, const void *k, size_t kl, const void *v, size_t vl,
+                       ravel_done_cb cb, void *ud)
+{
+    return ravel_put_async(target((party *)d), k, kl, v, vl, cb, ud);
+}
+
+static int p_get_async(ravel_db *d, const void *k, size_t kl, ravel_value_cb cb, void *ud)
+{
+    return ravel_get_async(target((party *)d), k, kl, cb, ud);
+}
+
+static int p_del_async(ravel_db *d, const void *k, size_t kl, ravel_done_cb cb, void *ud)
+{
+    return ravel_del_async(target((party *)d), k, kl, cb, ud);
+}
+
+static int p_write_async(ravel_db *d, const ravel_batch *b, ravel_done_cb cb, void *ud)
+{
+    return ravel_write_async(target((party *)d), b, cb, ud);
+}
+
+static int p_clear_async(ravel_db *d, const ravel_range *r, ravel_done_cb cb, void *ud)
+{
+    return ravel_clear_async(target((party *)d), r, cb, ud);
+}
+
+static int p_get_many_async(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
+                            ravel_values_cb cb, void *ud)
+{
+    return ravel_get_many_async(target((party *)d), n, keys, klens, cb, ud);
+}
+
+static int p_role(ravel_db *d)
+{
+    return atomic_load(&((party *)d)->role);
+}
+
+static void p_close(ravel_db *d)
+{
+    party *p = (party *)d;
+    atomic_store(&p->closing, 1);
+    /* First the remote (its loop runs elections), then the host, then
+     * LevelDB, which releases the lock for the next leader. */
+    if (p->remote)
+        ravel_db_close(rv_remote_db(p->remote));
+    ravel_host_free(p->host);
+    ravel_db_close(p->local);
+    party_free(p);
+}
+
+static const rv_db_ops party_ops = {
+    .put = p_put,
+    .get = p_get,
+    .del = p_del,
+    .get_many = p_get_many,
+    .write = p_write,
+    .clear = p_clear,
+    .iter_new = p_iter_new,
+    .put_async = p_put_async,
+    .get_async = p_get_async,
+    .del_async = p_del_async,
+    .write_async = p_write_async,
+    .clear_async = p_clear_async,
+    .get_many_async = p_get_many_async,
+    .role = p_role,
+    .close = p_close,
+};
