@@ -596,6 +596,9 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         r->wake.data = r;
         uv_timer_init(&r->loop, &r->timer);
         r->timer.data = r;
+        /* Hooks may run as soon as the thread starts: the caller's pointer
+         * must be set by then. */
+        *out = r;
         rc = uv_thread_create(&r->thread, loop_main, r);
         if (rc != 0) {
             uv_close((uv_handle_t *)&r->wake, NULL);
@@ -606,11 +609,11 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         }
     }
     if (rc != 0) {
+        *out = NULL;
         rv_gsession_free(&r->s);
         free(r);
         return rv_err(RAVEL_EIO, "cannot start the guest's I/O thread: %s", uv_strerror(rc));
     }
-    *out = r;
     return RAVEL_OK;
 }
 

@@ -1,0 +1,215 @@
+/* One party member in its own process, for the multi-process tests.
+ *   party-child put DIR KEY VALUE        put one key and exit
+ *   party-child writer DIR ID SECONDS    seed scenario: put a and w<ID>
+ *   party-child reader DIR N SECONDS     read until all of w0..w<N-1> seen
+ *   party-child chaos DIR ID LOG         write and iterate until SIGTERM,
+ *                                        appending each acknowledged key's
+ *                                        number to LOG; writes its pid to
+ *                                        DIR.leader when it becomes leader
+ * Exit status: 0 ok, 1 a ravel call failed, 2 usage, 3 an iterator
+ * skipped or repeated an entry. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ravel.h"
+
+static volatile sig_atomic_t stop;
+static void on_term(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static int die(const char *what)
+{
+    fprintf(stderr, "party-child[%d]: %s: %s\n", (int)getpid(), what, ravel_errmsg());
+    return 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char leader_file[4200];
+static void note_leader(void *ud)
+{
+    (void)ud;
+    char tmp[4300], pid[32];
+    snprintf(tmp, sizeof tmp, "%s.%d", leader_file, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return;
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (write(fd, pid, (size_t)n) == n)
+        rename(tmp, leader_file);
+    close(fd);
+}
+
+static int cmd_put(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], NULL) != RAVEL_OK)
+        return die("open");
+    if (ravel_put(db, argv[1], strlen(argv[1]), argv[2], strlen(argv[2])) != RAVEL_OK)
+        return die("put");
+    ravel_db_close(db);
+    return 0;
+}
+
+static int cmd_writer(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], NULL) != RAVEL_OK)
+        return die("open");
+    double end = now_s() + atof(argv[2]);
+    char key[32], val[64];
+    snprintf(key, sizeof key, "w%s", argv[1]);
+    for (int n = 0; now_s() < end; n++) {
+        snprintf(val, sizeof val, "%s:%d", argv[1], n);
+        if (ravel_put(db, "a", 1, val, strlen(val)) != RAVEL_OK ||
+            ravel_put(db, key, strlen(key), val, strlen(val)) != RAVEL_OK)
+            return die("put");
+        usleep(20000);
+    }
+    ravel_db_close(db);
+    return 0;
+}
+
+static int cmd_reader(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], NULL) != RAVEL_OK)
+        return die("open");
+    int n = atoi(argv[1]);
+    double end = now_s() + atof(argv[2]);
+    int seen = 0, a_reads = 0;
+    char seen_by[64] = {0};
+    while (seen < n && now_s() < end) {
+        for (int i = 0; i < n && i < 64; i++) {
+            char key[32], *v;
+            size_t vl;
+            snprintf(key, sizeof key, "w%d", i);
+            int rc = ravel_get(db, key, strlen(key), &v, &vl);
+            if (rc == RAVEL_OK) {
+                seen += !seen_by[i];
+                seen_by[i] = 1;
+                ravel_free(v);
+            } else if (rc != RAVEL_ENOTFOUND) {
+                return die("get");
+            }
+        }
+        char *v;
+        size_t vl;
+        if (ravel_get(db, "a", 1, &v, &vl) == RAVEL_OK) {
+            a_reads++;
+            ravel_free(v);
+        }
+        usleep(10000);
+    }
+    ravel_db_close(db);
+    printf("reader saw %d of %d writers (%d reads of a)\n", seen, n, a_reads);
+    return seen == n ? 0 : 1;
+}
+
+/* Iterate over this worker's own keys: exactly 0..count-1, in order. */
+static int check_own(ravel_db *db, const char *id, long count)
+{
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, "c%s-", id);
+    snprintf(hi, sizeof hi, "c%s.", id);
+    ravel_range r;
+    ravel_range_init(&r);
+    r.has_gte = 1, r.gte = (ravel_bound){lo, strlen(lo)};
+    r.has_lt = 1, r.lt = (ravel_bound){hi, strlen(hi)};
+    r.values = 0;
+    ravel_iter *it;
+    if (ravel_iter_new(db, &r, &it) != RAVEL_OK)
+        return die("iterator");
+    const char *k;
+    size_t kl;
+    long n = 0;
+    int rc;
+    while ((rc = ravel_iter_next(it, &k, &kl, NULL, NULL)) == RAVEL_OK) {
+        char want[48];
+        snprintf(want, sizeof want, "c%s-%08ld", id, n);
+        if (kl != strlen(want) || memcmp(k, want, kl) != 0) {
+            fprintf(stderr, "party-child: iterator gave %.*s where %s was due\n", (int)kl, k, want);
+            ravel_iter_free(it);
+            return 3;
+        }
+        n++;
+    }
+    ravel_iter_free(it);
+    if (rc != RAVEL_END)
+        return die("iterator next");
+    if (n != count) {
+        fprintf(stderr, "party-child: iterator gave %ld of my %ld keys\n", n, count);
+        return 3;
+    }
+    return 0;
+}
+
+static int cmd_chaos(char **argv)
+{
+    const char *id = argv[1];
+    snprintf(leader_file, sizeof leader_file, "%s.leader", argv[0]);
+    ravel_options o;
+    ravel_options_init(&o);
+    o.on_leader = note_leader;
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], &o) != RAVEL_OK)
+        return die("open");
+    int log = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (log < 0)
+        return die("log");
+    long seq = 0;
+    while (!stop) {
+        char key[48], line[32];
+        snprintf(key, sizeof key, "c%s-%08ld", id, seq);
+        if (ravel_put(db, key, strlen(key), key, strlen(key)) != RAVEL_OK)
+            return die("put");
+        /* Acknowledged: on record before anything else can kill us. */
+        int n = snprintf(line, sizeof line, "%ld\n", seq);
+        if (write(log, line, (size_t)n) != n)
+            return die("log write");
+        seq++;
+        if (seq % 100 == 0) {
+            int rc = check_own(db, id, seq);
+            if (rc)
+                return rc;
+        }
+    }
+    int rc = check_own(db, id, seq);
+    ravel_db_close(db);
+    close(log);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* The test starts us with SIGTERM blocked, so one sent early waits
+     * for the handler. */
+    signal(SIGTERM, on_term);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    if (argc >= 5 && strcmp(argv[1], "put") == 0)
+        return cmd_put(argv + 2);
+    if (argc >= 5 && strcmp(argv[1], "writer") == 0)
+        return cmd_writer(argv + 2);
+    if (argc >= 5 && strcmp(argv[1], "reader") == 0)
+        return cmd_reader(argv + 2);
+    if (argc >= 5 && strcmp(argv[1], "chaos") == 0)
+        return cmd_chaos(argv + 2);
+    fprintf(stderr, "usage: party-child put|writer|reader|chaos ...\n");
+    return 2;
+}
