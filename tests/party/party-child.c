@@ -2,6 +2,8 @@
  *   party-child put DIR KEY VALUE        put one key and exit
  *   party-child writer DIR ID SECONDS    seed scenario: put a and w<ID>
  *   party-child reader DIR N SECONDS     read until all of w0..w<N-1> seen
+ *   party-child member DIR ID SECONDS IDS  the mixed-party member of
+ *                                        tests/interop/rave_member.js
  *   party-child chaos DIR ID LOG         write and iterate until SIGTERM,
  *                                        appending each acknowledged key's
  *                                        number to LOG; writes its pid to
@@ -119,6 +121,52 @@ static int cmd_reader(char **argv)
     return seen == n ? 0 : 1;
 }
 
+static int cmd_member(char **argv)
+{
+    const char *id = argv[1];
+    snprintf(leader_file, sizeof leader_file, "%s.leader", argv[0]);
+    ravel_options o;
+    ravel_options_init(&o);
+    o.on_leader = note_leader;
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], &o) != RAVEL_OK)
+        return die("open");
+    char ids[256];
+    snprintf(ids, sizeof ids, "%s", argv[3]);
+    char *expected[32];
+    int nexp = 0;
+    for (char *t = strtok(ids, ","); t && nexp < 32; t = strtok(NULL, ","))
+        expected[nexp++] = t;
+    int seen[32] = {0}, nseen = 0, puts = 0;
+    double end = now_s() + atof(argv[2]);
+    char key[32], val[64];
+    snprintf(key, sizeof key, "m%s", id);
+    while (now_s() < end) {
+        snprintf(val, sizeof val, "%s:%d", id, puts);
+        if (ravel_put(db, key, strlen(key), val, strlen(val)) != RAVEL_OK)
+            return die("put");
+        puts++;
+        for (int i = 0; i < nexp; i++) {
+            char k[32], *v;
+            size_t vl;
+            snprintf(k, sizeof k, "m%s", expected[i]);
+            int rc = ravel_get(db, k, strlen(k), &v, &vl);
+            if (rc == RAVEL_OK) {
+                nseen += !seen[i];
+                seen[i] = 1;
+                ravel_free(v);
+            } else if (rc != RAVEL_ENOTFOUND) {
+                return die("get");
+            }
+        }
+        usleep(20000);
+    }
+    int led = ravel_db_role(db) == RAVEL_ROLE_LEADER;
+    ravel_db_close(db);
+    printf("ravel member %s: %d puts, saw %d of %d members, leads=%d\n", id, puts, nseen, nexp, led);
+    return nseen == nexp ? 0 : 1;
+}
+
 /* Iterate over this worker's own keys: exactly 0..count-1, in order. */
 static int check_own(ravel_db *db, const char *id, long count)
 {
@@ -208,6 +256,8 @@ int main(int argc, char **argv)
         return cmd_writer(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "reader") == 0)
         return cmd_reader(argv + 2);
+    if (argc >= 6 && strcmp(argv[1], "member") == 0)
+        return cmd_member(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "chaos") == 0)
         return cmd_chaos(argv + 2);
     fprintf(stderr, "usage: party-child put|writer|reader|chaos ...\n");
