@@ -42,6 +42,7 @@ typedef struct party {
     uv_fs_event_t watch;
     int handles_ready;
     int watching;
+    int sock_changed;      /* the socket file changed during a connect */
     unsigned fails;
 } party;
 
@@ -134,11 +135,15 @@ static void on_dir_change(uv_fs_event_t *w, const char *filename, int events, in
     party *p = w->data;
     (void)events;
     /* The socket appeared: a new leader is about to listen. Do not wait
-     * for the backoff timer. */
-    if (status == 0 && filename && strcmp(filename, SOCKET_NAME) == 0 &&
-        uv_is_active((uv_handle_t *)&p->timer)) {
+     * for the backoff timer; if a connect is under way, go again as soon
+     * as it fails. */
+    if (status != 0 || !filename || strcmp(filename, SOCKET_NAME) != 0)
+        return;
+    if (uv_is_active((uv_handle_t *)&p->timer)) {
         uv_timer_stop(&p->timer);
         election_step(p);
+    } else {
+        p->sock_changed = 1;
     }
 }
 
@@ -184,10 +189,13 @@ static void on_lost(rv_remote *r, void *ud)
     }
     if (!p->watching && uv_fs_event_start(&p->watch, on_dir_change, p->dir, 0) == 0)
         p->watching = 1;
-    if (p->fails++ == 0)
-        election_step(p); /* the leader just went: try at once */
-    else
+    /* The leader just went, or a new socket appeared: try at once. */
+    if (p->fails++ == 0 || p->sock_changed) {
+        p->sock_changed = 0;
+        election_step(p);
+    } else {
         retry_later(p);
+    }
 }
 
 static void on_up(rv_remote *r, void *ud)
@@ -195,6 +203,7 @@ static void on_up(rv_remote *r, void *ud)
     party *p = ud;
     (void)r;
     p->fails = 0;
+    p->sock_changed = 0;
     if (p->watching) {
         uv_fs_event_stop(&p->watch);
         p->watching = 0;
