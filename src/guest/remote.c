@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -85,6 +87,8 @@ struct rv_remote {
     rv_address addr;
     uint64_t backoff_ms;
     riter *ready;     /* asynchronous nexts to serve on the loop */
+    int direct_fd;    /* the stream's socket, for writes from any thread
+                       * under mu; -1 when not a socket or not up */
     rv_remote_hooks hooks; /* party mode: who finds the next stream */
     int initial_fd;   /* adopted when the loop starts */
 };
@@ -97,13 +101,27 @@ static int on_loop_thread(remote *r)
     return uv_thread_equal(&self, &r->thread);
 }
 
-/* With the lock held: have the loop write what is queued. */
+/* With the lock held: have the loop send what is queued. */
 static void kick(remote *r)
 {
     if (!r->wake_pending && (r->s.out.len || r->ready)) {
         r->wake_pending = 1;
         uv_async_send(&r->wake);
     }
+}
+
+/* With the lock held, from a thread that is about to wait for the answer:
+ * write to the socket itself when the loop has no write under way, which
+ * saves a thread hand-off per request; what does not fit goes to the loop.
+ * (Asynchronous requests leave it to the loop, which batches them.) */
+static void kick_now(remote *r)
+{
+    if (r->direct_fd >= 0 && !r->writing && r->s.out.len) {
+        ssize_t n = send(r->direct_fd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            rv_buf_consume(&r->s.out, (size_t)n);
+    }
+    kick(r);
 }
 
 static uv_stream_t *wstream(remote *r)
@@ -403,6 +421,10 @@ static void drop_stream(remote *r)
 {
     if (!r->handles || uv_is_closing(&r->in.handle))
         return;
+    /* No thread may write to the fd once libuv is about to close it. */
+    uv_mutex_lock(&r->mu);
+    r->direct_fd = -1;
+    uv_mutex_unlock(&r->mu);
     uv_close(&r->in.handle, on_stream_closed);
     if (r->split)
         uv_close((uv_handle_t *)&r->out, on_stream_closed);
@@ -410,8 +432,13 @@ static void drop_stream(remote *r)
 
 static void stream_up(remote *r)
 {
+    uv_os_fd_t fd;
+    struct stat st;
+    int direct = uv_fileno((uv_handle_t *)wstream(r), &fd) == 0 && fstat(fd, &st) == 0 &&
+                 S_ISSOCK(st.st_mode);
     uv_mutex_lock(&r->mu);
     r->up = 1;
+    r->direct_fd = direct ? fd : -1;
     int rc = rv_gsession_connected(&r->s);
     flush(r);
     uv_mutex_unlock(&r->mu);
@@ -584,6 +611,7 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
     if (hooks)
         r->hooks = *hooks;
     r->initial_fd = initial_fd;
+    r->direct_fd = -1;
     r->attach_rfd = r->attach_wfd = -1;
     rv_gsession_init(&r->s, retry, r->opts.max_frame);
     /* Someone always looks for the next stream: requests made meanwhile
@@ -688,11 +716,12 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
         uv_mutex_unlock(&r->mu);
         return rc;
     }
-    kick(r);
     if (!q->sync) {
+        kick(r);
         uv_mutex_unlock(&r->mu);
         return RAVEL_OK;
     }
+    kick_now(r);
     while (!q->finished)
         uv_cond_wait(&q->cond, &r->mu);
     uv_mutex_unlock(&r->mu);
@@ -984,7 +1013,7 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
     } else {
         while ((rc = rv_giter_take(&r->s, &ri->g)) == RV_WAIT) {
             ri->waiting = 1;
-            kick(r);
+            kick_now(r);
             uv_cond_wait(&ri->cond, &r->mu);
             ri->waiting = 0;
         }

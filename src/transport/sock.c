@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -78,4 +79,10 @@ int rv_listen_fd(const rv_address *a, int *out, int *port)
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     *out = fd;
     return RAVEL_OK;
+}
+
+void rv_tune_socket(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }

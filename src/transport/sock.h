@@ -11,4 +11,8 @@
  * (with the message set). *port gets the bound TCP port. */
 int rv_listen_fd(const rv_address *a, int *fd, int *port);
 
+/* Options every TCP stream gets: requests are small and latency-bound, so
+ * no Nagle delay. A no-op on other fds. */
+void rv_tune_socket(int fd);
+
 #endif
