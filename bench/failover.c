@@ -1,11 +1,15 @@
 /*
- * ravel-failover — SPEC workload F1: SIGKILL a party's leader while a
- * follower writes in a loop, and measure the time from the kill to that
- * follower's next acknowledged write. Each round starts a fresh party on
- * one directory: a leader, then F followers, one of which writes.
- *
- * usage: ravel-failover [-f FOLLOWERS] [-r ROUNDS]
+ * SPEC workload F1: SIGKILL a party's leader while a follower writes in a
+ * loop, and measure the time from the kill to that follower's next
+ * acknowledged write. Each round starts a fresh party on one directory: a
+ * leader, then F followers, one of which writes. The writer is held
+ * between two puts while the leader is killed, so that the time measured
+ * is the failover's, not the tail of a put that was already under way.
  */
+#define _POSIX_C_SOURCE 200809L
+
+#include "failover.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -15,195 +19,217 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "ravel.h"
 
+#define WARMUP_ACKS 200 /* puts the writer makes before the kill */
+#define ACK_TIMEOUT_NS 10000000000ull
+#define WAIT_STEP_US 100
+#define WAIT_STEPS 100000 /* 10 s */
+
+/* Lives in an anonymous shared mapping, so that the parent can hold the
+ * writer and read the time of its acknowledgements. */
 typedef struct shared {
-    atomic_int ready;        /* members that opened the directory */
-    atomic_uint_fast64_t last_ack_ns; /* the writer's latest acknowledged put */
-    atomic_long acks;
-    atomic_int failed;
-    atomic_int hold;         /* parent: writer, stop between puts */
-    atomic_int held;         /* writer: stopped, no put in flight */
+    atomic_long ready; /* members that opened the directory */
+    atomic_long acks;  /* the writer's acknowledged puts */
+    atomic_long held;  /* writer: 1 while stopped between puts */
+    atomic_int hold;   /* parent: writer, stop between puts */
+    atomic_int failed; /* a member failed (and said why on stderr) */
+    atomic_uint_fast64_t last_ack_ns; /* the writer's latest acknowledgement */
 } shared;
 
-static shared *sh;
-static char dir[4096];
+typedef struct party {
+    shared *sh;
+    const char *dir;
+    pid_t leader;     /* -1 when not running */
+    pid_t *followers; /* the first one writes */
+    int started;      /* followers running */
+} party;
 
-static uint64_t now_ns(void)
+static void member_fail(shared *sh, const char *what, const char *detail)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    fprintf(stderr, "F1 member: %s: %s\n", what, detail);
+    atomic_store(&sh->failed, 1);
+    _exit(1);
 }
 
-static volatile sig_atomic_t stop;
-static void on_term(int sig)
+/* SIGTERM is blocked in members: this is how the writer notices it. */
+static int term_pending(void)
 {
-    (void)sig;
-    stop = 1;
+    sigset_t pending;
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGTERM);
 }
 
-/* A party member: opens the directory; the writer puts in a loop. */
-static pid_t member(int writer, int expect_role)
+/* A member: opens the directory and checks its role; the writer puts in a
+ * loop until SIGTERM, the others wait for it. Never returns. */
+static void member_main(shared *sh, const char *dir, int writer, int expect_role)
 {
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    signal(SIGTERM, on_term);
+    sigset_t term;
     ravel_db *db;
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK || ravel_db_role(db) != expect_role) {
-        fprintf(stderr, "ravel-failover: member: %s\n", ravel_errmsg());
-        atomic_store(&sh->failed, 1);
-        _exit(1);
-    }
+    int sig;
+
+    /* Blocked before ravel starts its threads, which inherit the mask, so
+     * that SIGTERM stays pending until we look for it: no window in which
+     * it arrives unnoticed. */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    if (ravel_open(&db, dir, NULL) != RAVEL_OK)
+        member_fail(sh, "ravel_open", ravel_errmsg());
+    if (ravel_db_role(db) != expect_role)
+        member_fail(sh, "ravel_open", expect_role == RAVEL_ROLE_LEADER ? "did not lead" : "did not follow");
     atomic_fetch_add(&sh->ready, 1);
-    long n = 0;
-    while (!stop) {
-        if (!writer) {
-            pause();
-            continue;
+
+    if (!writer) {
+        sigwait(&term, &sig);
+    } else {
+        for (long n = 0; !term_pending(); n++) {
+            if (atomic_load(&sh->hold)) {
+                atomic_store(&sh->held, 1);
+                while (atomic_load(&sh->hold))
+                    ; /* spin: the parent lets go right after the kill */
+                atomic_store(&sh->held, 0);
+            }
+            char key[32];
+            int kl = snprintf(key, sizeof key, "f%012ld", n);
+            if (ravel_put(db, key, (size_t)kl, key, (size_t)kl) != RAVEL_OK)
+                member_fail(sh, "ravel_put", ravel_errmsg());
+            atomic_store(&sh->last_ack_ns, now_ns());
+            atomic_fetch_add(&sh->acks, 1);
         }
-        if (atomic_load(&sh->hold)) {
-            atomic_store(&sh->held, 1);
-            while (atomic_load(&sh->hold))
-                ;
-            atomic_store(&sh->held, 0);
-        }
-        char key[32];
-        int kl = snprintf(key, sizeof key, "f%012ld", n++);
-        if (ravel_put(db, key, (size_t)kl, key, (size_t)kl) != RAVEL_OK) {
-            fprintf(stderr, "ravel-failover: put: %s\n", ravel_errmsg());
-            atomic_store(&sh->failed, 1);
-            _exit(1);
-        }
-        atomic_store(&sh->last_ack_ns, now_ns());
-        atomic_fetch_add(&sh->acks, 1);
     }
     ravel_db_close(db);
     _exit(0);
 }
 
-static void wait_for(int (*cond)(void), const char *what)
+static pid_t start_member(party *p, int writer, int expect_role)
 {
-    for (int i = 0; i < 100000; i++) {
-        if (cond())
-            return;
+    pid_t pid = fork();
+    if (pid < 0)
+        fprintf(stderr, "F1: fork: %s\n", strerror(errno));
+    else if (pid == 0)
+        member_main(p->sh, p->dir, writer, expect_role);
+    return pid;
+}
+
+/* Wait until *counter reaches want. Returns 0, or -1 when a member failed
+ * or after 10 s. */
+static int wait_at_least(party *p, atomic_long *counter, long want, const char *what)
+{
+    for (int i = 0; i < WAIT_STEPS; i++) {
+        if (atomic_load(counter) >= want)
+            return 0;
+        if (atomic_load(&p->sh->failed))
+            return -1;
+        usleep(WAIT_STEP_US);
+    }
+    fprintf(stderr, "F1: gave up waiting for %s\n", what);
+    return -1;
+}
+
+/* Returns the wait status of pid. */
+static int reap(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
+}
+
+/* Send sig to every member still running and reap them all. Returns 0 if
+ * each exited with status 0. */
+static int end_members(party *p, int sig)
+{
+    int clean = 1, status;
+    if (p->leader > 0) {
+        kill(p->leader, sig);
+        status = reap(p->leader);
+        clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        p->leader = -1;
+    }
+    for (int i = 0; i < p->started; i++)
+        kill(p->followers[i], sig);
+    for (int i = 0; i < p->started; i++) {
+        status = reap(p->followers[i]);
+        clean = clean && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    p->started = 0;
+    return clean ? 0 : -1;
+}
+
+static int run_round(party *p, int followers, double *ms)
+{
+    shared *sh = p->sh;
+    atomic_store(&sh->ready, 0);
+    atomic_store(&sh->acks, 0);
+    atomic_store(&sh->held, 0);
+    atomic_store(&sh->last_ack_ns, 0);
+
+    if ((p->leader = start_member(p, 0, RAVEL_ROLE_LEADER)) < 0 ||
+        wait_at_least(p, &sh->ready, 1, "the leader") != 0)
+        return -1;
+    for (int i = 0; i < followers; i++) {
+        if ((p->followers[i] = start_member(p, i == 0, RAVEL_ROLE_FOLLOWER)) < 0)
+            return -1;
+        p->started++;
+    }
+    if (wait_at_least(p, &sh->ready, 1 + followers, "the followers") != 0 ||
+        wait_at_least(p, &sh->acks, WARMUP_ACKS, "the writer") != 0)
+        return -1;
+
+    atomic_store(&sh->hold, 1);
+    if (wait_at_least(p, &sh->held, 1, "the writer to pause") != 0)
+        return -1;
+    uint64_t killed = now_ns();
+    kill(p->leader, SIGKILL);
+    atomic_store(&sh->hold, 0);
+    while (atomic_load(&sh->last_ack_ns) <= killed) {
         if (atomic_load(&sh->failed))
-            break;
-        usleep(100);
-    }
-    fprintf(stderr, "ravel-failover: gave up waiting for %s\n", what);
-    exit(1);
-}
-
-static int want_ready;
-static int all_ready(void)
-{
-    return atomic_load(&sh->ready) >= want_ready;
-}
-
-static int writing(void)
-{
-    return atomic_load(&sh->acks) >= 200;
-}
-
-static int held(void)
-{
-    return atomic_load(&sh->held);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-int main(int argc, char **argv)
-{
-    int followers = 10, rounds = 20;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
-            followers = atoi(argv[++i]);
-        else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc)
-            rounds = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [-f FOLLOWERS] [-r ROUNDS]\n", argv[0]);
-            return strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ? 0 : 2;
+            return -1;
+        if (now_ns() - killed > ACK_TIMEOUT_NS) {
+            fprintf(stderr, "F1: no write acknowledged 10 s after the kill\n");
+            return -1;
         }
+        usleep(50);
     }
-    if (followers < 1 || rounds < 1) {
-        fprintf(stderr, "ravel-failover: need at least one follower and one round\n");
-        return 2;
+    *ms = (double)(atomic_load(&sh->last_ack_ns) - killed) / 1e6;
+
+    reap(p->leader); /* killed: its status says so, nothing to check */
+    p->leader = -1;
+    if (end_members(p, SIGTERM) != 0) {
+        fprintf(stderr, "F1: a follower did not end cleanly\n");
+        return -1;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/ravel-failover-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    strcat(dir, "/db");
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED) {
-        perror("mmap");
-        return 1;
-    }
-    double *ms = calloc((size_t)rounds, sizeof *ms);
-    pid_t *pids = calloc((size_t)followers, sizeof *pids);
-    for (int r = 0; r < rounds; r++) {
-        atomic_store(&sh->ready, 0);
-        atomic_store(&sh->acks, 0);
-        atomic_store(&sh->last_ack_ns, 0);
-        want_ready = 1;
-        pid_t leader = member(0, RAVEL_ROLE_LEADER);
-        wait_for(all_ready, "the leader");
-        want_ready = 1 + followers;
-        for (int i = 0; i < followers; i++)
-            pids[i] = member(i == 0, RAVEL_ROLE_FOLLOWER);
-        wait_for(all_ready, "the followers");
-        wait_for(writing, "the writer");
-        atomic_store(&sh->hold, 1);
-        wait_for(held, "the writer to pause");
-        uint64_t killed = now_ns();
-        kill(leader, SIGKILL);
-        atomic_store(&sh->hold, 0);
-        while (atomic_load(&sh->last_ack_ns) <= killed && !atomic_load(&sh->failed)) {
-            if (now_ns() - killed > 10000000000ull) {
-                fprintf(stderr, "ravel-failover: no write acknowledged 10 s after the kill\n");
-                return 1;
-            }
-            usleep(50);
-        }
-        if (atomic_load(&sh->failed))
-            return 1;
-        ms[r] = (double)(atomic_load(&sh->last_ack_ns) - killed) / 1e6;
-        waitpid(leader, NULL, 0);
-        atomic_store(&sh->held, 0);
-        for (int i = 0; i < followers; i++)
-            kill(pids[i], SIGTERM);
-        for (int i = 0; i < followers; i++) {
-            int status;
-            waitpid(pids[i], &status, 0);
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                fprintf(stderr, "ravel-failover: a follower did not end cleanly\n");
-                return 1;
-            }
-        }
-    }
-    double sorted[rounds];
-    memcpy(sorted, ms, sizeof sorted);
-    qsort(sorted, (size_t)rounds, sizeof *sorted, cmp_double);
-    double median = rounds % 2 ? sorted[rounds / 2] : (sorted[rounds / 2 - 1] + sorted[rounds / 2]) / 2;
-    printf("F1 failover, %d follower%s, %d SIGKILLs: median %.2f ms, max %.2f ms, min %.2f ms\n",
-           followers, followers == 1 ? "" : "s", rounds, median, sorted[rounds - 1], sorted[0]);
-    char cmd[4200];
-    dir[strlen(dir) - 3] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "ravel-failover: could not remove %s\n", dir);
-    free(ms);
-    free(pids);
     return 0;
+}
+
+int failover_measure(const char *dir, int followers, int rounds, double *ms)
+{
+    party p = {.dir = dir, .leader = -1};
+    int rc = -1;
+
+    p.sh = mmap(NULL, sizeof *p.sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p.sh == MAP_FAILED) {
+        fprintf(stderr, "F1: mmap: %s\n", strerror(errno));
+        return -1;
+    }
+    /* The mapping starts zeroed: nobody held, nothing failed. */
+    p.followers = calloc((size_t)followers, sizeof *p.followers);
+    if (p.followers == NULL) {
+        fprintf(stderr, "F1: out of memory\n");
+        goto out;
+    }
+    for (int r = 0; r < rounds; r++) {
+        if (run_round(&p, followers, &ms[r]) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        end_members(&p, SIGKILL);
+    free(p.followers);
+    munmap(p.sh, sizeof *p.sh);
+    return rc;
 }
