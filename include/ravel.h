@@ -79,7 +79,8 @@ extern "C" {
     X(EADDR, 14, NULL, "bad or unreachable address")                         \
     X(EDEADLK, 15, NULL, "synchronous call from the handle's own callback")  \
     X(ELOCKED, 16, "LEVEL_LOCKED", "database is locked by another process")  \
-    X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")
+    X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")                  \
+    X(ELIMIT, 18, "LEVEL_LIMIT_EXCEEDED", "too many pending requests or iterators")
 
 typedef enum {
 #define RAVEL_X_(name, value, wire, msg) RAVEL_##name = value,
@@ -118,8 +119,13 @@ typedef struct ravel_options {
     size_t cache_size;       /* LRU block cache bytes; 0 = LevelDB default */
     size_t write_buffer_size;/* 0 = LevelDB default */
     int sync;                /* writes wait for the disk (default 0) */
-    /* Largest frame accepted from the peer, in bytes (default 64 MiB). */
+    /* Largest frame accepted from the peer, in bytes (default 64 MiB). A
+     * request that would need a larger frame (a huge key, value or batch)
+     * fails with RAVEL_ETOOBIG instead of being sent. */
     size_t max_frame;
+    /* Remote and party handles: most requests and iterators pending at once
+     * (default 100000); more fail with RAVEL_ELIMIT. */
+    size_t max_pending;
     /* ravel_open: how long to keep trying when the directory is locked but
      * nobody answers on its socket (a plain LevelDB program holds it), in
      * milliseconds (default 10000). */
@@ -325,7 +331,9 @@ typedef struct ravel_host_options {
     ravel_predel_fn predel;
     ravel_prebatch_fn prebatch;
     void *hook_ud;
-    size_t max_frame;          /* default 64 MiB */
+    size_t max_frame;          /* default 64 MiB; a larger frame closes the connection */
+    size_t max_iterators;      /* per connection (default 1000); more get an
+                                * IteratorError LEVEL_LIMIT_EXCEEDED */
     int verbose;               /* log connections and errors to stderr */
 } ravel_host_options;
 

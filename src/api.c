@@ -17,6 +17,7 @@ void ravel_options_init(ravel_options *opts)
     opts->create_if_missing = 1;
     opts->lock_timeout_ms = 10000;
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
+    opts->max_pending = 100000;
 }
 
 int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen)

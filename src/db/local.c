@@ -5,53 +5,131 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
-#include <uv.h>
+#include <sys/statvfs.h>
 
 #include "db.h"
 #include "error.h"
 
 typedef struct local_db {
     ravel_db base;
-    leveldb_t *db;
+    leveldb_t *db;     /* NULL while a reopen after a write error failed */
+    char *dir;
+    size_t write_buffer_size;
     leveldb_options_t *options;
     leveldb_cache_t *cache;
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts;
-    /* Open iterators: LevelDB's must go before the database does, so close
-     * takes them down and leaves the caller a shell to free. */
-    uv_mutex_t mu;
+    /* Every operation holds the gate for reading; a reopen holds it for
+     * writing. After a failed write (a full disk) LevelDB keeps appending
+     * to a log that ends in a torn record, and records written after it
+     * are dropped when the log is next replayed — acknowledged writes would
+     * be lost. So the next write first reopens the database, which replays
+     * the log up to the torn record and starts a fresh one. */
+    pthread_rwlock_t gate;
+    atomic_int broken;
+    /* Open iterators: LevelDB's must go before the database does, so a
+     * close or reopen takes them down and leaves the caller a shell. */
+    pthread_mutex_t mu;
     struct local_iter *iters;
 } local_db;
 
 typedef struct local_iter {
     ravel_iter base;
-    leveldb_iterator_t *it;
+    leveldb_iterator_t *it;    /* NULL once taken down */
+    int dead;                  /* why it was taken down: RAVEL_ECLOSED, RAVEL_EIO */
     leveldb_readoptions_t *ropts;
     const leveldb_snapshot_t *snap;
-    local_db *db;
+    local_db *db;              /* NULL once the database is closed */
     rv_range_copy range;
     struct local_iter *prev, *next;
     uint64_t count;   /* entries handed out, against the limit */
     int pending;      /* the current position has not been handed out */
     int from_start;   /* positioned at the range's start: skip keys before it */
+    rv_buf key, val;  /* the entry handed out last (LevelDB's own memory
+                       * would not outlive a reopen by another thread) */
 } local_iter;
+
+static int reopen(local_db *l);
+
+/* A reopen replays the log into a table and starts a new log and
+ * manifest: room for about two write buffers. Until the disk has that
+ * much, a broken database stays open for reads and refuses writes. */
+static int room_to_reopen(local_db *l)
+{
+    struct statvfs st;
+    if (statvfs(l->dir, &st) != 0)
+        return 1; /* cannot tell: let the reopen try */
+    unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+    return avail >= 2ull * l->write_buffer_size + (1u << 20);
+}
+
+/* Enter an operation: RAVEL_OK with the gate held for reading, or an
+ * error. Writes first repair a database broken by a failed write. */
+static int enter(local_db *l, int write)
+{
+    if (write && atomic_load(&l->broken)) {
+        if (!room_to_reopen(l))
+            return rv_err(RAVEL_EIO, "database %s: the disk is still full after a failed write",
+                          l->dir);
+        int rc = reopen(l);
+        if (rc)
+            return rc;
+    }
+    pthread_rwlock_rdlock(&l->gate);
+    if (!l->db) {
+        pthread_rwlock_unlock(&l->gate);
+        return rv_err(RAVEL_EIO, "database %s could not be reopened after a write error", l->dir);
+    }
+    return RAVEL_OK;
+}
+
+static void leave(local_db *l)
+{
+    pthread_rwlock_unlock(&l->gate);
+}
+
+/* The result of a write. An I/O error marks the database for a reopen. */
+static int wrote(local_db *l, char *err)
+{
+    if (!err)
+        return RAVEL_OK;
+    int rc = rv_err_leveldb(err);
+    if (rc == RAVEL_EIO) {
+        atomic_store(&l->broken, 1);
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", ravel_errmsg());
+        rc = rv_err(rc, "%s (the database is reopened before the next write)", msg);
+    }
+    return rc;
+}
 
 static int lput(ravel_db *d, const void *key, size_t klen, const void *val, size_t vlen)
 {
     local_db *l = (local_db *)d;
+    int rc = enter(l, 1);
+    if (rc)
+        return rc;
     char *err = NULL;
     leveldb_put(l->db, l->wopts, key, klen, val, vlen, &err);
-    return err ? rv_err_leveldb(err) : RAVEL_OK;
+    rc = wrote(l, err);
+    leave(l);
+    return rc;
 }
 
 static int lget(ravel_db *d, const void *key, size_t klen, char **val, size_t *vlen)
 {
     local_db *l = (local_db *)d;
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
     char *err = NULL;
     /* leveldb_get answers NULL both for "not found" and for errors; only
      * errptr tells them apart. */
     *val = leveldb_get(l->db, l->ropts, key, klen, vlen, &err);
+    leave(l);
     if (err)
         return rv_err_leveldb(err);
     if (!*val)
@@ -62,20 +140,27 @@ static int lget(ravel_db *d, const void *key, size_t klen, char **val, size_t *v
 static int ldel(ravel_db *d, const void *key, size_t klen)
 {
     local_db *l = (local_db *)d;
+    int rc = enter(l, 1);
+    if (rc)
+        return rc;
     char *err = NULL;
     leveldb_delete(l->db, l->wopts, key, klen, &err);
-    return err ? rv_err_leveldb(err) : RAVEL_OK;
+    rc = wrote(l, err);
+    leave(l);
+    return rc;
 }
 
 static int lget_many(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
                      char **vals, size_t *vlens)
 {
     local_db *l = (local_db *)d;
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
     /* One snapshot, so the answers are consistent with each other. */
     const leveldb_snapshot_t *snap = leveldb_create_snapshot(l->db);
     leveldb_readoptions_t *ro = leveldb_readoptions_create();
     leveldb_readoptions_set_snapshot(ro, snap);
-    int rc = RAVEL_OK;
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
         vals[i] = leveldb_get(l->db, ro, keys[i], klens[i], &vlens[i], &err);
@@ -90,6 +175,7 @@ static int lget_many(ravel_db *d, size_t n, const void *const *keys, const size_
     }
     leveldb_readoptions_destroy(ro);
     leveldb_release_snapshot(l->db, snap);
+    leave(l);
     return rc;
 }
 
@@ -107,41 +193,49 @@ static int lwrite(ravel_db *d, const ravel_batch *b)
         else
             leveldb_writebatch_delete(wb, k, kl);
     }
-    char *err = NULL;
-    leveldb_write(l->db, l->wopts, wb, &err);
+    int rc = enter(l, 1);
+    if (rc == RAVEL_OK) {
+        char *err = NULL;
+        leveldb_write(l->db, l->wopts, wb, &err);
+        rc = wrote(l, err);
+        leave(l);
+    }
     leveldb_writebatch_destroy(wb);
-    return err ? rv_err_leveldb(err) : RAVEL_OK;
+    return rc;
 }
 
 static const rv_iter_ops local_iter_ops;
 
-static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
+static void link_iter(local_db *l, local_iter *it)
 {
-    local_iter *it = calloc(1, sizeof *it);
-    if (!it)
-        return rv_err(RAVEL_ENOMEM, "out of memory");
-    int rc = rv_range_copy_init(&it->range, r);
-    if (rc) {
-        free(it);
-        return rc;
-    }
-    it->base.ops = &local_iter_ops;
-    it->db = l;
-    /* An explicit snapshot: the iterator reads the database as it was when
-     * it was opened, even across seeks. */
-    it->snap = leveldb_create_snapshot(l->db);
-    it->ropts = leveldb_readoptions_create();
-    leveldb_readoptions_set_snapshot(it->ropts, it->snap);
-    leveldb_readoptions_set_fill_cache(it->ropts, 1);
-    it->it = leveldb_create_iterator(l->db, it->ropts);
-    uv_mutex_lock(&l->mu);
+    pthread_mutex_lock(&l->mu);
+    it->prev = NULL;
     it->next = l->iters;
     if (l->iters)
         l->iters->prev = it;
     l->iters = it;
-    uv_mutex_unlock(&l->mu);
-    it->from_start = 1;
-    /* Position at the start of the range, in its direction. */
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Take an iterator's LevelDB objects down. With l->mu held. */
+static void take_down(local_db *l, local_iter *it, int why)
+{
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        l->iters = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    leveldb_iter_destroy(it->it);
+    leveldb_readoptions_destroy(it->ropts);
+    leveldb_release_snapshot(l->db, it->snap);
+    it->it = NULL;
+    it->dead = why;
+}
+
+/* Position at the start of the range, in its direction. */
+static void seek_start(local_iter *it)
+{
     const ravel_range *rg = &it->range.r;
     leveldb_iterator_t *li = it->it;
     if (!rg->reverse) {
@@ -162,6 +256,33 @@ static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
         }
     }
     it->pending = 1;
+    it->from_start = 1;
+}
+
+static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
+{
+    local_iter *it = calloc(1, sizeof *it);
+    if (!it)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = rv_range_copy_init(&it->range, r);
+    if (rc == RAVEL_OK)
+        rc = enter(l, 0);
+    if (rc) {
+        rv_range_copy_free(&it->range);
+        free(it);
+        return rc;
+    }
+    it->base.ops = &local_iter_ops;
+    it->db = l;
+    /* An explicit snapshot: the iterator reads the database as it was when
+     * it was opened, even across seeks. */
+    it->snap = leveldb_create_snapshot(l->db);
+    it->ropts = leveldb_readoptions_create();
+    leveldb_readoptions_set_snapshot(it->ropts, it->snap);
+    it->it = leveldb_create_iterator(l->db, it->ropts);
+    link_iter(l, it);
+    seek_start(it);
+    leave(l);
     *out = it;
     return RAVEL_OK;
 }
@@ -175,13 +296,32 @@ static int liter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
     return rc;
 }
 
-static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char **val, size_t *vlen)
+static int dead_error(const local_iter *it)
 {
-    local_iter *it = (local_iter *)i;
+    return it->dead == RAVEL_EIO
+               ? rv_err(RAVEL_EIO, "the database was reopened after a write error; this "
+                                   "iterator is gone")
+               : rv_err(RAVEL_ECLOSED, "the database was closed");
+}
+
+/* Enter an iterator operation: RAVEL_OK with the gate held, or an error. */
+static int iter_enter(local_iter *it)
+{
+    local_db *l = it->db;
+    if (!l)
+        return dead_error(it);
+    pthread_rwlock_rdlock(&l->gate);
+    if (!it->it) {
+        pthread_rwlock_unlock(&l->gate);
+        return dead_error(it);
+    }
+    return RAVEL_OK;
+}
+
+static int liter_step(local_iter *it)
+{
     const ravel_range *r = &it->range.r;
     leveldb_iterator_t *li = it->it;
-    if (!li)
-        return rv_err(RAVEL_ECLOSED, "the database was closed");
     if (r->limit >= 0 && it->count >= (uint64_t)r->limit)
         return RAVEL_END;
     for (;;) {
@@ -212,24 +352,44 @@ static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char 
         }
         it->from_start = 0;
         it->count++;
-        *key = r->keys ? k : NULL;
-        *klen = r->keys ? kl : 0;
+        it->key.len = it->val.len = 0;
+        if (r->keys && rv_buf_append(&it->key, k, kl))
+            return rv_err(RAVEL_ENOMEM, "out of memory");
         if (r->values) {
-            *val = leveldb_iter_value(li, vlen);
-        } else {
-            *val = NULL;
-            *vlen = 0;
+            size_t vl;
+            const char *v = leveldb_iter_value(li, &vl);
+            if (rv_buf_append(&it->val, v, vl))
+                return rv_err(RAVEL_ENOMEM, "out of memory");
         }
         return RAVEL_OK;
     }
 }
 
+static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char **val, size_t *vlen)
+{
+    local_iter *it = (local_iter *)i;
+    int rc = iter_enter(it);
+    if (rc)
+        return rc;
+    rc = liter_step(it);
+    leave(it->db);
+    if (rc != RAVEL_OK)
+        return rc;
+    const ravel_range *r = &it->range.r;
+    *key = r->keys ? (it->key.data ? it->key.data : "") : NULL;
+    *klen = r->keys ? it->key.len : 0;
+    *val = r->values ? (it->val.data ? it->val.data : "") : NULL;
+    *vlen = r->values ? it->val.len : 0;
+    return RAVEL_OK;
+}
+
 static int liter_seek(ravel_iter *i, const void *target, size_t len)
 {
     local_iter *it = (local_iter *)i;
+    int rc = iter_enter(it);
+    if (rc)
+        return rc;
     leveldb_iterator_t *li = it->it;
-    if (!li)
-        return rv_err(RAVEL_ECLOSED, "the database was closed");
     leveldb_iter_seek(li, target, len);
     if (it->range.r.reverse) {
         /* LevelDB seeks to the first key >= target; reverse wants the last
@@ -245,24 +405,8 @@ static int liter_seek(ravel_iter *i, const void *target, size_t len)
     }
     it->pending = 1;
     it->from_start = 0;
+    leave(it->db);
     return RAVEL_OK;
-}
-
-/* With l->mu held. */
-static void liter_release(local_iter *it)
-{
-    local_db *l = it->db;
-    if (it->prev)
-        it->prev->next = it->next;
-    else
-        l->iters = it->next;
-    if (it->next)
-        it->next->prev = it->prev;
-    leveldb_iter_destroy(it->it);
-    leveldb_readoptions_destroy(it->ropts);
-    leveldb_release_snapshot(l->db, it->snap);
-    it->it = NULL;
-    it->db = NULL;
 }
 
 static void liter_free(ravel_iter *i)
@@ -270,11 +414,16 @@ static void liter_free(ravel_iter *i)
     local_iter *it = (local_iter *)i;
     local_db *l = it->db;
     if (l) {
-        uv_mutex_lock(&l->mu);
-        liter_release(it);
-        uv_mutex_unlock(&l->mu);
+        pthread_rwlock_rdlock(&l->gate);
+        pthread_mutex_lock(&l->mu);
+        if (it->it)
+            take_down(l, it, RAVEL_ECLOSED);
+        pthread_mutex_unlock(&l->mu);
+        pthread_rwlock_unlock(&l->gate);
     }
     rv_range_copy_free(&it->range);
+    rv_buf_free(&it->key);
+    rv_buf_free(&it->val);
     free(it);
 }
 
@@ -283,6 +432,41 @@ static const rv_iter_ops local_iter_ops = {
     .seek = liter_seek,
     .free = liter_free,
 };
+
+/* With the gate held for writing. */
+static void take_all_down(local_db *l, int why)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->iters)
+        take_down(l, l->iters, why);
+    pthread_mutex_unlock(&l->mu);
+}
+
+static int reopen(local_db *l)
+{
+    int rc = RAVEL_OK;
+    pthread_rwlock_wrlock(&l->gate);
+    if (atomic_load(&l->broken)) {
+        if (l->db) {
+            take_all_down(l, RAVEL_EIO);
+            leveldb_close(l->db);
+        }
+        char *err = NULL;
+        l->db = leveldb_open(l->options, l->dir, &err);
+        if (err) {
+            l->db = NULL;
+            rc = rv_err_leveldb(err);
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", ravel_errmsg());
+            rc = rv_err(rc, "database %s could not be reopened after a write error: %s", l->dir,
+                        msg);
+        } else {
+            atomic_store(&l->broken, 0);
+        }
+    }
+    pthread_rwlock_unlock(&l->gate);
+    return rc;
+}
 
 static int lclear(ravel_db *d, const ravel_range *r)
 {
@@ -306,12 +490,17 @@ static int lclear(ravel_db *d, const ravel_range *r)
             n++;
         }
         if ((rc != RAVEL_OK && n) || n == 1000) {
-            char *err = NULL;
-            leveldb_write(l->db, l->wopts, wb, &err);
+            int wrc = enter(l, 1);
+            if (wrc == RAVEL_OK) {
+                char *err = NULL;
+                leveldb_write(l->db, l->wopts, wb, &err);
+                wrc = wrote(l, err);
+                leave(l);
+            }
             leveldb_writebatch_clear(wb);
             n = 0;
-            if (err) {
-                rc = rv_err_leveldb(err);
+            if (wrc) {
+                rc = wrc;
                 break;
             }
         }
@@ -326,17 +515,23 @@ static int lclear(ravel_db *d, const ravel_range *r)
 static void lclose(ravel_db *d)
 {
     local_db *l = (local_db *)d;
-    uv_mutex_lock(&l->mu);
-    while (l->iters)
-        liter_release(l->iters);
-    uv_mutex_unlock(&l->mu);
-    uv_mutex_destroy(&l->mu);
-    leveldb_close(l->db);
+    pthread_rwlock_wrlock(&l->gate);
+    if (l->db)
+        take_all_down(l, RAVEL_ECLOSED);
+    /* Shells of iterators the caller still holds must not touch us. */
+    for (local_iter *it = l->iters; it; it = it->next)
+        it->db = NULL;
+    pthread_rwlock_unlock(&l->gate);
+    if (l->db)
+        leveldb_close(l->db);
+    pthread_rwlock_destroy(&l->gate);
+    pthread_mutex_destroy(&l->mu);
     leveldb_options_destroy(l->options);
     if (l->cache)
         leveldb_cache_destroy(l->cache);
     leveldb_readoptions_destroy(l->ropts);
     leveldb_writeoptions_destroy(l->wopts);
+    free(l->dir);
     free(l);
 }
 
@@ -417,27 +612,33 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
         l->cache = leveldb_cache_create_lru(opts->cache_size);
         leveldb_options_set_cache(l->options, l->cache);
     }
-    if (opts->write_buffer_size)
-        leveldb_options_set_write_buffer_size(l->options, opts->write_buffer_size);
+    /* LevelDB's default is 4 MiB. */
+    l->write_buffer_size = opts->write_buffer_size ? opts->write_buffer_size : 4u << 20;
+    leveldb_options_set_write_buffer_size(l->options, l->write_buffer_size);
     l->ropts = leveldb_readoptions_create();
     l->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
     char *err = NULL;
+    l->dir = strdup(dir);
     l->db = leveldb_open(l->options, dir, &err);
-    if (!err && uv_mutex_init(&l->mu) != 0) {
-        leveldb_close(l->db);
-        err = strdup("IO error: cannot create a mutex");
-    }
-    if (err) {
-        int rc = open_error(dir, opts->create_if_missing, err);
+    if (err || !l->dir) {
+        int rc = err ? open_error(dir, opts->create_if_missing, err)
+                     : rv_err(RAVEL_ENOMEM, "out of memory");
+        if (l->db)
+            leveldb_close(l->db);
         leveldb_options_destroy(l->options);
         if (l->cache)
             leveldb_cache_destroy(l->cache);
         leveldb_readoptions_destroy(l->ropts);
         leveldb_writeoptions_destroy(l->wopts);
+        free(l->dir);
         free(l);
         return rc;
     }
+    /* A reopen after a write error must find the database it left. */
+    leveldb_options_set_error_if_exists(l->options, 0);
+    pthread_rwlock_init(&l->gate, NULL);
+    pthread_mutex_init(&l->mu, NULL);
     *out = &l->base;
     return RAVEL_OK;
 }

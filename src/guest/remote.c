@@ -613,7 +613,7 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
     r->initial_fd = initial_fd;
     r->direct_fd = -1;
     r->attach_rfd = r->attach_wfd = -1;
-    rv_gsession_init(&r->s, retry, r->opts.max_frame);
+    rv_gsession_init(&r->s, retry, r->opts.max_frame, r->opts.max_pending);
     /* Someone always looks for the next stream: requests made meanwhile
      * wait for it even with retry off. */
     r->s.queue_when_lost = hooks && hooks->lost;

@@ -11,10 +11,12 @@ struct rv_gqueue_node {
     rv_gqueue_node *next_node;
 };
 
-void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame)
+void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pending)
 {
     memset(s, 0, sizeof *s);
     s->retry = retry;
+    s->max_frame = max_frame ? max_frame : RV_DEFAULT_MAX_FRAME;
+    s->max_pending = max_pending ? max_pending : 100000;
     s->state = RV_STREAM_NEVER;
     rv_decoder_init(&s->dec, max_frame);
 }
@@ -61,6 +63,13 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
     if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    if (s->reqs.len + s->iters.len >= s->max_pending)
+        return rv_err(RAVEL_ELIMIT, "%zu requests and iterators are pending already",
+                      s->max_pending);
+    size_t size = protobuf_c_message_get_packed_size(msg) + 1;
+    if (size > s->max_frame)
+        return rv_err(RAVEL_ETOOBIG, "the request needs a %zu-byte frame; the limit is %zu", size,
+                      s->max_frame);
     r->id = *id_field = new_id(s, &s->reqs);
     r->frame.len = 0;
     r->reply = NULL;
@@ -153,6 +162,9 @@ int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
     if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    if (s->reqs.len + s->iters.len >= s->max_pending)
+        return rv_err(RAVEL_ELIMIT, "%zu requests and iterators are pending already",
+                      s->max_pending);
     int rc = rv_range_copy_init(&it->range, r);
     if (rc)
         return rc;

@@ -47,6 +47,8 @@ enum { RV_STREAM_NEVER, RV_STREAM_UP, RV_STREAM_LOST };
 
 typedef struct rv_gsession {
     int retry;
+    size_t max_frame;     /* requests needing larger frames are refused */
+    size_t max_pending;   /* requests + iterators at once */
     int queue_when_lost;  /* retry off, but a new stream will come: new
                            * requests wait for it instead of failing */
     int state;            /* RV_STREAM_* */
@@ -64,12 +66,14 @@ typedef struct rv_gsession {
 
 #define RV_WAIT (-1) /* rv_giter_take: nothing to hand out yet */
 
-void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame);
+void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pending);
 void rv_gsession_free(rv_gsession *s);
 
 /* Queue a request whose message is `msg` (its id field is set here).
  * RAVEL_OK, RAVEL_ECONNLOST (stream lost, retry off), RAVEL_ECLOSED,
- * RAVEL_ENOMEM. The id is written through id_field before encoding. */
+ * RAVEL_ETOOBIG (frame over max_frame), RAVEL_ELIMIT (max_pending
+ * reached), RAVEL_ENOMEM. The id is written through id_field before
+ * encoding. */
 int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
                        uint32_t *id_field);
 

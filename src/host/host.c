@@ -113,6 +113,18 @@ static int write_all(hconn *c, const char *p, size_t n)
     return 0;
 }
 
+/* The session's output passed the high-water mark in the middle of a
+ * read: send it before running more requests, so a guest that does not
+ * read cannot make us buffer without bound. */
+static int conn_flush(void *ud)
+{
+    hconn *c = ud;
+    if (write_all(c, c->s.out.data, c->s.out.len) != 0)
+        return -1;
+    c->s.out.len = 0;
+    return 0;
+}
+
 static void *conn_main(void *arg)
 {
     hconn *c = arg;
@@ -198,6 +210,8 @@ static int conn_start(ravel_host *h, int rfd, int wfd)
         return rv_err(RAVEL_EINVAL, "cannot use fd: %s", strerror(errno));
     }
     rv_hsession_init(&c->s, h->db, &h->opts);
+    c->s.flush = conn_flush;
+    c->s.flush_ud = c;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK);
@@ -267,6 +281,7 @@ void ravel_host_options_init(ravel_host_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
+    opts->max_iterators = 1000;
 }
 
 int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts)
@@ -284,6 +299,8 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
         ravel_host_options_init(&h->opts);
     if (!h->opts.max_frame)
         h->opts.max_frame = RV_DEFAULT_MAX_FRAME;
+    if (!h->opts.max_iterators)
+        h->opts.max_iterators = 1000;
     pthread_mutex_init(&h->mu, NULL);
     h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

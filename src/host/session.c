@@ -328,6 +328,13 @@ static int on_iterator(rv_hsession *s, Ravelwire__Iterator *m)
 {
     if (rv_idmap_get(&s->iters, m->id))
         return RAVEL_OK; /* id in use: ignored, as many-level does */
+    if (s->iters.len >= s->opts->max_iterators) {
+        Ravelwire__IteratorError e = RAVELWIRE__ITERATOR_ERROR__INIT;
+        e.id = m->id;
+        e.seq = m->seq;
+        e.error = (char *)rv_wire_error(RAVEL_ELIMIT);
+        return rv_encode(&s->out, RV_OUT_ITER_ERROR, &e.base);
+    }
     Ravelwire__Iterator__Options *o = m->options;
     ravel_range r;
     ravel_range_init(&r);
@@ -416,6 +423,8 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
     }
     protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc == RAVEL_OK && s->out.len >= RV_HOST_HIGH_WATER && s->flush && s->flush(s->flush_ud))
+        rc = RAVEL_ECONNLOST;
     return rc;
 }
 

@@ -20,7 +20,14 @@ typedef struct rv_hsession {
     size_t *offs;    /* offsets and lengths into scratch */
     ProtobufCBinaryData *items;
     size_t items_cap;
+    /* Called when `out` passes RV_HOST_HIGH_WATER between two requests;
+     * returns 0 once `out` is sent (and emptied), nonzero if the peer is
+     * gone. NULL: `out` grows until the feed returns. */
+    int (*flush)(void *ud);
+    void *flush_ud;
 } rv_hsession;
+
+#define RV_HOST_HIGH_WATER (1u << 20)
 
 void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection
