@@ -1,16 +1,28 @@
 /*
- * ravel-bench — the SPEC's standard workloads W1–W6, measured in one run
- * for raw LevelDB (C API, in this process) and for a ravel guest talking
- * to a ravel host in a child process over a unix socket. The result is
- * reported as a ratio guest/raw, so numbers from a shared machine stay
- * comparable.
+ * ravel-bench — the SPEC's standard workloads W1–W6 in one run, for raw
+ * LevelDB and for each way ravel reaches a database (a party leader's own
+ * operations, a party follower over the unix socket, a guest over TCP
+ * loopback), for the Node peers when they are installed (a rave-level
+ * follower, a many-level guest), then F1 (failover) with 1 and 10
+ * followers. Every figure is printed next to raw LevelDB's and the Node
+ * follower's from the same run, so that numbers from a shared machine
+ * stay comparable.
+ *
+ * Processes: this one never opens a database, so it has no threads and
+ * may fork at any time (a child forked from a threaded process would
+ * inherit LevelDB's and libuv's state without their threads). Each
+ * variant gets a fresh directory and, where it needs one, a server child
+ * (the party leader of the follower, the host of the TCP guest); the
+ * workloads run in a measuring child that sends its results back through
+ * a pipe; then a child that only opens the database and scans it reports
+ * its peak RSS. The Node variants run tests/interop/bench_node.js, which
+ * does the same on its side and prints its results as text lines.
  */
 #define _POSIX_C_SOURCE 200809L
-#define _XOPEN_SOURCE 700 /* mkdtemp, nftw */
 
 #include <errno.h>
-#include <ftw.h>
 #include <leveldb/c.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -22,17 +34,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+#include "failover.h"
 #include "ravel.h"
 
-#define KEY_LEN 16        /* "k" + 15 zero-padded decimal digits */
+#define KEY_LEN 16 /* "k" + 15 zero-padded decimal digits */
 #define KEY_DIGITS 15
 #define VALUE_LEN 100
-#define IN_FLIGHT 64      /* pipelining depth of W2 and W4 */
-#define BATCH_SIZE 100    /* puts per batch in W6 */
+#define IN_FLIGHT 64   /* pipelining depth of W2 and W4 */
+#define BATCH_SIZE 100 /* puts per batch in W6 */
 #define DEFAULT_N 100000ULL
+#define QUICK_N 10000ULL
 #define MAX_N 999999999999999ULL /* the largest index 15 digits can hold */
 #define GET_SEQ_SEED 0x9E3779B97F4A7C15ULL
 #define GET_PIPE_SEED 0xD1B54A32D192ED03ULL
+#define F1_ROUNDS 20
+#define QUICK_F1_ROUNDS 5
+#define NODE_SCRIPT RAVEL_INTEROP_DIR "/bench_node.js"
 
 enum { W_PUT_SEQ, W_PUT_PIPE, W_GET_SEQ, W_GET_PIPE, W_SCAN, W_BATCH, W_COUNT };
 
@@ -40,53 +58,64 @@ static const char *const workload_names[W_COUNT] = {
     "W1 put-seq", "W2 put-pipe", "W3 get-seq", "W4 get-pipe", "W5 scan", "W6 batch",
 };
 
+enum { V_RAW, V_LEADER, V_FOLLOWER, V_TCP, V_NODE_FOLLOWER, V_NODE_GUEST, V_COUNT };
+
+static const char *const variant_names[V_COUNT] = {
+    "raw LevelDB", "ravel leader", "ravel follower", "ravel TCP guest", "Node follower", "Node guest",
+};
+
+/* Each variant's directory under the scratch root. */
+static const char *const variant_dirs[V_COUNT] = {
+    "raw", "leader", "follower", "tcp", "node-follower", "node-guest",
+};
+
+static const int f1_followers[] = {1, 10};
+#define F1_SETS (sizeof f1_followers / sizeof f1_followers[0])
+
+typedef struct workload_result {
+    double ops_per_s;
+    double p50_us, p99_us; /* W1 and W3 only */
+    double cpu_us;         /* CPU time (user + system) of the measuring process per op */
+    double server_cpu_us;  /* the same for the leader or host process; NAN without one */
+} workload_result;
+
+typedef struct variant_result {
+    int measured;
+    workload_result w[W_COUNT];
+    double scan_rss_kib; /* peak RSS of a process that only opened the database and scanned it */
+} variant_result;
+
 /* State that the error path needs in order to clean up after itself. */
-static pid_t g_child = -1;      /* the host process, once forked */
-static char g_root[4096];       /* the mkdtemp directory, once made */
+static pid_t g_main_pid;
+static pid_t g_server = -1; /* the variant's leader or host process */
+static pid_t g_worker = -1; /* the measuring (or scanning) process */
+static char g_root[4096];   /* the scratch directory, once made */
 
 /* ------------------------------------------------------------------ */
 /* Cleanup and errors                                                   */
 /* ------------------------------------------------------------------ */
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int reap(pid_t pid)
 {
-    (void)st;
-    (void)type;
-    (void)ftw;
-    if (remove(path) != 0)
-        fprintf(stderr, "ravel-bench: cannot remove %s: %s\n", path, strerror(errno));
-    return 0; /* keep going: remove as much as we can */
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
 }
 
-static void remove_tree(const char *path)
-{
-    /* FTW_DEPTH visits a directory's contents before the directory itself;
-     * FTW_PHYS keeps a symlink from leading us out of the tree. */
-    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        fprintf(stderr, "ravel-bench: cannot remove %s: %s\n", path, strerror(errno));
-}
-
-/* Stop the host and wait for it; returns its wait status. */
-static int stop_child(void)
-{
-    int wstatus = 0;
-    if (kill(g_child, SIGTERM) != 0)
-        fprintf(stderr, "ravel-bench: kill host process: %s\n", strerror(errno));
-    while (waitpid(g_child, &wstatus, 0) < 0) {
-        if (errno != EINTR) {
-            fprintf(stderr, "ravel-bench: waitpid: %s\n", strerror(errno));
-            break;
-        }
-    }
-    g_child = -1;
-    return wstatus;
-}
-
-/* Leave nothing behind on the way out: no host process, no temp files. */
+/* Leave nothing behind: no child process, no scratch files. */
 static void cleanup(void)
 {
-    if (g_child > 0)
-        stop_child();
+    if (g_worker > 0) {
+        kill(g_worker, SIGKILL);
+        reap(g_worker);
+        g_worker = -1;
+    }
+    if (g_server > 0) {
+        kill(g_server, SIGKILL);
+        reap(g_server);
+        g_server = -1;
+    }
     if (g_root[0] != '\0') {
         remove_tree(g_root);
         g_root[0] = '\0';
@@ -95,6 +124,9 @@ static void cleanup(void)
 
 static void fail(void)
 {
+    /* A child leaves the cleanup to the main process, which sees it fail. */
+    if (getpid() != g_main_pid)
+        _exit(1);
     cleanup();
     exit(1);
 }
@@ -114,11 +146,52 @@ static void die_ravel(const char *what, int status)
     fail();
 }
 
+/* A failure reported to a callback happened on the I/O thread, so this
+ * thread's ravel_errmsg() knows nothing about it: report the code only. */
+static void die_async(const char *what, int status)
+{
+    fprintf(stderr, "ravel-bench: %s: %s (%s)\n", what, ravel_strerror(status),
+            ravel_errname(status));
+    fail();
+}
+
 static void die_leveldb(const char *what, char *err)
 {
     fprintf(stderr, "ravel-bench: %s: %s\n", what, err);
     leveldb_free(err);
     fail();
+}
+
+static void write_full(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            die("write to pipe", strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Returns the bytes read: fewer than len only at end of file. */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, p + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            die("read from pipe", strerror(errno));
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
 }
 
 /* ------------------------------------------------------------------ */
@@ -136,27 +209,12 @@ static void make_key(char key[KEY_LEN], uint64_t index)
 
 /* Values are windows into one fixed pseudo-random buffer: deterministic,
  * different from key to key (so LevelDB does not see one value repeated),
- * and free to produce, so the timing measures the database, not us. */
+ * and free to produce, so the timing measures the database, not us.
+ * bench_node.js builds the same buffer. */
 #define FILLER_SPREAD 128
 static char g_filler[VALUE_LEN + FILLER_SPREAD];
 
-static void init_filler(void)
-{
-    uint64_t x = 0x2545F4914F6CDD1DULL;
-    for (size_t i = 0; i < sizeof g_filler; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        g_filler[i] = (char)('a' + x % 26);
-    }
-}
-
-static const char *value_for(uint64_t index)
-{
-    return g_filler + index % FILLER_SPREAD;
-}
-
-/* xorshift64: a fixed seed gives raw and guest the same key sequence. */
+/* xorshift64: a fixed seed gives every variant the same sequence. */
 static uint64_t next_random(uint64_t *state)
 {
     uint64_t x = *state;
@@ -167,82 +225,81 @@ static uint64_t next_random(uint64_t *state)
     return x;
 }
 
+static void init_filler(void)
+{
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (size_t i = 0; i < sizeof g_filler; i++)
+        g_filler[i] = (char)('a' + next_random(&x) % 26);
+}
+
+static const char *value_for(uint64_t index)
+{
+    return g_filler + index % FILLER_SPREAD;
+}
+
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double rate(uint64_t ops, double start)
-{
-    return (double)ops / (now() - start);
+    return (double)now_ns() * 1e-9;
 }
 
 /* ------------------------------------------------------------------ */
-/* Raw LevelDB                                                          */
+/* The database under test                                              */
 /* ------------------------------------------------------------------ */
 
-typedef struct raw_db {
+/* A database as the workloads see it. put_pipe and get_pipe are NULL
+ * where the handle cannot have requests in flight: W2 and W4 then run one
+ * operation at a time. */
+typedef struct store store;
+struct store {
+    void (*put)(store *s, uint64_t index);
+    void (*get)(store *s, uint64_t index);
+    void (*put_pipe)(store *s, uint64_t n);
+    void (*get_pipe)(store *s, uint64_t n, uint64_t seed);
+    void (*scan)(store *s, uint64_t n);
+    void (*write_batch)(store *s, uint64_t first); /* BATCH_SIZE puts from index first */
+    void (*close)(store *s);
+};
+
+/* ---- raw LevelDB ---- */
+
+typedef struct raw_store {
+    store base;
     leveldb_t *db;
     leveldb_options_t *opts;
     leveldb_writeoptions_t *wopts; /* defaults: sync off, as for ravel */
     leveldb_readoptions_t *ropts;
-} raw_db;
+    leveldb_writebatch_t *batch;
+} raw_store;
 
-static void raw_open(raw_db *r, const char *dir)
+static void raw_put(store *s, uint64_t index)
 {
-    char *err = NULL;
-    r->opts = leveldb_options_create();
-    leveldb_options_set_create_if_missing(r->opts, 1);
-    r->wopts = leveldb_writeoptions_create();
-    r->ropts = leveldb_readoptions_create();
-    r->db = leveldb_open(r->opts, dir, &err);
+    raw_store *r = (raw_store *)s;
+    char key[KEY_LEN], *err = NULL;
+    make_key(key, index);
+    leveldb_put(r->db, r->wopts, key, KEY_LEN, value_for(index), VALUE_LEN, &err);
     if (err != NULL)
-        die_leveldb("leveldb_open", err);
+        die_leveldb("leveldb_put", err);
 }
 
-static void raw_close(raw_db *r)
+static void raw_get(store *s, uint64_t index)
 {
-    leveldb_close(r->db);
-    leveldb_readoptions_destroy(r->ropts);
-    leveldb_writeoptions_destroy(r->wopts);
-    leveldb_options_destroy(r->opts);
+    raw_store *r = (raw_store *)s;
+    char key[KEY_LEN], *err = NULL;
+    size_t vlen;
+    make_key(key, index);
+    char *val = leveldb_get(r->db, r->ropts, key, KEY_LEN, &vlen, &err);
+    if (err != NULL)
+        die_leveldb("leveldb_get", err);
+    if (val == NULL)
+        die("leveldb_get", "key not found");
+    leveldb_free(val);
+    if (vlen != VALUE_LEN)
+        die("leveldb_get", "value of the wrong length");
 }
 
-static void raw_puts(raw_db *r, uint64_t n)
+static void raw_scan(store *s, uint64_t n)
 {
-    char key[KEY_LEN];
-    for (uint64_t i = 0; i < n; i++) {
-        char *err = NULL;
-        make_key(key, i);
-        leveldb_put(r->db, r->wopts, key, KEY_LEN, value_for(i), VALUE_LEN, &err);
-        if (err != NULL)
-            die_leveldb("leveldb_put", err);
-    }
-}
-
-static void raw_gets(raw_db *r, uint64_t n, uint64_t seed)
-{
-    char key[KEY_LEN];
-    uint64_t state = seed;
-    for (uint64_t i = 0; i < n; i++) {
-        char *err = NULL;
-        size_t vlen;
-        make_key(key, next_random(&state) % n);
-        char *val = leveldb_get(r->db, r->ropts, key, KEY_LEN, &vlen, &err);
-        if (err != NULL)
-            die_leveldb("leveldb_get", err);
-        if (val == NULL)
-            die("leveldb_get", "key not found");
-        leveldb_free(val);
-        if (vlen != VALUE_LEN)
-            die("leveldb_get", "value of the wrong length");
-    }
-}
-
-static void raw_scan(raw_db *r, uint64_t n)
-{
+    raw_store *r = (raw_store *)s;
     char *err = NULL;
     uint64_t count = 0;
     leveldb_iterator_t *it = leveldb_create_iterator(r->db, r->ropts);
@@ -262,63 +319,57 @@ static void raw_scan(raw_db *r, uint64_t n)
         die("leveldb scan", "entry count differs from N");
 }
 
-static void raw_batches(raw_db *r, uint64_t batches)
+static void raw_write_batch(store *s, uint64_t first)
 {
-    char key[KEY_LEN];
-    leveldb_writebatch_t *b = leveldb_writebatch_create();
-    for (uint64_t i = 0; i < batches; i++) {
-        char *err = NULL;
-        for (uint64_t j = 0; j < BATCH_SIZE; j++) {
-            uint64_t index = i * BATCH_SIZE + j;
-            make_key(key, index);
-            leveldb_writebatch_put(b, key, KEY_LEN, value_for(index), VALUE_LEN);
-        }
-        leveldb_write(r->db, r->wopts, b, &err);
-        if (err != NULL)
-            die_leveldb("leveldb_write", err);
-        leveldb_writebatch_clear(b);
+    raw_store *r = (raw_store *)s;
+    char key[KEY_LEN], *err = NULL;
+    for (uint64_t i = first; i < first + BATCH_SIZE; i++) {
+        make_key(key, i);
+        leveldb_writebatch_put(r->batch, key, KEY_LEN, value_for(i), VALUE_LEN);
     }
-    leveldb_writebatch_destroy(b);
+    leveldb_write(r->db, r->wopts, r->batch, &err);
+    if (err != NULL)
+        die_leveldb("leveldb_write", err);
+    leveldb_writebatch_clear(r->batch);
 }
 
-static void run_raw(const char *dir, uint64_t n, double out[W_COUNT])
+static void raw_close(store *s)
 {
-    raw_db r;
-    double t;
-    raw_open(&r, dir);
-
-    t = now();
-    raw_puts(&r, n);
-    out[W_PUT_SEQ] = rate(n, t);
-
-    /* LevelDB has no pipelining within one process: W2 and W4 are the
-     * same loops as W1 and W3. */
-    t = now();
-    raw_puts(&r, n);
-    out[W_PUT_PIPE] = rate(n, t);
-
-    t = now();
-    raw_gets(&r, n, GET_SEQ_SEED);
-    out[W_GET_SEQ] = rate(n, t);
-
-    t = now();
-    raw_gets(&r, n, GET_PIPE_SEED);
-    out[W_GET_PIPE] = rate(n, t);
-
-    t = now();
-    raw_scan(&r, n);
-    out[W_SCAN] = rate(n, t);
-
-    t = now();
-    raw_batches(&r, n / BATCH_SIZE);
-    out[W_BATCH] = rate(n / BATCH_SIZE * BATCH_SIZE, t);
-
-    raw_close(&r);
+    raw_store *r = (raw_store *)s;
+    leveldb_close(r->db);
+    leveldb_writebatch_destroy(r->batch);
+    leveldb_readoptions_destroy(r->ropts);
+    leveldb_writeoptions_destroy(r->wopts);
+    leveldb_options_destroy(r->opts);
+    free(r);
 }
 
-/* ------------------------------------------------------------------ */
-/* Ravel guest                                                          */
-/* ------------------------------------------------------------------ */
+static store *raw_open(const char *dir)
+{
+    char *err = NULL;
+    raw_store *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        die("raw_open", "out of memory");
+    /* LevelDB cannot have two requests in flight from one thread. */
+    r->base = (store){raw_put, raw_get, NULL, NULL, raw_scan, raw_write_batch, raw_close};
+    r->opts = leveldb_options_create();
+    leveldb_options_set_create_if_missing(r->opts, 1);
+    r->wopts = leveldb_writeoptions_create();
+    r->ropts = leveldb_readoptions_create();
+    r->batch = leveldb_writebatch_create();
+    r->db = leveldb_open(r->opts, dir, &err);
+    if (err != NULL)
+        die_leveldb("leveldb_open", err);
+    return &r->base;
+}
+
+/* ---- ravel: leader, follower, guest ---- */
+
+typedef struct ravel_store {
+    store base;
+    ravel_db *db;
+    ravel_batch *batch;
+} ravel_store;
 
 /* Bounds the number of asynchronous requests in flight. Callbacks run on
  * the handle's I/O thread, so the count is shared under a mutex. */
@@ -369,15 +420,6 @@ static int window_drain(window *w)
     return status;
 }
 
-/* A failure reported to a callback happened on the I/O thread, so this
- * thread's ravel_errmsg() knows nothing about it: report the code only. */
-static void die_async(const char *what, int status)
-{
-    fprintf(stderr, "ravel-bench: %s: %s (%s)\n", what, ravel_strerror(status),
-            ravel_errname(status));
-    fail();
-}
-
 static void on_put(void *ud, int status)
 {
     window_release(ud, status);
@@ -392,19 +434,31 @@ static void on_get(void *ud, int status, const char *val, size_t vlen)
     window_release(ud, status);
 }
 
-static void guest_put_seq(ravel_db *db, uint64_t n)
+static void rv_put(store *s, uint64_t index)
 {
     char key[KEY_LEN];
-    for (uint64_t i = 0; i < n; i++) {
-        make_key(key, i);
-        int rc = ravel_put(db, key, KEY_LEN, value_for(i), VALUE_LEN);
-        if (rc != RAVEL_OK)
-            die_ravel("ravel_put", rc);
-    }
+    make_key(key, index);
+    int rc = ravel_put(((ravel_store *)s)->db, key, KEY_LEN, value_for(index), VALUE_LEN);
+    if (rc != RAVEL_OK)
+        die_ravel("ravel_put", rc);
 }
 
-static void guest_put_pipe(ravel_db *db, uint64_t n)
+static void rv_get(store *s, uint64_t index)
 {
+    char key[KEY_LEN], *val;
+    size_t vlen;
+    make_key(key, index);
+    int rc = ravel_get(((ravel_store *)s)->db, key, KEY_LEN, &val, &vlen);
+    if (rc != RAVEL_OK)
+        die_ravel("ravel_get", rc);
+    ravel_free(val);
+    if (vlen != VALUE_LEN)
+        die("ravel_get", "value of the wrong length");
+}
+
+static void rv_put_pipe(store *s, uint64_t n)
+{
+    ravel_db *db = ((ravel_store *)s)->db;
     char key[KEY_LEN];
     window w = WINDOW_INIT;
     int rc;
@@ -421,25 +475,9 @@ static void guest_put_pipe(ravel_db *db, uint64_t n)
         die_async("ravel_put_async callback", rc);
 }
 
-static void guest_get_seq(ravel_db *db, uint64_t n, uint64_t seed)
+static void rv_get_pipe(store *s, uint64_t n, uint64_t seed)
 {
-    char key[KEY_LEN];
-    uint64_t state = seed;
-    for (uint64_t i = 0; i < n; i++) {
-        char *val;
-        size_t vlen;
-        make_key(key, next_random(&state) % n);
-        int rc = ravel_get(db, key, KEY_LEN, &val, &vlen);
-        if (rc != RAVEL_OK)
-            die_ravel("ravel_get", rc);
-        ravel_free(val);
-        if (vlen != VALUE_LEN)
-            die("ravel_get", "value of the wrong length");
-    }
-}
-
-static void guest_get_pipe(ravel_db *db, uint64_t n, uint64_t seed)
-{
+    ravel_db *db = ((ravel_store *)s)->db;
     char key[KEY_LEN];
     uint64_t state = seed;
     window w = WINDOW_INIT;
@@ -457,11 +495,11 @@ static void guest_get_pipe(ravel_db *db, uint64_t n, uint64_t seed)
         die_async("ravel_get_async callback", rc);
 }
 
-static void guest_scan(ravel_db *db, uint64_t n)
+static void rv_scan(store *s, uint64_t n)
 {
     ravel_iter *it;
     uint64_t count = 0;
-    int rc = ravel_iter_new(db, NULL, &it);
+    int rc = ravel_iter_new(((ravel_store *)s)->db, NULL, &it);
     if (rc != RAVEL_OK)
         die_ravel("ravel_iter_new", rc);
     for (;;) {
@@ -481,115 +519,213 @@ static void guest_scan(ravel_db *db, uint64_t n)
         die("ravel scan", "entry count differs from N");
 }
 
-static void guest_batches(ravel_db *db, uint64_t batches)
+static void rv_write_batch(store *s, uint64_t first)
 {
+    ravel_store *r = (ravel_store *)s;
     char key[KEY_LEN];
     int rc;
-    ravel_batch *b = ravel_batch_new();
-    if (b == NULL)
-        die("ravel_batch_new", "out of memory");
-    for (uint64_t i = 0; i < batches; i++) {
-        for (uint64_t j = 0; j < BATCH_SIZE; j++) {
-            uint64_t index = i * BATCH_SIZE + j;
-            make_key(key, index);
-            rc = ravel_batch_put(b, key, KEY_LEN, value_for(index), VALUE_LEN);
-            if (rc != RAVEL_OK)
-                die_ravel("ravel_batch_put", rc);
-        }
-        if ((rc = ravel_write(db, b)) != RAVEL_OK)
-            die_ravel("ravel_write", rc);
-        ravel_batch_clear(b);
+    for (uint64_t i = first; i < first + BATCH_SIZE; i++) {
+        make_key(key, i);
+        if ((rc = ravel_batch_put(r->batch, key, KEY_LEN, value_for(i), VALUE_LEN)) != RAVEL_OK)
+            die_ravel("ravel_batch_put", rc);
     }
-    ravel_batch_free(b);
+    if ((rc = ravel_write(r->db, r->batch)) != RAVEL_OK)
+        die_ravel("ravel_write", rc);
+    ravel_batch_clear(r->batch);
 }
 
-static void run_guest(const char *address, uint64_t n, double out[W_COUNT])
+static void rv_close(store *s)
 {
-    ravel_db *db;
-    ravel_options opts;
-    double t;
-    ravel_options_init(&opts);
-    /* With retry on, a crashed host would leave us waiting forever; with
-     * it off, the loss surfaces as RAVEL_ECONNLOST and we stop. */
-    opts.retry = 0;
-    int rc = ravel_connect(&db, address, &opts);
-    if (rc != RAVEL_OK)
-        die_ravel("ravel_connect", rc);
+    ravel_store *r = (ravel_store *)s;
+    ravel_db_close(r->db);
+    ravel_batch_free(r->batch);
+    free(r);
+}
 
-    t = now();
-    guest_put_seq(db, n);
-    out[W_PUT_SEQ] = rate(n, t);
+/* The leader and the follower open the variant's directory as a party
+ * and must get the role they are named for; the TCP guest connects to
+ * `address`. All with default options: the configuration users get. */
+static store *rv_open(int variant, const char *dir, const char *address)
+{
+    int rc;
+    ravel_store *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->batch = ravel_batch_new()) == NULL)
+        die("rv_open", "out of memory");
+    r->base = (store){rv_put, rv_get, rv_put_pipe, rv_get_pipe, rv_scan, rv_write_batch, rv_close};
+    if (variant == V_TCP) {
+        if ((rc = ravel_connect(&r->db, address, NULL)) != RAVEL_OK)
+            die_ravel("ravel_connect", rc);
+        return &r->base;
+    }
+    if ((rc = ravel_open(&r->db, dir, NULL)) != RAVEL_OK)
+        die_ravel("ravel_open", rc);
+    int want = variant == V_LEADER ? RAVEL_ROLE_LEADER : RAVEL_ROLE_FOLLOWER;
+    if (ravel_db_role(r->db) != want)
+        die("ravel_open", want == RAVEL_ROLE_LEADER ? "did not lead" : "did not follow");
+    return &r->base;
+}
 
-    t = now();
-    guest_put_pipe(db, n);
-    out[W_PUT_PIPE] = rate(n, t);
-
-    t = now();
-    guest_get_seq(db, n, GET_SEQ_SEED);
-    out[W_GET_SEQ] = rate(n, t);
-
-    t = now();
-    guest_get_pipe(db, n, GET_PIPE_SEED);
-    out[W_GET_PIPE] = rate(n, t);
-
-    t = now();
-    guest_scan(db, n);
-    out[W_SCAN] = rate(n, t);
-
-    t = now();
-    guest_batches(db, n / BATCH_SIZE);
-    out[W_BATCH] = rate(n / BATCH_SIZE * BATCH_SIZE, t);
-
-    ravel_db_close(db);
+static store *open_store(int variant, const char *dir, const char *address)
+{
+    return variant == V_RAW ? raw_open(dir) : rv_open(variant, dir, address);
 }
 
 /* ------------------------------------------------------------------ */
-/* Host process                                                         */
+/* Workloads                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Runs in the child: serve `dir` on `address`, tell the parent through
- * `ready_fd` once listening, and shut down cleanly on SIGTERM. Never
- * returns; leaves with _exit so the parent's atexit state and stdio
- * buffers are not run twice. */
-static void host_main(const char *dir, const char *address, int ready_fd)
+/* What a workload's figures are computed from. */
+typedef struct clocks {
+    int has_server;
+    clockid_t server; /* the server process's CPU clock */
+} clocks;
+
+typedef struct reading {
+    double wall, cpu, server_cpu;
+} reading;
+
+static reading read_clocks(const clocks *c)
+{
+    reading r;
+    r.server_cpu = c->has_server ? clock_seconds(c->server) : 0;
+    r.cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID); /* all threads: user + system */
+    r.wall = now();
+    return r;
+}
+
+static void finish(const clocks *c, reading start, uint64_t ops, workload_result *out)
+{
+    reading end = read_clocks(c);
+    out->ops_per_s = (double)ops / (end.wall - start.wall);
+    out->cpu_us = (end.cpu - start.cpu) * 1e6 / (double)ops;
+    out->server_cpu_us =
+        c->has_server ? (end.server_cpu - start.server_cpu) * 1e6 / (double)ops : NAN;
+}
+
+/* Run op on n keys, one at a time — in order, or drawn from the xorshift
+ * sequence of `seed` when it is not 0 — and when lat is not NULL, store
+ * each operation's latency there in microseconds. */
+static void one_at_a_time(store *s, void (*op)(store *, uint64_t), uint64_t n, uint64_t seed,
+                          double *lat)
+{
+    uint64_t state = seed;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t index = seed != 0 ? next_random(&state) % n : i;
+        if (lat == NULL) {
+            op(s, index);
+            continue;
+        }
+        uint64_t t0 = now_ns();
+        op(s, index);
+        lat[i] = (double)(now_ns() - t0) * 1e-3;
+    }
+}
+
+static void latency_stats(double *lat, uint64_t n, workload_result *out)
+{
+    sort_doubles(lat, n);
+    out->p50_us = percentile(lat, n, 0.5);
+    out->p99_us = percentile(lat, n, 0.99);
+}
+
+static void run_workloads(store *s, uint64_t n, const clocks *c, workload_result out[W_COUNT])
+{
+    uint64_t batches = n / BATCH_SIZE;
+    double *lat = malloc(n * sizeof *lat);
+    reading t;
+    if (lat == NULL)
+        die("latency samples", "out of memory");
+
+    t = read_clocks(c);
+    one_at_a_time(s, s->put, n, 0, lat);
+    finish(c, t, n, &out[W_PUT_SEQ]);
+    latency_stats(lat, n, &out[W_PUT_SEQ]);
+
+    t = read_clocks(c);
+    if (s->put_pipe != NULL)
+        s->put_pipe(s, n);
+    else
+        one_at_a_time(s, s->put, n, 0, NULL);
+    finish(c, t, n, &out[W_PUT_PIPE]);
+
+    t = read_clocks(c);
+    one_at_a_time(s, s->get, n, GET_SEQ_SEED, lat);
+    finish(c, t, n, &out[W_GET_SEQ]);
+    latency_stats(lat, n, &out[W_GET_SEQ]);
+
+    t = read_clocks(c);
+    if (s->get_pipe != NULL)
+        s->get_pipe(s, n, GET_PIPE_SEED);
+    else
+        one_at_a_time(s, s->get, n, GET_PIPE_SEED, NULL);
+    finish(c, t, n, &out[W_GET_PIPE]);
+
+    t = read_clocks(c);
+    s->scan(s, n);
+    finish(c, t, n, &out[W_SCAN]);
+
+    t = read_clocks(c);
+    for (uint64_t b = 0; b < batches; b++)
+        s->write_batch(s, b * BATCH_SIZE);
+    finish(c, t, batches * BATCH_SIZE, &out[W_BATCH]);
+
+    free(lat);
+}
+
+/* Peak resident set size of this process so far, in KiB (VmHWM). */
+static double peak_rss_kib(void)
+{
+    char line[256];
+    double kib = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        die("/proc/self/status", strerror(errno));
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    if (kib < 0)
+        die("/proc/self/status", "no VmHWM line");
+    return kib;
+}
+
+/* ------------------------------------------------------------------ */
+/* Processes                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Runs in the server child: holds `dir` as the party leader (for the
+ * follower variant) or serves it on TCP loopback (for the TCP guest);
+ * once it serves, writes the TCP port (0 for none) to ready_fd; stops on
+ * SIGTERM. Never returns. */
+static void server_main(int variant, const char *dir, int ready_fd)
 {
     sigset_t term;
     ravel_db *db;
-    ravel_host *host;
-    ravel_options opts;
-    ravel_host_options hopts;
-    int rc, sig;
+    ravel_host *host = NULL;
+    int rc, sig, port = 0;
 
-    /* Block SIGTERM before the host starts its threads, which inherit the
-     * mask, so that the signal is left pending for sigwait() below. */
+    /* Blocked before ravel starts its threads, which inherit the mask, so
+     * that the signal is left pending for sigwait() below. */
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
-    if ((rc = pthread_sigmask(SIG_BLOCK, &term, NULL)) != 0) {
-        fprintf(stderr, "ravel-bench host: pthread_sigmask: %s\n", strerror(rc));
-        _exit(1);
-    }
+    sigprocmask(SIG_BLOCK, &term, NULL);
 
-    ravel_options_init(&opts);
-    if ((rc = ravel_open_local(&db, dir, &opts)) != RAVEL_OK) {
-        fprintf(stderr, "ravel-bench host: ravel_open_local: %s: %s\n", ravel_strerror(rc),
-                ravel_errmsg());
-        _exit(1);
+    if (variant == V_FOLLOWER) {
+        if ((rc = ravel_open(&db, dir, NULL)) != RAVEL_OK)
+            die_ravel("leader process: ravel_open", rc);
+        if (ravel_db_role(db) != RAVEL_ROLE_LEADER)
+            die("leader process", "did not lead");
+    } else {
+        if ((rc = ravel_open_local(&db, dir, NULL)) != RAVEL_OK)
+            die_ravel("host process: ravel_open_local", rc);
+        if ((rc = ravel_host_new(&host, db, NULL)) != RAVEL_OK)
+            die_ravel("host process: ravel_host_new", rc);
+        if ((rc = ravel_host_listen(host, "tcp:127.0.0.1:0")) != RAVEL_OK)
+            die_ravel("host process: ravel_host_listen", rc);
+        port = ravel_host_port(host);
     }
-    ravel_host_options_init(&hopts);
-    if ((rc = ravel_host_new(&host, db, &hopts)) != RAVEL_OK) {
-        fprintf(stderr, "ravel-bench host: ravel_host_new: %s: %s\n", ravel_strerror(rc),
-                ravel_errmsg());
-        _exit(1);
-    }
-    if ((rc = ravel_host_listen(host, address)) != RAVEL_OK) {
-        fprintf(stderr, "ravel-bench host: ravel_host_listen: %s: %s\n", ravel_strerror(rc),
-                ravel_errmsg());
-        _exit(1);
-    }
-    if (write(ready_fd, "R", 1) != 1) {
-        fprintf(stderr, "ravel-bench host: write to parent: %s\n", strerror(errno));
-        _exit(1);
-    }
+    write_full(ready_fd, &port, sizeof port);
     close(ready_fd);
 
     if (sigwait(&term, &sig) != 0)
@@ -599,33 +735,299 @@ static void host_main(const char *dir, const char *address, int ready_fd)
     _exit(0);
 }
 
-/* Fork the host process and wait until it listens on `address`. */
-static void start_host(const char *dir, const char *address)
+/* Fork the server of `variant` and wait until it serves; returns its TCP
+ * port (0 for none). */
+static int start_server(int variant, const char *dir)
 {
-    int fds[2];
-    char c;
-    ssize_t got;
+    int fds[2], port;
 
     if (pipe(fds) != 0)
         die("pipe", strerror(errno));
     /* Anything still buffered would otherwise be printed by both. */
     fflush(NULL);
-    g_child = fork();
-    if (g_child < 0)
+    g_server = fork();
+    if (g_server < 0)
         die("fork", strerror(errno));
-    if (g_child == 0) {
+    if (g_server == 0) {
         close(fds[0]);
-        host_main(dir, address, fds[1]);
+        server_main(variant, dir, fds[1]);
+    }
+    close(fds[1]);
+    /* End of file means the child failed (and said why on stderr). */
+    size_t got = read_full(fds[0], &port, sizeof port);
+    close(fds[0]);
+    if (got != sizeof port)
+        die(variant_names[variant], "server process failed to start");
+    return port;
+}
+
+static void stop_server(void)
+{
+    kill(g_server, SIGTERM);
+    int status = reap(g_server);
+    g_server = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("server process", "did not shut down cleanly");
+}
+
+enum { JOB_WORKLOADS, JOB_SCAN };
+
+/* Runs in the worker child: opens the variant's store and runs W1–W6, or
+ * only W5 to measure the peak RSS of a scan; writes a variant_result to
+ * fd. Never returns. */
+static void worker_main(int variant, int job, const char *dir, const char *address, uint64_t n,
+                        int fd)
+{
+    variant_result res;
+    clocks c = {0};
+    memset(&res, 0, sizeof res);
+    store *s = open_store(variant, dir, address);
+    if (job == JOB_WORKLOADS) {
+        c.has_server = g_server > 0 && clock_getcpuclockid(g_server, &c.server) == 0;
+        run_workloads(s, n, &c, res.w);
+    } else {
+        s->scan(s, n);
+        res.scan_rss_kib = peak_rss_kib();
+    }
+    s->close(s);
+    write_full(fd, &res, sizeof res);
+    _exit(0);
+}
+
+/* Run one job of `variant` in a worker child and return its results. */
+static variant_result run_worker(int variant, int job, const char *dir, const char *address,
+                                 uint64_t n)
+{
+    int fds[2], status = 0;
+    variant_result res;
+
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    if (g_worker == 0) {
+        close(fds[0]);
+        worker_main(variant, job, dir, address, n, fds[1]);
     }
     close(fds[1]);
 
-    /* One byte means listening; end of file means the child failed (and
-     * said why on stderr). */
-    while ((got = read(fds[0], &c, 1)) < 0 && errno == EINTR)
-        ;
+    /* The result fits in the pipe's buffer, so the worker can exit before
+     * we read it. A server that dies first voids the run (and a guest
+     * with retry on would wait for it forever). */
+    for (;;) {
+        pid_t pid = wait(&status);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0)
+            die("wait", strerror(errno));
+        if (pid == g_worker)
+            break;
+        if (pid == g_server) {
+            g_server = -1;
+            die(variant_names[variant], "server process died during the run");
+        }
+    }
+    g_worker = -1;
+    size_t got = read_full(fds[0], &res, sizeof res);
     close(fds[0]);
-    if (got != 1)
-        die("host process", "failed to start");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
+        die(variant_names[variant], "measuring process failed");
+    return res;
+}
+
+static void run_c_variant(int variant, uint64_t n, variant_result *out)
+{
+    char dir[sizeof g_root + 32], address[64];
+    snprintf(dir, sizeof dir, "%s/%s", g_root, variant_dirs[variant]);
+    fprintf(stderr, "ravel-bench: %s ...\n", variant_names[variant]);
+
+    int port = variant == V_FOLLOWER || variant == V_TCP ? start_server(variant, dir) : 0;
+    snprintf(address, sizeof address, "tcp:127.0.0.1:%d", port);
+    *out = run_worker(variant, JOB_WORKLOADS, dir, address, n);
+    out->scan_rss_kib = run_worker(variant, JOB_SCAN, dir, address, n).scan_rss_kib;
+    if (g_server > 0)
+        stop_server();
+    out->measured = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Node                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Run argv (looked up on PATH) with its stdout read into out (at most
+ * size - 1 bytes, NUL-terminated) and its stderr ours. Returns its exit
+ * status, or -1 if it did not exit (127: it could not be run). */
+static int spawn_capture(char *const argv[], char *out, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", strerror(errno));
+    if (pid == 0) {
+        close(fds[0]);
+        if (dup2(fds[1], STDOUT_FILENO) < 0)
+            _exit(127);
+        close(fds[1]);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t got = read_full(fds[0], out, size - 1);
+    out[got] = '\0';
+    close(fds[0]);
+    int status = reap(pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Node on PATH and the interop tests' npm packages installed. On success,
+ * version holds `node --version`. */
+static int node_available(char *version, size_t size)
+{
+    char *argv[] = {"node", "--version", NULL};
+    if (access(RAVEL_INTEROP_DIR "/node_modules/rave-level/package.json", R_OK) != 0 ||
+        access(RAVEL_INTEROP_DIR "/node_modules/many-level/package.json", R_OK) != 0 ||
+        spawn_capture(argv, version, size) != 0)
+        return 0;
+    version[strcspn(version, "\n")] = '\0';
+    return 1;
+}
+
+/* bench_node.js prints one line per workload, "W<k> <ops/s> <p50 us>
+ * <p99 us> <cpu us/op> <server cpu us/op>", then "rss <KiB>". */
+static void parse_node(char *text, variant_result *res)
+{
+    unsigned seen = 0;
+    char *save;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        int w;
+        workload_result r;
+        if (sscanf(line, "W%d %lf %lf %lf %lf %lf", &w, &r.ops_per_s, &r.p50_us, &r.p99_us,
+                   &r.cpu_us, &r.server_cpu_us) == 6 &&
+            w >= 1 && w <= W_COUNT) {
+            res->w[w - 1] = r;
+            seen |= 1u << (w - 1);
+        } else if (sscanf(line, "rss %lf", &res->scan_rss_kib) == 1) {
+            seen |= 1u << W_COUNT;
+        } else {
+            die("bench_node.js", "unexpected output");
+        }
+    }
+    if (seen != (1u << (W_COUNT + 1)) - 1)
+        die("bench_node.js", "incomplete output");
+    res->measured = 1;
+}
+
+static void run_node_variant(int variant, uint64_t n, variant_result *out)
+{
+    char dir[sizeof g_root + 32], count[32], text[4096];
+    snprintf(dir, sizeof dir, "%s/%s", g_root, variant_dirs[variant]);
+    snprintf(count, sizeof count, "%llu", (unsigned long long)n);
+    char *argv[] = {"node", NODE_SCRIPT, variant == V_NODE_FOLLOWER ? "follower" : "guest", dir,
+                    count, NULL};
+    fprintf(stderr, "ravel-bench: %s ...\n", variant_names[variant]);
+    if (spawn_capture(argv, text, sizeof text) != 0)
+        die(NODE_SCRIPT, "failed");
+    parse_node(text, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Report                                                               */
+/* ------------------------------------------------------------------ */
+
+/* The 1-minute load average, to tell a quiet machine from a busy one. */
+static void read_load(char *out, size_t size)
+{
+    snprintf(out, size, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)size, f) != NULL)
+        out[strcspn(out, " ")] = '\0';
+    fclose(f);
+}
+
+/* A ratio cell: a/b, or "-" when either is missing. */
+static void print_ratio(double a, double b)
+{
+    if (b > 0 && !isnan(a))
+        printf(" %7.3fx |", a / b);
+    else
+        printf(" %8s |", "-");
+}
+
+static void print_value(double v, const char *fmt)
+{
+    if (isnan(v)) {
+        printf(" %8s |", "-");
+        return;
+    }
+    printf(" ");
+    printf(fmt, v);
+    printf(" |");
+}
+
+static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
+                         const double *f1_ms[F1_SETS], int f1_rounds, const char *node_note,
+                         const char *load_start)
+{
+    const variant_result *raw = &res[V_RAW], *node = &res[V_NODE_FOLLOWER];
+    char load_end[32];
+
+    printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
+    for (int i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    read_load(load_end, sizeof load_end);
+    printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
+           sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
+    printf("Node: %s\n\n", node_note);
+
+    printf("| workload | variant | ops/s | vs raw | vs Node follower | p50 us | p99 us | CPU us/op "
+           "| server CPU us/op |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int w = 0; w < W_COUNT; w++) {
+        int timed = w == W_PUT_SEQ || w == W_GET_SEQ;
+        for (int v = 0; v < V_COUNT; v++) {
+            const workload_result *r = &res[v].w[w];
+            int unpiped = (w == W_PUT_PIPE || w == W_GET_PIPE) && (v == V_RAW || v == V_LEADER);
+            char name[32];
+            if (!res[v].measured)
+                continue;
+            snprintf(name, sizeof name, "%s%s", variant_names[v], unpiped ? " *" : "");
+            printf("| %-11s | %-17s | %9.0f |", workload_names[w], name, r->ops_per_s);
+            print_ratio(r->ops_per_s, raw->w[w].ops_per_s);
+            print_ratio(r->ops_per_s, node->measured ? node->w[w].ops_per_s : 0);
+            print_value(timed ? r->p50_us : NAN, "%8.1f");
+            print_value(timed ? r->p99_us : NAN, "%8.1f");
+            print_value(r->cpu_us, "%8.2f");
+            print_value(r->server_cpu_us, "%8.2f");
+            printf("\n");
+        }
+    }
+    printf("\n* one request at a time: LevelDB's calls block, and so do the leader's own\n"
+           "  asynchronous calls (they complete before they return).\n"
+           "W5 counts entries, W6 puts (%llu batches of %d).\n\n",
+           (unsigned long long)(n / BATCH_SIZE), BATCH_SIZE);
+
+    printf("| variant | peak RSS of a process that opens and scans (W5 only) |\n");
+    printf("|---|---:|\n");
+    for (int v = 0; v < V_COUNT; v++) {
+        if (res[v].measured)
+            printf("| %-15s | %6.1f MiB |\n", variant_names[v], res[v].scan_rss_kib / 1024);
+    }
+
+    printf("\n| F1 failover | SIGKILLs | median ms | max ms | min ms |\n");
+    printf("|---|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < F1_SETS; i++) {
+        const double *ms = f1_ms[i]; /* sorted */
+        printf("| %d follower%s | %d | %.2f | %.2f | %.2f |\n", f1_followers[i],
+               f1_followers[i] == 1 ? "" : "s", f1_rounds,
+               percentile(ms, (size_t)f1_rounds, 0.5), ms[f1_rounds - 1], ms[0]);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -635,12 +1037,16 @@ static void start_host(const char *dir, const char *address)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ravel-bench [-n N]\n"
-            "Run the SPEC workloads W1-W6 on raw LevelDB and on a ravel guest\n"
-            "served over a unix socket by a child process, and compare them.\n"
+            "usage: ravel-bench [-n N] [--quick] [--no-node]\n"
+            "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
+            "ravel party follower, a ravel guest over TCP and, when installed, the\n"
+            "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
+            "followers. Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
+            "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d\n"
+            "  --no-node   skip the Node variants\n"
             "  -h, --help  show this help\n",
-            DEFAULT_N, BATCH_SIZE);
+            DEFAULT_N, BATCH_SIZE, QUICK_N, QUICK_F1_ROUNDS, F1_ROUNDS);
 }
 
 static uint64_t parse_n(const char *s)
@@ -650,38 +1056,22 @@ static uint64_t parse_n(const char *s)
     unsigned long long v = strtoull(s, &end, 10);
     /* W6 needs at least one batch; keys hold at most 15 digits. strtoull
      * accepts a leading '-', which we refuse. */
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < BATCH_SIZE ||
-        v > MAX_N) {
-        fprintf(stderr, "ravel-bench: -n wants a number from %d to %llu, not '%s'\n",
-                BATCH_SIZE, MAX_N, s);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < BATCH_SIZE || v > MAX_N) {
+        fprintf(stderr, "ravel-bench: -n wants a number from %d to %llu, not '%s'\n", BATCH_SIZE,
+                MAX_N, s);
         exit(2);
     }
     return v;
 }
 
-static void print_report(int argc, char **argv, uint64_t n, const double raw[W_COUNT],
-                         const double guest[W_COUNT])
-{
-    printf("ravel-bench: N=%llu, command:", (unsigned long long)n);
-    for (int i = 0; i < argc; i++)
-        printf(" %s", argv[i]);
-    printf("\n\n%-14s %14s %14s %12s\n", "workload", "raw ops/s", "guest ops/s", "guest/raw");
-    for (int w = 0; w < W_COUNT; w++) {
-        int unpiped = (w == W_PUT_PIPE || w == W_GET_PIPE);
-        char name[32];
-        snprintf(name, sizeof name, "%s%s", workload_names[w], unpiped ? "*" : "");
-        printf("%-14s %14.0f %14.0f %11.3fx\n", name, raw[w], guest[w], guest[w] / raw[w]);
-    }
-    printf("\n* raw LevelDB cannot pipeline within one process: its W2/W4 run as W1/W3.\n");
-    printf("W6: %llu batches of %d puts.\n", (unsigned long long)(n / BATCH_SIZE), BATCH_SIZE);
-}
-
 int main(int argc, char **argv)
 {
-    uint64_t n = DEFAULT_N;
-    double raw[W_COUNT], guest[W_COUNT];
-    char raw_dir[sizeof g_root + 16], guest_dir[sizeof g_root + 16];
-    char address[sizeof g_root + 32];
+    uint64_t n = 0;
+    int quick = 0, use_node = 1;
+    variant_result res[V_COUNT];
+    double f1_store[F1_SETS][F1_ROUNDS];
+    const double *f1_ms[F1_SETS];
+    char node_version[64], node_note[128], load_start[32];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -689,45 +1079,58 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             n = parse_n(argv[++i]);
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--no-node") == 0) {
+            use_node = 0;
         } else {
             usage(stderr);
             return 2;
         }
     }
+    if (n == 0)
+        n = quick ? QUICK_N : DEFAULT_N;
+    read_load(load_start, sizeof load_start);
+    int f1_rounds = quick ? QUICK_F1_ROUNDS : F1_ROUNDS;
 
-    /* A write to a socket whose host died must fail with an error, not
+    g_main_pid = getpid();
+    /* A write to a socket whose peer died must fail with an error, not
      * kill us before we can report it and clean up. */
     signal(SIGPIPE, SIG_IGN);
     init_filler();
-
-    const char *tmp = getenv("TMPDIR");
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    if (snprintf(g_root, sizeof g_root, "%s/ravel-bench.XXXXXX", tmp) >= (int)sizeof g_root)
-        die("TMPDIR", "path too long");
-    if (mkdtemp(g_root) == NULL) {
-        int e = errno;
+    memset(res, 0, sizeof res);
+    if (make_scratch_dir(g_root, sizeof g_root, "ravel-bench") != 0) {
         g_root[0] = '\0'; /* nothing was made, nothing to remove */
-        die("mkdtemp", strerror(e));
+        return 1;
     }
-    snprintf(raw_dir, sizeof raw_dir, "%s/raw", g_root);
-    snprintf(guest_dir, sizeof guest_dir, "%s/guest", g_root);
-    snprintf(address, sizeof address, "unix:%s/bench.sock", g_root);
 
-    /* Fork before this process uses LevelDB: LevelDB's background
-     * compaction thread, started on first use, would not exist in a child
-     * forked after it, while the child's copy of LevelDB would believe it
-     * does — and its writes would stall forever waiting for compaction. */
-    start_host(guest_dir, address);
+    for (int v = V_RAW; v <= V_TCP; v++)
+        run_c_variant(v, n, &res[v]);
 
-    run_raw(raw_dir, n, raw);
-    run_guest(address, n, guest);
+    if (!use_node) {
+        snprintf(node_note, sizeof node_note, "skipped (--no-node)");
+    } else if (!node_available(node_version, sizeof node_version)) {
+        snprintf(node_note, sizeof node_note,
+                 "skipped (no node on PATH, or no npm packages in tests/interop)");
+        fprintf(stderr, "ravel-bench: Node variants %s\n", node_note);
+    } else {
+        snprintf(node_note, sizeof node_note, "%s, rave-level 1.0.0, many-level 2.0.0",
+                 node_version);
+        run_node_variant(V_NODE_FOLLOWER, n, &res[V_NODE_FOLLOWER]);
+        run_node_variant(V_NODE_GUEST, n, &res[V_NODE_GUEST]);
+    }
 
-    int wstatus = stop_child();
-    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
-        die("host process", "did not shut down cleanly");
+    for (size_t i = 0; i < F1_SETS; i++) {
+        char dir[sizeof g_root + 32];
+        snprintf(dir, sizeof dir, "%s/f1-%d", g_root, f1_followers[i]);
+        fprintf(stderr, "ravel-bench: F1 with %d follower(s) ...\n", f1_followers[i]);
+        if (failover_measure(dir, f1_followers[i], f1_rounds, f1_store[i]) != 0)
+            die("F1", "failed");
+        sort_doubles(f1_store[i], (size_t)f1_rounds);
+        f1_ms[i] = f1_store[i];
+    }
+
     cleanup();
-
-    print_report(argc, argv, n, raw, guest);
+    print_report(argc, argv, n, res, f1_ms, f1_rounds, node_note, load_start);
     return 0;
 }
