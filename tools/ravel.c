@@ -1,358 +1,223 @@
-/* The ravel command: serve a LevelDB directory to guests, and a live demo
- * of many processes sharing one database. */
-#include <errno.h>
-#include <stdarg.h>
-#include <signal.h>
+/* The ravel command: serve a LevelDB directory, read and write it from the
+ * shell while other processes hold it, and a live demo of party mode. This
+ * file holds the table of commands, their help and the dispatch. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "cli.h"
 #include "ravel.h"
 
-/* Exit codes. */
-enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_FAIL = 3 };
-
-static const char usage_text[] =
-    "usage: ravel COMMAND [ARGS]\n"
+static const char target_help[] =
+    "DIR is a LevelDB directory, opened in party mode: when another process\n"
+    "holds it (a 'ravel serve', an application using ravel_open, a Node\n"
+    "rave-level process), the command joins its party and works through it;\n"
+    "otherwise it opens LevelDB itself for as long as it runs.\n"
     "\n"
-    "Many processes, one LevelDB database.\n"
+    "options:\n"
+    "  -c, --connect ADDRESS  use the host at ADDRESS instead of a directory:\n"
+    "                         unix:PATH, tcp:HOST:PORT, or tcp:PORT for\n"
+    "                         127.0.0.1:PORT\n"
+    "  -e, --escapes          in KEY, VALUE and the range options, \\xNN is the\n"
+    "                         byte NN (hex) and \\\\ a backslash; without -e\n"
+    "                         they are taken byte for byte\n"
+    "  -h, --help             this text\n";
+
+/* The help of each OPTS_* group, in the order printed. */
+static const struct {
+    unsigned flag;
+    const char *text;
+} opts_help[] = {
+    {OPTS_RANGE, "  --gt KEY, --gte KEY    only keys after (at or after) KEY\n"
+                 "  --lt KEY, --lte KEY    only keys before (at or before) KEY\n"
+                 "  -p, --prefix P         only keys that start with P (not with bounds)\n"
+                 "  -n, --limit N          at most N entries\n"
+                 "  -r, --reverse          from the last key down (with --limit, the last N)\n"},
+    {OPTS_PROJECT, "  --keys                 keys only\n"
+                   "  --values               values only\n"},
+    {OPTS_RAW, "  --raw                  write the value's bytes as they are\n"},
+    {OPTS_FORCE, "  -f, --force            clear everything without asking\n"},
+    {OPTS_OUTPUT, "  -o, --output FILE      write to FILE instead of stdout\n"},
+};
+
+static const char text_help[] =
     "\n"
-    "commands:\n"
-    "  serve DIR --listen ADDRESS [--listen ADDRESS...] [--readonly] [--quiet]\n"
-    "        Open the LevelDB directory DIR and serve it to guests (ravel or Node\n"
-    "        many-level) on each ADDRESS: unix:PATH or tcp:HOST:PORT. Runs until\n"
-    "        SIGINT or SIGTERM, then answers what is running and removes its\n"
-    "        unix sockets.\n"
-    "  demo [--dir DIR] [--seconds N]\n"
-    "        A live demo of party mode: four writer processes and a reader open\n"
-    "        DIR (default $TMPDIR/ravel-demo) at once; the first leads and serves\n"
-    "        the others. Midway the leader is killed with SIGKILL; a new one is\n"
-    "        elected and everyone carries on. N seconds in all (default 6).\n"
-    "  help, --help, -h    this text\n"
-    "  version, --version  the version\n"
+    "text output: printable UTF-8 as it is, a backslash as \\\\, every other\n"
+    "byte (control characters, bytes that are not UTF-8) as \\xNN. -e reads\n"
+    "that back: a key shown by ls can be given to get -e as it is shown.\n";
+
+static const char lines_help[] =
     "\n"
-    "exit codes: 0 ok, 1 not found, 2 usage error, 3 failure (the message says\n"
-    "which).\n";
+    "line format: one JSON object per line, the key and the value as JSON\n"
+    "strings when their bytes are valid UTF-8, else as standard padded\n"
+    "base64 (RFC 4648) under key_b64 / value_b64:\n"
+    "  {\"key\":\"user/1\",\"value\":\"Ada\\nLovelace\"}\n"
+    "  {\"key_b64\":\"AP8K\",\"value\":\"\\u0000\"}\n"
+    "load takes any JSON whitespace and escapes (\\uXXXX, surrogate pairs,\n"
+    "\\u0000 for NUL), the members in either order, and blank lines.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+static const char exit_help[] =
+    "\n"
+    "exit codes: 0 ok, 1 not found (get of a missing key), 2 usage error,\n"
+    "3 any other failure (the message on stderr says which).\n";
+
+static const cli_command commands[] = {
+    {.name = "serve", .main = serve_main,
+     .usage = "DIR --listen ADDRESS [--listen ADDRESS...] [--readonly] [--quiet]",
+     .summary = "host DIR for ravel and Node many-level guests",
+     .help = "Host the LevelDB directory DIR for guests, ravel (ravel_connect,\n"
+             "--connect) and Node many-level, on each ADDRESS until SIGINT or SIGTERM.\n"
+             "\n"
+             "DIR is opened in party mode. If nobody holds it, serve leads it and also\n"
+             "serves DIR/rave-level.sock, so ravel and Node rave-level processes that\n"
+             "open DIR meanwhile join it instead of waiting. If another process leads\n"
+             "it, serve follows and passes its guests' requests on to the leader (and\n"
+             "takes over when the leader goes away). It says on stderr which it does.\n"
+             "\n"
+             "options:\n"
+             "  -l, --listen ADDRESS   unix:PATH (an owner-only socket), tcp:HOST:PORT,\n"
+             "                         or tcp:PORT and tcp::PORT for 127.0.0.1:PORT\n"
+             "                         (tcp:0.0.0.0:PORT for every interface); port 0\n"
+             "                         picks a free one and logs it. Repeatable.\n"
+             "  --readonly             refuse writes from guests on these addresses\n"
+             "                         (party members still write through the leader)\n"
+             "  -q, --quiet            do not log connections and their errors\n"
+             "  -h, --help             this text\n"
+             "\n"
+             "Prints 'ready' on stdout once it listens. On SIGINT or SIGTERM it answers\n"
+             "the requests under way, closes its connections, removes its unix sockets\n"
+             "and exits 0.\n"},
+    {.name = "get", .usage = "KEY", .summary = "print the value of KEY",
+     .help = "Print the value of KEY as text, then a newline; with --raw, its exact\n"
+             "bytes and nothing more. A missing key exits 1.\n",
+     .main = data_main, .run = data_get, .min_args = 1, .max_args = 1, .byte_args = 1,
+     .opts = OPTS_RAW, .docs = DOC_TEXT},
+    {.name = "put", .usage = "KEY VALUE|-", .summary = "set KEY to VALUE (- reads it from stdin)",
+     .help = "Set KEY to VALUE. With VALUE '-', the value is all of stdin, byte for\n"
+             "byte (a value that is just '-' is -e '\\x2d'). Creates the database when\n"
+             "DIR holds none.\n",
+     .main = data_main, .run = data_put, .min_args = 2, .max_args = 2, .byte_args = 1,
+     .creates = 1},
+    {.name = "del", .usage = "KEY", .summary = "delete KEY",
+     .help = "Delete KEY. Deleting an absent key is not an error (as in LevelDB).\n",
+     .main = data_main, .run = data_del, .min_args = 1, .max_args = 1, .byte_args = 1},
+    {.name = "ls", .usage = "", .summary = "list entries, one per line",
+     .help = "List the entries in key order, one per line: the key, a tab, the value,\n"
+             "both as text (below), so that every entry is exactly one line.\n",
+     .main = data_main, .run = data_ls, .opts = OPTS_RANGE | OPTS_PROJECT, .docs = DOC_TEXT},
+    {.name = "count", .usage = "", .summary = "count entries",
+     .help = "Print the number of entries.\n",
+     .main = data_main, .run = data_count, .opts = OPTS_RANGE},
+    {.name = "clear", .usage = "", .summary = "delete a range of entries, or all of them",
+     .help = "Delete the entries in the range. Without a bound or --limit that is every\n"
+             "entry: then, on a terminal, clear first asks 'clear ALL entries of DIR?\n"
+             "[y/N]' (anything but y or yes keeps them and exits 3), and when stdin is\n"
+             "not a terminal it refuses and exits 2, unless --force is given.\n",
+     .main = data_main, .run = data_clear, .opts = OPTS_RANGE | OPTS_FORCE},
+    {.name = "dump", .usage = "", .summary = "write entries as JSON lines",
+     .help = "Write the entries to stdout, or FILE, in the line format below, in key\n"
+             "order. A progress line (entries, rate) is shown on stderr when stderr is\n"
+             "a terminal and the entries do not go to one.\n",
+     .main = data_main, .run = data_dump, .opts = OPTS_RANGE | OPTS_OUTPUT, .docs = DOC_LINES},
+    {.name = "load", .usage = "[FILE]", .summary = "write entries read as JSON lines",
+     .help = "Read entries in the line format below from FILE (stdin without FILE, or\n"
+             "with -) and write them, up to 1000 entries or 4 MiB per atomic batch.\n"
+             "Existing keys are overwritten; nothing is deleted. At a bad line, the\n"
+             "entries before it are written and load stops (exit 3, the line number in\n"
+             "the message). Progress as for dump. Creates the database when DIR holds\n"
+             "none.\n",
+     .main = data_main, .run = data_load, .max_args = 1, .creates = 1, .docs = DOC_LINES},
+    {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
+     .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
+             "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
+             "others. Midway the leader is killed with SIGKILL; a new one is elected\n"
+             "and everyone carries on. N seconds in all (default 6).\n",
+     .main = demo_main},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_usage(void)
 {
-    fprintf(stderr, "ravel: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(run 'ravel --help' for usage)\n");
-    return EXIT_USAGE;
+    fputs("usage: ravel COMMAND [OPTIONS] [ARGS]\n"
+          "\n"
+          "Many processes, one LevelDB database.\n"
+          "\n"
+          "commands:\n",
+          stdout);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        printf("  %-7s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
+          "  version the version\n"
+          "\n"
+          "Data commands (get put del ls count clear dump load) work on a LevelDB\n"
+          "directory DIR, also while other processes hold it, or on a host with\n"
+          "--connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
+          "command line, escapes in get and ls, JSON lines with base64 in dump\n"
+          "and load; 'man ravel' (docs/ravel.1) has it all.\n",
+          stdout);
+    fputs(exit_help, stdout);
 }
 
-static int fail(const char *what)
+void cli_print_help(const cli_command *cmd)
 {
-    fprintf(stderr, "ravel: %s: %s\n", what, ravel_errmsg());
-    return EXIT_FAIL;
+    if (cmd->main != data_main) {
+        printf("usage: ravel %s %s\n\n%s", cmd->name, cmd->usage, cmd->help);
+        fputs(exit_help, stdout);
+        return;
+    }
+    const char *sep = *cmd->usage ? " " : "";
+    printf("usage: ravel %s [OPTIONS] DIR%s%s\n"
+           "       ravel %s [OPTIONS] --connect ADDRESS%s%s\n\n%s\n",
+           cmd->name, sep, cmd->usage, cmd->name, sep, cmd->usage, cmd->help);
+    fputs(target_help, stdout);
+    for (size_t i = 0; i < sizeof opts_help / sizeof opts_help[0]; i++)
+        if (cmd->opts & opts_help[i].flag)
+            fputs(opts_help[i].text, stdout);
+    puts("An argument that starts with '-' goes after '--'.");
+    if (cmd->docs & DOC_TEXT)
+        fputs(text_help, stdout);
+    if (cmd->docs & DOC_LINES)
+        fputs(lines_help, stdout);
+    fputs(exit_help, stdout);
 }
 
-/* ---- serve ---- */
-
-static int cmd_serve(int argc, char **argv)
+static const cli_command *find_command(const char *name)
 {
-    const char *dir = NULL;
-    const char *listen[16];
-    int nlisten = 0;
-    ravel_host_options ho;
-    ravel_host_options_init(&ho);
-    ho.verbose = 1;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--listen") == 0) {
-            if (i + 1 >= argc)
-                return usage_error("%s needs an address (unix:PATH or tcp:HOST:PORT)", argv[i]);
-            if (nlisten == 16)
-                return usage_error("too many %s options", "--listen");
-            listen[nlisten++] = argv[++i];
-        } else if (strcmp(argv[i], "--readonly") == 0) {
-            ho.readonly = 1;
-        } else if (strcmp(argv[i], "--quiet") == 0) {
-            ho.verbose = 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        } else if (argv[i][0] == '-') {
-            return usage_error("unknown option %s for serve", argv[i]);
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            return usage_error("unexpected argument %s", argv[i]);
-        }
-    }
-    if (!dir)
-        return usage_error("serve needs a database directory%s", "");
-    if (!nlisten)
-        return usage_error("serve needs at least one --listen ADDRESS%s", "");
-    /* Signals are taken synchronously below, so the I/O threads never see
-     * them. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    ravel_db *db;
-    if (ravel_open_local(&db, dir, NULL) != RAVEL_OK)
-        return fail("cannot open the database");
-    ravel_host *h;
-    if (ravel_host_new(&h, db, &ho) != RAVEL_OK) {
-        ravel_db_close(db);
-        return fail("cannot start the host");
-    }
-    for (int i = 0; i < nlisten; i++) {
-        if (ravel_host_listen(h, listen[i]) != RAVEL_OK) {
-            int rc = fail("cannot listen");
-            ravel_host_free(h);
-            ravel_db_close(db);
-            return rc;
-        }
-        if (strncmp(listen[i], "tcp:", 4) == 0)
-            fprintf(stderr, "ravel: serving %s on tcp port %d\n", dir, ravel_host_port(h));
-        else
-            fprintf(stderr, "ravel: serving %s on %s\n", dir, listen[i]);
-    }
-    printf("ready\n");
-    fflush(stdout);
-    int sig;
-    sigwait(&set, &sig);
-    fprintf(stderr, "ravel: %s received, shutting down\n", strsignal(sig));
-    ravel_host_free(h);
-    ravel_db_close(db);
-    return EXIT_OK;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
 }
 
-/* ---- demo ---- */
-
-static double now_s(void)
+static int is_help(const char *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double t0;
-
-static void say(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const char *who, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    printf("[%5.2fs] %-9s %s\n", now_s() - t0, who, msg);
-    fflush(stdout);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* Shared with the demo's children (an anonymous shared mapping made before
- * they are forked): who leads now. */
-static volatile int *leader_pid;
-static volatile sig_atomic_t stop_flag;
-static char member_name[16];
-
-static void on_term(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
-static void on_leader(void *ud)
-{
-    (void)ud;
-    *leader_pid = (int)getpid();
-    say(member_name, "is the leader now (pid %d): it serves the others", (int)getpid());
-}
-
-static ravel_db *demo_open(const char *dir)
-{
-    ravel_options o;
-    ravel_options_init(&o);
-    o.on_leader = on_leader;
-    ravel_db *db;
-    if (ravel_open(&db, dir, &o) != RAVEL_OK) {
-        say(member_name, "cannot open: %s", ravel_errmsg());
-        _exit(EXIT_FAIL);
-    }
-    if (ravel_db_role(db) == RAVEL_ROLE_FOLLOWER)
-        say(member_name, "joined as a follower (pid %d)", (int)getpid());
-    return db;
-}
-
-/* A writer: put "a" = its own counter every 300 ms; report puts that had
- * to wait for a new leader. */
-static pid_t demo_writer(int id, const char *dir)
-{
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    signal(SIGTERM, on_term);
-    snprintf(member_name, sizeof member_name, "writer %d", id);
-    ravel_db *db = demo_open(dir);
-    srand((unsigned)getpid());
-    int base = rand() % 90000 + 10000, acked = 0;
-    while (!stop_flag) {
-        char val[32];
-        snprintf(val, sizeof val, "%d", base + acked);
-        double t = now_s();
-        if (ravel_put(db, "a", 1, val, strlen(val)) != RAVEL_OK) {
-            say(member_name, "put failed: %s", ravel_errmsg());
-            _exit(EXIT_FAIL);
-        }
-        acked++;
-        double took = (now_s() - t) * 1000;
-        if (took > 5)
-            say(member_name, "put a=%s was acknowledged after %.1f ms", val, took);
-        sleep_ms(300);
-    }
-    char key[32], val[32];
-    snprintf(key, sizeof key, "acked/%d/%d", id, (int)getpid());
-    snprintf(val, sizeof val, "%d", acked);
-    if (ravel_put(db, key, strlen(key), val, strlen(val)) != RAVEL_OK)
-        _exit(EXIT_FAIL);
-    say(member_name, "stopping: %d puts, every one acknowledged", acked);
-    ravel_db_close(db);
-    _exit(EXIT_OK);
-}
-
-static pid_t demo_reader(const char *dir)
-{
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    signal(SIGTERM, on_term);
-    snprintf(member_name, sizeof member_name, "reader");
-    ravel_db *db = demo_open(dir);
-    while (!stop_flag) {
-        char *v;
-        size_t vl;
-        int rc = ravel_get(db, "a", 1, &v, &vl);
-        if (rc == RAVEL_OK) {
-            say(member_name, "a=%.*s", (int)vl, v);
-            ravel_free(v);
-        } else if (rc != RAVEL_ENOTFOUND) {
-            say(member_name, "get failed: %s", ravel_errmsg());
-            _exit(EXIT_FAIL);
-        }
-        sleep_ms(250);
-    }
-    ravel_db_close(db);
-    _exit(EXIT_OK);
-}
-
-static int cmd_demo(int argc, char **argv)
-{
-    char dir[4096];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/ravel-demo", tmp && *tmp ? tmp : "/tmp");
-    double seconds = 6;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
-            snprintf(dir, sizeof dir, "%s", argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-            seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
-            return EXIT_OK;
-        } else
-            return usage_error("unknown demo argument %s", argv[i]);
-    }
-    if (seconds < 1)
-        return usage_error("--seconds must be at least 1%s", "");
-    leader_pid = mmap(NULL, sizeof *leader_pid, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                      -1, 0);
-    if (leader_pid == MAP_FAILED) {
-        fprintf(stderr, "ravel: demo: cannot map shared memory: %s\n", strerror(errno));
-        return EXIT_FAIL;
-    }
-    t0 = now_s();
-    say("demo", "five processes open %s with ravel_open(), in no particular order", dir);
-    /* Members are forked from this process, which opens nothing itself, so
-     * each starts without threads of ours. */
-    pid_t kids[6];
-    int ids[6] = {1, 2, 0, 3, 4, 0};
-    for (int i = 0; i < 5; i++) {
-        kids[i] = ids[i] ? demo_writer(ids[i], dir) : demo_reader(dir);
-        sleep_ms(100);
-    }
-    sleep_ms((int)(seconds * 500) - 500);
-    int victim = *leader_pid, idx = -1;
-    for (int i = 0; i < 5; i++)
-        if (kids[i] == victim)
-            idx = i;
-    if (idx < 0) {
-        fprintf(stderr, "ravel: demo: no leader was elected\n");
-        return EXIT_FAIL;
-    }
-    char who[32] = "the reader";
-    if (ids[idx])
-        snprintf(who, sizeof who, "writer %d", ids[idx]);
-    say("demo", "SIGKILL the leader, %s (pid %d), in the middle of everything", who, victim);
-    kill(victim, SIGKILL);
-    waitpid(victim, NULL, 0);
-    sleep_ms(700);
-    say("demo", "start the killed member again: it joins whoever leads now");
-    kids[idx] = ids[idx] ? demo_writer(ids[idx], dir) : demo_reader(dir);
-    sleep_ms((int)(seconds * 500));
-    say("demo", "stop everyone");
-    int ok = 1;
-    for (int i = 0; i < 5; i++)
-        kill(kids[i], SIGTERM);
-    for (int i = 0; i < 5; i++) {
-        int status;
-        waitpid(kids[i], &status, 0);
-        ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    /* Check with LevelDB directly that every writer's final record is there. */
-    ravel_db *db;
-    if (ravel_open_local(&db, dir, NULL) != RAVEL_OK)
-        return fail("cannot reopen the demo database");
-    ravel_range r;
-    ravel_range_init(&r);
-    r.has_gte = 1, r.gte = (ravel_bound){"acked/", 6};
-    r.has_lt = 1, r.lt = (ravel_bound){"acked0", 6};
-    ravel_iter *it;
-    int records = 0;
-    if (ravel_iter_new(db, &r, &it) == RAVEL_OK) {
-        while (ravel_iter_next(it, NULL, NULL, NULL, NULL) == RAVEL_OK)
-            records++;
-        ravel_iter_free(it);
-    }
-    ravel_db_close(db);
-    say("demo", ok ? "done: the leader died, a new one took over, no request failed, "
-                     "no process saw a lock error (%d writer records in LevelDB)"
-                   : "FAILED: a process reported an error (see above; %d writer records)",
-        records);
-    return ok ? EXIT_OK : EXIT_FAIL;
+    return strcmp(arg, "help") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("a command is needed%s", "");
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        fputs(usage_text, stdout);
+        return cli_usage(NULL, "a command is needed");
+    const char *name = argv[1];
+    if (is_help(name)) {
+        if (argc == 2) {
+            print_usage();
+            return EXIT_OK;
+        }
+        const cli_command *cmd = find_command(argv[2]);
+        if (!cmd)
+            return cli_usage(NULL, "no command %s to explain", argv[2]);
+        if (argc > 3)
+            return cli_usage(NULL, "help explains one command at a time");
+        cli_print_help(cmd);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         printf("ravel %d.%d.%d\n", RAVEL_VERSION_MAJOR, RAVEL_VERSION_MINOR, RAVEL_VERSION_PATCH);
         return EXIT_OK;
     }
-    if (strcmp(cmd, "serve") == 0)
-        return cmd_serve(argc - 2, argv + 2);
-    if (strcmp(cmd, "demo") == 0)
-        return cmd_demo(argc - 2, argv + 2);
-    return usage_error("unknown command %s", cmd);
+    const cli_command *cmd = find_command(name);
+    if (!cmd)
+        return cli_usage(NULL, "unknown command %s", name);
+    return cmd->main(cmd, argc - 1, argv + 1);
 }

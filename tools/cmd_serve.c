@@ -1,0 +1,117 @@
+/* ravel serve: join a directory's party — leading it, or following whoever
+ * does — and host that handle for guests on the given addresses. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ravel.h"
+
+enum { MAX_LISTEN = 16, OPT_READONLY = 256 };
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"readonly", no_argument, NULL, OPT_READONLY},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Runs on a library thread, at the first election or when the leader this
+ * process followed went away. */
+static void on_leader(void *ud)
+{
+    const char *dir = ud;
+    fprintf(stderr, "ravel: leading %s: its party reaches it on %s/rave-level.sock\n", dir, dir);
+}
+
+/* Listen on every address. A TCP port is said even when quiet: port 0
+ * picks one, and clients need to know which. */
+static int listen_all(ravel_host *h, char (*addr)[1024], int n)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = ravel_host_listen(h, addr[i]);
+        if (rc != RAVEL_OK)
+            return cli_fail(rc, "cannot listen on %s", addr[i]);
+        if (strncmp(addr[i], "tcp:", 4) == 0)
+            fprintf(stderr, "ravel: tcp port %d (%s)\n", ravel_host_port(h), addr[i]);
+    }
+    return EXIT_OK;
+}
+
+int serve_main(const cli_command *cmd, int argc, char **argv)
+{
+    char addr[MAX_LISTEN][1024];
+    int nlisten = 0, c;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.verbose = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":l:qh", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (nlisten == MAX_LISTEN)
+                return cli_usage(cmd, "at most %d --listen addresses", MAX_LISTEN);
+            if (cli_address(addr[nlisten++], sizeof addr[0], optarg))
+                return cli_usage(cmd, "--listen: address too long");
+            break;
+        case OPT_READONLY:
+            ho.readonly = 1;
+            break;
+        case 'q':
+            ho.verbose = 0;
+            break;
+        case 'h':
+            cli_print_help(cmd);
+            return EXIT_OK;
+        default:
+            return cli_bad_option(cmd, c, argv, long_options);
+        }
+    }
+    if (optind == argc)
+        return cli_usage(cmd, "serve needs a database directory");
+    if (optind + 1 < argc)
+        return cli_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    if (!nlisten)
+        return cli_usage(cmd, "serve needs at least one --listen ADDRESS");
+    char *dir = argv[optind];
+
+    /* Blocked before any thread starts, so that every thread inherits the
+     * mask and the signals wait for sigwait below. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    ravel_options o;
+    ravel_options_init(&o);
+    o.on_leader = on_leader;
+    o.on_leader_ud = dir;
+    ravel_db *db;
+    ravel_host *h = NULL;
+    int rc = ravel_open(&db, dir, &o);
+    if (rc != RAVEL_OK)
+        return cli_fail(rc, "cannot open %s", dir);
+    if (ravel_db_role(db) == RAVEL_ROLE_FOLLOWER)
+        fprintf(stderr,
+                "ravel: following the process that leads %s: requests go to it (and this one "
+                "takes over if it goes away)\n",
+                dir);
+    if ((rc = ravel_host_new(&h, db, &ho)) != RAVEL_OK)
+        rc = cli_fail(rc, "cannot start the host");
+    else
+        rc = listen_all(h, addr, nlisten);
+    if (rc == EXIT_OK) {
+        puts("ready");
+        fflush(stdout);
+        int sig;
+        sigwait(&set, &sig);
+        fprintf(stderr, "ravel: %s received, shutting down\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    ravel_host_free(h);
+    ravel_db_close(db);
+    return rc;
+}

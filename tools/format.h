@@ -1,0 +1,32 @@
+/* Arbitrary bytes as text: escaped for people (get, ls, and -e on the
+ * command line) and as JSON lines (dump, load). */
+#ifndef RAVEL_FORMAT_H
+#define RAVEL_FORMAT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Write s[0..n) as text: printable UTF-8 as it is, a backslash as \\, every
+ * other byte (control characters, bytes that are not UTF-8) as \xNN. */
+void fmt_text(FILE *f, const char *s, size_t n);
+
+/* Decode, in place, what fmt_text writes: \xNN and \\ in the C string s;
+ * *len gets the byte count. Returns 0, or -1 with *bad at the bad escape
+ * (the text from *bad on is still as it was). */
+int fmt_unescape(char *s, size_t *len, const char **bad);
+
+/* Write one entry as a JSON line: {"key":…,"value":…}, each a JSON string
+ * when its bytes are valid UTF-8, else "key_b64"/"value_b64" in base64. */
+void fmt_json_entry(FILE *f, const char *key, size_t klen, const char *val, size_t vlen);
+
+typedef struct fmt_entry {
+    char *key, *val;
+    size_t klen, vlen;
+} fmt_entry;
+
+/* Parse a line written by fmt_json_entry (or any JSON object of that
+ * shape) in place: e's pointers point into line. Returns 0, or -1 with
+ * *err saying what is wrong. */
+int fmt_json_parse(char *line, size_t n, fmt_entry *e, const char **err);
+
+#endif
