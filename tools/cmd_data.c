@@ -131,7 +131,7 @@ static size_t prefix_end(const ravel_bound *prefix, unsigned char *out)
 static int build_range(data_cmd *d, const parsed *p, unsigned char **end_buf)
 {
     static const char *const names[NBOUNDS] = {"--gt", "--gte", "--lt", "--lte", "--prefix"};
-    ravel_bound b[NBOUNDS];
+    ravel_bound b[NBOUNDS] = {{0}};
     ravel_range *r = &d->range;
     for (int i = 0; i < NBOUNDS; i++)
         if (p->bounds[i] && decode(d, p, p->bounds[i], &b[i], names[i]))
@@ -165,7 +165,8 @@ static int build_range(data_cmd *d, const parsed *p, unsigned char **end_buf)
         return cli_usage(d->cmd, "--keys and --values together: leave both out for both");
     r->keys = !p->values_only;
     r->values = !p->keys_only;
-    d->bounded = r->has_gt || r->has_gte || r->has_lt || r->has_lte || p->limit;
+    /* An empty lower bound (--gte '', --prefix '') takes in every key. */
+    d->bounded = r->has_gt || (r->has_gte && r->gte.len) || r->has_lt || r->has_lte || p->limit;
     return EXIT_OK;
 }
 
