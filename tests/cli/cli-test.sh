@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# The ravel command through the real binary.
+# Usage: cli-test.sh RAVEL CASE
+#   basic      every command on a directory: put get del ls count clear,
+#              the range options, help and version
+#   binary     NUL, 0xff and newlines in keys and values: -e, put -, get
+#              --raw, escaped text, JSON lines with base64, hand-written lines
+#   usage      bad arguments (exit 2, a message on stderr), a missing key
+#              (exit 1), clear refused when stdin is not a terminal, a bad
+#              load line, an unreachable host
+#   serve      a directory held by 'ravel serve': data commands join its
+#              party or use --connect (unix and tcp); --readonly; a second
+#              serve follows and takes over; clean shutdown on signals
+#   roundtrip  dump -> load of 100,000 entries into a fresh directory, the
+#              dumps equal byte for byte
+#   tty        clear's question and the progress line, on a terminal made
+#              by script(1); silence when stderr is not a terminal
+#   node       a database held by a Node rave-level process
+# Exits 0 when every check passes, 77 when the case cannot run here.
+set -uo pipefail
+ravel=$1
+case=$2
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ravel-cli.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+failures=0
+fail() {
+  echo "FAIL [$case]: $*" >&2
+  failures=$((failures + 1))
+}
+
+# run RC ARGS...: run ravel with stdin from $IN (default /dev/null), stdout
+# and stderr to $tmp/out and $tmp/err, and check its exit code.
+run() {
+  local want=$1
+  shift
+  "$ravel" "$@" <"${IN:-/dev/null}" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "ravel $* exited $rc, not $want; stderr: $(cat "$tmp/err")"
+}
+
+# out_is TEXT: stdout was exactly TEXT (write newlines as $'\n').
+out_is() {
+  printf '%s' "$1" | cmp -s - "$tmp/out" ||
+    fail "stdout was '$(cat -A "$tmp/out")', not '$(printf '%s' "$1" | cat -A)'"
+}
+
+# err_has REGEX: stderr matched it.
+err_has() {
+  grep -Eq -- "$1" "$tmp/err" || fail "stderr '$(cat "$tmp/err")' lacks /$1/"
+}
+
+# start_serve NAME ARGS...: 'ravel serve ARGS' in the background, its pid
+# in $served, output in $tmp/NAME.out and .err; waits for 'ready'.
+start_serve() {
+  local name=$1
+  shift
+  "$ravel" serve "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  served=$!
+  pids+=("$served")
+  for _ in $(seq 1 400); do
+    grep -qx ready "$tmp/$name.out" && return 0
+    kill -0 "$served" 2>/dev/null || break
+    sleep 0.025
+  done
+  fail "serve $name did not get ready: $(cat "$tmp/$name.err")"
+  return 1
+}
+
+# stop PID SIGNAL: signal a serve and check that it exits 0.
+stop() {
+  kill "-$2" "$1"
+  wait "$1"
+  local rc=$?
+  [ "$rc" -eq 0 ] || fail "serve (pid $1) exited $rc after SIG$2"
+}
+
+case_basic() {
+  local db=$tmp/db
+  run 0 put "$db" b 2
+  run 0 put "$db" a 1
+  run 0 put "$db" c 3
+  run 0 put "$db" ab 'x y'
+  run 0 get "$db" ab
+  out_is $'x y\n'
+  run 0 ls "$db"
+  out_is $'a\t1\nab\tx y\nb\t2\nc\t3\n'
+  run 0 ls "$db" --reverse --limit 2
+  out_is $'c\t3\nb\t2\n'
+  run 0 ls "$db" --gt a --lte b --keys
+  out_is $'ab\nb\n'
+  run 0 ls "$db" --gte ab --lt c --values
+  out_is $'x y\n2\n'
+  run 0 ls "$db" -p a -n 5
+  out_is $'a\t1\nab\tx y\n'
+  run 0 count "$db"
+  out_is $'4\n'
+  run 0 count "$db" --prefix a
+  out_is $'2\n'
+  run 0 count "$db" --limit 3 --reverse
+  out_is $'3\n'
+  run 0 del "$db" b
+  run 1 get "$db" b
+  run 0 del "$db" never-there
+  run 0 clear "$db" --prefix a
+  run 0 ls "$db"
+  out_is $'c\t3\n'
+  run 0 put "$db" d 4
+  run 0 clear "$db" --limit 1
+  run 0 ls "$db" --keys
+  out_is $'d\n'
+  run 0 clear "$db" --force
+  run 0 count "$db"
+  out_is $'0\n'
+  # Options may come before or after the arguments; -- ends them.
+  run 0 put -- "$db" -dash -value
+  run 0 get "$db" -- -dash
+  out_is $'-value\n'
+  # A prefix of 0xff bytes has no key after it: the range is open above.
+  run 0 put -e "$db" '\xff\xff1' v
+  run 0 put -e "$db" '\xfe' w
+  run 0 ls -e "$db" --prefix '\xff\xff' --keys
+  out_is $'\\xff\\xff1\n'
+  # Read-only commands do not make a database where there is none.
+  run 3 ls "$tmp/none"
+  [ ! -e "$tmp/none" ] || fail "ls created $tmp/none"
+
+  run 0 --help
+  grep -q '^exit codes: 0 ok, 1 not found' "$tmp/out" || fail "ravel --help lacks the exit codes"
+  for cmd in serve get put del ls count clear dump load demo; do
+    run 0 help "$cmd"
+    grep -q "^usage: ravel $cmd" "$tmp/out" || fail "ravel help $cmd: no usage line"
+    grep -q '^exit codes:' "$tmp/out" || fail "ravel help $cmd: no exit codes"
+    cp "$tmp/out" "$tmp/help"
+    run 0 "$cmd" --help
+    cmp -s "$tmp/out" "$tmp/help" || fail "ravel $cmd --help differs from ravel help $cmd"
+  done
+  run 0 help dump
+  grep -q 'key_b64' "$tmp/out" || fail "ravel help dump does not explain the line format"
+  run 0 version
+  grep -Eq '^ravel [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/out" || fail "version: $(cat "$tmp/out")"
+}
+
+case_binary() {
+  local db=$tmp/db
+  # A key of NUL, 0xff, newline; a value of the same from stdin.
+  printf 'v\0\377\nw' >"$tmp/value"
+  IN=$tmp/value run 0 put -e "$db" '\x00\xff\x0a' -
+  run 0 get -e "$db" '\x00\xff\x0A' --raw
+  cmp -s "$tmp/out" "$tmp/value" || fail "get --raw gave back other bytes"
+  run 0 get -e "$db" '\x00\xff\x0a'
+  out_is $'v\\x00\\xff\\x0aw\n'
+  run 0 put "$db" 'back\slash' $'tab\there é'
+  run 0 ls "$db"
+  out_is $'\\x00\\xff\\x0a\tv\\x00\\xff\\x0aw\nback\\\\slash\ttab\\x09here é\n'
+  # What ls shows, -e reads back.
+  run 0 get -e "$db" 'back\\slash'
+  out_is $'tab\\x09here é\n'
+  run 0 del -e "$db" '\x00\xff\x0a'
+  run 0 count "$db"
+  out_is $'1\n'
+  IN=$tmp/value run 0 put -e "$db" '\x00\xff\x0a' -
+
+  run 0 dump "$db"
+  out_is '{"key_b64":"AP8K","value_b64":"dgD/Cnc="}
+{"key":"back\\slash","value":"tab\there é"}
+'
+  # Hand-written lines: either member order, spaces, escapes, surrogate
+  # pairs, \u0000, a blank line, CRLF.
+  printf '%s\r\n' \
+    '{ "value" : "one\u0000two" , "key" : "k\/1" }' \
+    '' \
+    '{"key":"smile \ud83d\ude00","value_b64":""}' \
+    '{"key_b64":"/w==","value":"\"q\"\\\b\f\n\r\t\u00e9\u0085"}' >"$tmp/lines"
+  run 0 load "$tmp/db2" "$tmp/lines"
+  run 0 get "$tmp/db2" k/1 --raw
+  printf 'one\0two' | cmp -s - "$tmp/out" || fail "\\u0000 did not load as NUL"
+  run 0 get "$tmp/db2" 'smile 😀'
+  out_is $'\n'
+  run 0 get -e "$tmp/db2" '\xff' --raw
+  printf '"q"\\\b\f\n\r\t\303\251\302\205' | cmp -s - "$tmp/out" || fail "JSON escapes loaded wrong"
+  run 0 dump "$tmp/db2"
+  out_is '{"key":"k/1","value":"one\u0000two"}
+{"key":"smile 😀","value":""}
+{"key_b64":"/w==","value":"\"q\"\\\u0008\u000c\n\u000d\té\u0085"}
+'
+  # Binary entries round trip through dump and load.
+  run 0 dump "$db" -o "$tmp/d1"
+  IN=$tmp/d1 run 0 load "$tmp/db3" -
+  run 0 dump "$tmp/db3"
+  cmp -s "$tmp/out" "$tmp/d1" || fail "binary entries changed through dump and load"
+}
+
+case_usage() {
+  local db=$tmp/db
+  run 0 put "$db" a 1
+  run 0 put "$db" b 2
+  local bad
+  while IFS= read -r bad; do
+    eval "set -- $bad"
+    run 2 "$@"
+    [ -s "$tmp/err" ] || fail "ravel $bad: no message on stderr"
+    [ ! -s "$tmp/out" ] || fail "ravel $bad: wrote to stdout"
+  done <<EOF
+
+nope
+get
+get "$db"
+get "$db" a extra
+put "$db" a
+ls "$db" --bogus
+ls "$db" -z
+ls "$db" --limit
+ls "$db" --limit -1
+ls "$db" --limit many
+ls "$db" --gt a --gte a
+ls "$db" --lt a --lte a
+ls "$db" --prefix a --gt a
+ls "$db" --keys --values
+get "$db" a --keys
+put "$db" a 1 --raw
+count "$db" --values
+dump "$db" --force
+get -e "$db" 'a\\q'
+ls -e "$db" --gt '\\x4'
+get --connect unix:/nowhere "$db" a
+help nope
+help get put
+serve
+serve "$db"
+serve "$db" --listen
+serve "$db" --listen unix:/x extra
+serve "$db" --bogus
+demo --bogus
+EOF
+  run 1 get "$db" missing
+  err_has 'not found: missing'
+  [ ! -s "$tmp/out" ] || fail "get of a missing key wrote to stdout"
+  # clear of everything, stdin not a terminal, no --force: refused.
+  run 2 clear "$db"
+  err_has 'ALL entries.*--force'
+  IN=/dev/zero run 2 clear "$db"
+  run 2 clear "$db" --prefix ''
+  run 0 count "$db"
+  out_is $'2\n'
+  # A bad line: what comes before it is loaded, the message says where.
+  printf '%s\n' '{"key":"c","value":"3"}' '{"key":"d","value":"4"}' '{"key":"e"}' \
+    '{"key":"f","value":"6"}' >"$tmp/lines"
+  run 3 load "$db" "$tmp/lines"
+  err_has "$tmp/lines:3: an entry needs a key and a value \\(the 2 entries before it are loaded\\)"
+  run 0 ls "$db" --keys
+  out_is $'a\nb\nc\nd\n'
+  local line
+  for line in 'not json' '{"key":"a","value":"b"} x' '{"key":"a","value":"b","key":"c"}' \
+    '{"key":"a","val":"b"}' '{"key_b64":"AP8","value":""}' '{"key":"\ud800","value":""}' \
+    '{"key":"a\q","value":""}' '{"key":"a' '{"key":"a"  "value":""}'; do
+    printf '%s\n' "$line" >"$tmp/lines"
+    run 3 load "$db" "$tmp/lines"
+    err_has ':1: '
+  done
+  run 3 load "$db" "$tmp/missing-file"
+  err_has 'cannot open .*missing-file: No such file'
+  run 3 dump "$db" -o "$tmp/no/such/dir"
+  err_has 'No such file or directory'
+  # No host there: an error in words, not a wait.
+  run 3 get --connect "unix:$tmp/nobody.sock" a
+  err_has "is a host listening on unix:$tmp/nobody.sock"
+  run 3 get --connect "tcp:nonsense" a
+  err_has 'tcp:HOST:PORT'
+}
+
+case_serve() {
+  local db=$tmp/db s1=$tmp/s1.sock s2=$tmp/s2.sock
+  start_serve one "$db" --listen "unix:$s1" --listen tcp:0 || return
+  local one=$served
+  grep -q "leading $db" "$tmp/one.err" || fail "serve did not say it leads: $(cat "$tmp/one.err")"
+  local port
+  port=$(sed -n 's/^ravel: tcp port \([0-9]*\) (tcp:127\.0\.0\.1:0)$/\1/p' "$tmp/one.err")
+  [ -n "$port" ] || fail "serve did not say its tcp port: $(cat "$tmp/one.err")"
+  # Through the directory: these processes join serve's party.
+  run 0 put "$db" k1 v1
+  run 0 get --connect "unix:$s1" k1
+  out_is $'v1\n'
+  run 0 put --connect "tcp:$port" k2 v2
+  run 0 get --connect "tcp::$port" k2
+  out_is $'v2\n'
+  run 0 get --connect "tcp:127.0.0.1:$port" k2
+  run 0 ls "$db"
+  out_is $'k1\tv1\nk2\tv2\n'
+  grep -q 'connection opened' "$tmp/one.err" || fail "serve did not log connections"
+  # Every data command, both ways.
+  local target
+  for target in "$db" "--connect=unix:$s1"; do
+    run 0 put "$target" x 1
+    run 0 count "$target" --prefix x
+    out_is $'1\n'
+    run 0 del "$target" x
+    run 1 get "$target" x
+    run 0 dump "$target" -o "$tmp/dump"
+    run 0 clear "$target" --force
+    run 0 load "$target" "$tmp/dump"
+    run 0 ls "$target" --keys
+    out_is $'k1\nk2\n'
+  done
+  # A second serve of the same directory follows the first, and serves
+  # its own address read-only.
+  start_serve two "$db" --listen "unix:$s2" --readonly || return
+  local two=$served
+  grep -q "following the process that leads $db" "$tmp/two.err" ||
+    fail "second serve did not say it follows: $(cat "$tmp/two.err")"
+  run 0 get --connect "unix:$s2" k1
+  out_is $'v1\n'
+  run 3 put --connect "unix:$s2" k3 v3
+  err_has 'read-only'
+  run 3 clear --connect "unix:$s2" --force
+  run 0 put "$db" k3 v3
+  # The leader goes; the follower leads now and still serves.
+  stop "$one" TERM
+  [ ! -e "$s1" ] || fail "serve left its socket $s1 behind"
+  grep -q 'SIGTERM received' "$tmp/one.err" || fail "serve did not log the signal"
+  for _ in $(seq 1 200); do
+    grep -q "leading $db" "$tmp/two.err" && break
+    sleep 0.025
+  done
+  grep -q "leading $db" "$tmp/two.err" || fail "the second serve did not take over"
+  run 0 ls --connect "unix:$s2" --keys
+  out_is $'k1\nk2\nk3\n'
+  run 0 get "$db" k3
+  out_is $'v3\n'
+  stop "$two" INT
+  [ ! -e "$s2" ] || fail "serve left its socket $s2 behind"
+  # Nobody holds the directory now: the commands open it themselves.
+  run 0 count "$db"
+  out_is $'3\n'
+  # Cannot listen: an error in words, exit 3.
+  run 3 serve "$db" --listen "unix:$tmp/no/such/dir/s"
+  err_has 'cannot listen'
+  [ "$(cat "$tmp/out")" = "" ] || fail "serve said ready without listening"
+}
+
+case_roundtrip() {
+  local n=100000
+  # Text lines with escapes (members in either order) and binary lines
+  # (base64 of bytes that are not UTF-8: 0xff first).
+  awk -v n=$n 'BEGIN {
+    for (i = 0; i < n; i++)
+      if (i % 3 == 0) printf "{\"key_b64\":\"/w%06d\",\"value_b64\":\"AA%06d\"}\n", i, n - i
+      else printf "{\"value\":\"line\\nbreak \\u00e9 \\\\ %d\",\"key\":\"t%06d\"}\n", i, i
+  }' >"$tmp/input"
+  # The source directory is held by a serve; load joins its party, dump
+  # goes through --connect.
+  start_serve held "$tmp/a" --listen "unix:$tmp/a.sock" --quiet || return
+  local held=$served
+  run 0 load "$tmp/a" "$tmp/input"
+  [ ! -s "$tmp/err" ] || fail "load wrote to stderr, not a terminal: $(cat "$tmp/err")"
+  run 0 count --connect "unix:$tmp/a.sock"
+  out_is "$n"$'\n'
+  run 0 dump --connect "unix:$tmp/a.sock" -o "$tmp/d1"
+  [ ! -s "$tmp/err" ] || fail "dump wrote to stderr, not a terminal: $(cat "$tmp/err")"
+  stop "$held" TERM
+  [ "$(wc -l <"$tmp/d1")" -eq $n ] || fail "the dump has $(wc -l <"$tmp/d1") lines, not $n"
+  grep -q '"key_b64":"/w000003"' "$tmp/d1" || fail "binary keys were not dumped as base64"
+  # Into a fresh directory, from stdin; its dump, to stdout, is the same.
+  IN=$tmp/d1 run 0 load "$tmp/b"
+  run 0 dump "$tmp/b"
+  cmp "$tmp/out" "$tmp/d1" || fail "the dumps of the source and the copy differ"
+}
+
+case_tty() {
+  command -v script >/dev/null || { echo "script(1) is not installed" >&2; exit 77; }
+  local db=$tmp/db
+  # script(1) runs a command on a new terminal, with its own stdin fed to it.
+  on_tty() {
+    local input=$1
+    shift
+    printf '%s' "$input" | script -qec "$*" /dev/null >"$tmp/tty" 2>&1
+  }
+  run 0 put "$db" a 1
+  run 0 put "$db" b 2
+  on_tty $'n\n' "$ravel" clear "$db"
+  [ $? -eq 3 ] || fail "clear answered n did not exit 3"
+  grep -q "clear ALL entries of $db? \\[y/N\\]" "$tmp/tty" ||
+    fail "clear did not ask: $(cat "$tmp/tty")"
+  run 0 count "$db"
+  out_is $'2\n'
+  on_tty $'yes\n' "$ravel" clear "$db" || fail "clear answered yes failed: $(cat "$tmp/tty")"
+  run 0 count "$db"
+  out_is $'0\n'
+  # A range is no question.
+  run 0 put "$db" a 1
+  on_tty '' "$ravel" clear "$db" --prefix a || fail "clear of a range asked: $(cat "$tmp/tty")"
+  # Progress on a terminal, entries and rate; silence elsewhere (above and
+  # in roundtrip).
+  awk 'BEGIN { for (i = 0; i < 5000; i++) printf "{\"key\":\"k%05d\",\"value\":\"v\"}\n", i }' \
+    >"$tmp/lines"
+  on_tty '' "$ravel" load "$db" "$tmp/lines"
+  grep -q 'loaded 5000 entries, [0-9]* entries/s' "$tmp/tty" ||
+    fail "load showed no progress: $(cat "$tmp/tty")"
+  on_tty '' "$ravel" dump "$db" -o "$tmp/dump"
+  grep -q 'dumped 5000 entries, [0-9]* entries/s' "$tmp/tty" ||
+    fail "dump showed no progress: $(cat "$tmp/tty")"
+  cmp -s "$tmp/dump" "$tmp/lines" || fail "the dump differs from what was loaded"
+  run 0 dump "$db" -o "$tmp/dump"
+  [ ! -s "$tmp/err" ] || fail "dump wrote to stderr, not a terminal"
+}
+
+case_node() {
+  local member=$here/../interop/rave_member.js
+  if ! command -v node >/dev/null || [ ! -d "$here/../interop/node_modules/rave-level" ]; then
+    echo "node or the Node peers (tests/interop: npm ci) are missing" >&2
+    exit 77
+  fi
+  local db=$tmp/db
+  # A Node rave-level member leads the directory for 6 seconds, putting
+  # m1; the ravel commands join its party meanwhile.
+  node "$member" "$db" 1 6 1 >"$tmp/node.out" 2>&1 &
+  local node_pid=$!
+  pids+=("$node_pid")
+  for _ in $(seq 1 400); do
+    [ -s "$db.leader" ] && break
+    sleep 0.025
+  done
+  if [ "$(cat "$db.leader" 2>/dev/null)" != "$node_pid" ]; then
+    fail "the Node member did not lead"
+    return
+  fi
+  run 0 get "$db" m1
+  grep -Eq '^1:[0-9]+$' "$tmp/out" || fail "get m1 from the Node leader: $(cat "$tmp/out")"
+  run 0 put -e "$db" 'from\x00c' $'two\nlines'
+  run 0 ls "$db" --keys
+  out_is $'from\\x00c\nm1\n'
+  run 0 dump "$db" --prefix from
+  out_is $'{"key":"from\\u0000c","value":"two\\nlines"}\n'
+  wait "$node_pid" || fail "the Node member failed: $(cat "$tmp/node.out")"
+  run 0 get -e "$db" 'from\x00c'
+  out_is $'two\\x0alines\n'
+}
+
+case "$case" in
+basic | binary | usage | serve | roundtrip | tty | node) "case_$case" ;;
+*)
+  echo "cli-test.sh: no case $case" >&2
+  exit 2
+  ;;
+esac
+if [ "$failures" -ne 0 ]; then
+  echo "$case: $failures check(s) failed" >&2
+  exit 1
+fi
+echo "$case: ok"
