@@ -267,12 +267,39 @@ static void run_async(rreq *q)
     free(q);
 }
 
-typedef struct ready_entry {
-    riter *it;
-    ravel_entry_cb cb;
-    void *ud;
-    int rc;
-} ready_entry;
+/* Hand asynchronous nexts the entry (or end, or error) that is there for
+ * them, one at a time with the lock taken anew, so a callback may free any
+ * iterator, or ask for the next entry. Iterators still waiting for data
+ * are served when the session has news for them. */
+static void serve_ready(remote *r)
+{
+    for (;;) {
+        uv_mutex_lock(&r->mu);
+        riter *ri;
+        int rc = RV_WAIT;
+        while ((ri = r->ready) != NULL) {
+            r->ready = ri->ready_next;
+            ri->ready = 0;
+            rc = rv_giter_take(&r->s, &ri->g);
+            if (rc != RV_WAIT)
+                break;
+        }
+        ravel_entry_cb cb = ri ? ri->cb : NULL;
+        void *ud = ri ? ri->ud : NULL;
+        if (ri)
+            ri->cb = NULL;
+        flush(r); /* acknowledgements the takes produced */
+        uv_mutex_unlock(&r->mu);
+        if (!ri)
+            return;
+        rv_giter *g = &ri->g;
+        if (rc == RAVEL_OK)
+            cb(ud, RAVEL_OK, g->user_keys ? g->cur_key.data : NULL, g->user_keys ? g->cur_key.len : 0,
+               g->user_values ? g->cur_val.data : NULL, g->user_values ? g->cur_val.len : 0);
+        else
+            cb(ud, rc, NULL, 0, NULL, 0);
+    }
+}
 
 /* With the lock held: hand out what the session finished, then unlock and
  * run the asynchronous callbacks (never under the lock: they may call in). */
@@ -312,36 +339,6 @@ static void settle_and_unlock(remote *r)
         g = nx;
     }
     r->s.notify = NULL;
-    /* Serve asynchronous nexts whose entry is here (or whose end or error
-     * is); the others wait for more data. */
-    size_t nready = 0;
-    for (riter *ri = r->ready; ri; ri = ri->ready_next)
-        nready++;
-    ready_entry stackbuf[16];
-    ready_entry *ents = nready <= 16 ? stackbuf : malloc(nready * sizeof *ents);
-    size_t nents = 0;
-    riter *keep = NULL;
-    while (r->ready) {
-        riter *ri = r->ready;
-        r->ready = ri->ready_next;
-        ri->ready = 0;
-        int rc = rv_giter_take(&r->s, &ri->g);
-        if (rc == RV_WAIT || !ents) {
-            ri->ready = 1;
-            ri->ready_next = keep;
-            keep = ri;
-            continue;
-        }
-        ents[nents++] = (ready_entry){ri, ri->cb, ri->ud, rc};
-        ri->cb = NULL;
-    }
-    /* Those still waiting stay listed only if data is due; settle puts them
-     * back when the session notifies. */
-    for (riter *ri = keep; ri;) {
-        riter *nx = ri->ready_next;
-        ri->ready = 0;
-        ri = nx;
-    }
     flush(r);
     uv_mutex_unlock(&r->mu);
 
@@ -358,18 +355,7 @@ static void settle_and_unlock(remote *r)
         run_async(ordered);
         ordered = nx;
     }
-    for (size_t i = 0; i < nents; i++) {
-        ready_entry *e = &ents[i];
-        rv_giter *g = &e->it->g;
-        if (e->rc == RAVEL_OK)
-            e->cb(e->ud, RAVEL_OK, g->user_keys ? g->cur_key.data : NULL,
-                  g->user_keys ? g->cur_key.len : 0, g->user_values ? g->cur_val.data : NULL,
-                  g->user_values ? g->cur_val.len : 0);
-        else
-            e->cb(e->ud, e->rc, NULL, 0, NULL, 0);
-    }
-    if (ents != stackbuf)
-        free(ents);
+    serve_ready(r);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
