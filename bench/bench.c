@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -853,6 +854,75 @@ static void run_c_variant(int variant, uint64_t n, variant_result *out)
 }
 
 /* ------------------------------------------------------------------ */
+/* The floor: a round trip over a socket                                */
+/* ------------------------------------------------------------------ */
+
+#define PING_LEN 128 /* about the frame of a W1 put: tag, id, key, value */
+_Static_assert(PING_LEN <= sizeof g_filler, "the message is cut from g_filler");
+
+typedef struct ping_store {
+    store base; /* only for one_at_a_time(): no operation of its own */
+    int fd;
+    char msg[PING_LEN];
+} ping_store;
+
+static void ping(store *s, uint64_t index)
+{
+    ping_store *p = (ping_store *)s;
+    (void)index;
+    write_full(p->fd, p->msg, sizeof p->msg);
+    if (read_full(p->fd, p->msg, sizeof p->msg) != sizeof p->msg)
+        die("ping-pong", "the echo process ended");
+}
+
+/* No request made one at a time over a socket can beat this: n round
+ * trips of PING_LEN bytes between this process and a child that echoes
+ * them over a unix socketpair, with nothing else on the way (no threads,
+ * no framing, no database). The echo child is the "server" here. */
+static workload_result run_pingpong(uint64_t n)
+{
+    int sv[2];
+    char msg[PING_LEN];
+    ping_store p = {.fd = -1};
+    clocks c = {0};
+    workload_result out;
+    double *lat = malloc(n * sizeof *lat);
+
+    fprintf(stderr, "ravel-bench: unix socket ping-pong ...\n");
+    if (lat == NULL)
+        die("latency samples", "out of memory");
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        die("socketpair", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    if (g_worker == 0) {
+        close(sv[0]);
+        while (read_full(sv[1], msg, sizeof msg) == sizeof msg)
+            write_full(sv[1], msg, sizeof msg);
+        _exit(0);
+    }
+    close(sv[1]);
+    p.fd = sv[0];
+    memcpy(p.msg, g_filler, sizeof p.msg);
+
+    c.has_server = clock_getcpuclockid(g_worker, &c.server) == 0;
+    reading t = read_clocks(&c);
+    one_at_a_time(&p.base, ping, n, 0, lat);
+    finish(&c, t, n, &out);
+    latency_stats(lat, n, &out);
+    free(lat);
+
+    close(p.fd); /* end of file: the echo child leaves */
+    int status = reap(g_worker);
+    g_worker = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("ping-pong", "the echo process failed");
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
 /* Node                                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -972,8 +1042,8 @@ static void print_value(double v, const char *fmt)
 }
 
 static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
-                         const double *f1_ms[F1_SETS], int f1_rounds, const char *node_note,
-                         const char *load_start)
+                         const workload_result *ping, const double *f1_ms[F1_SETS], int f1_rounds,
+                         const char *node_note, const char *load_start)
 {
     const variant_result *raw = &res[V_RAW], *node = &res[V_NODE_FOLLOWER];
     char load_end[32];
@@ -1008,6 +1078,17 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
             printf("\n");
         }
     }
+    printf("\n| floor: one request at a time over a socket | round trips/s | p50 us | p99 us | CPU "
+           "us/op | echo CPU us/op |\n");
+    printf("|---|---:|---:|---:|---:|---:|\n");
+    printf("| unix socketpair ping-pong, %d bytes each way, two processes | %9.0f |", PING_LEN,
+           ping->ops_per_s);
+    print_value(ping->p50_us, "%8.1f");
+    print_value(ping->p99_us, "%8.1f");
+    print_value(ping->cpu_us, "%8.2f");
+    print_value(ping->server_cpu_us, "%8.2f");
+    printf("\n");
+
     printf("\n* one request at a time: LevelDB's calls block, and so do the leader's own\n"
            "  asynchronous calls (they complete before they return).\n"
            "W5 counts entries, W6 puts (%llu batches of %d).\n\n",
@@ -1106,6 +1187,7 @@ int main(int argc, char **argv)
 
     for (int v = V_RAW; v <= V_TCP; v++)
         run_c_variant(v, n, &res[v]);
+    workload_result ping = run_pingpong(n);
 
     if (!use_node) {
         snprintf(node_note, sizeof node_note, "skipped (--no-node)");
@@ -1131,6 +1213,6 @@ int main(int argc, char **argv)
     }
 
     cleanup();
-    print_report(argc, argv, n, res, f1_ms, f1_rounds, node_note, load_start);
+    print_report(argc, argv, n, res, &ping, f1_ms, f1_rounds, node_note, load_start);
     return 0;
 }
