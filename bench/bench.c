@@ -96,14 +96,6 @@ static char g_root[4096];   /* the scratch directory, once made */
 /* Cleanup and errors                                                   */
 /* ------------------------------------------------------------------ */
 
-static int reap(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return status;
-}
-
 /* Leave nothing behind: no child process, no scratch files. */
 static void cleanup(void)
 {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 uint64_t now_ns(void)
 {
@@ -41,6 +42,14 @@ double percentile(const double *sorted, size_t n, double p)
     if (lo + 1 >= n)
         return sorted[n - 1];
     return sorted[lo] + (rank - (double)lo) * (sorted[lo + 1] - sorted[lo]);
+}
+
+int reap(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
 }
 
 int make_scratch_dir(char *out, size_t size, const char *prefix)

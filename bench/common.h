@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -22,6 +23,9 @@ void sort_doubles(double *v, size_t n);
  * linearly between the two nearest ranks, so that p = 0.5 of an even count
  * is the mean of the middle two. */
 double percentile(const double *sorted, size_t n, double p);
+
+/* Wait for child pid to end (through EINTR); returns its wait status. */
+int reap(pid_t pid);
 
 /* Make a fresh directory "$TMPDIR/<prefix>.XXXXXX" (/tmp without TMPDIR)
  * and write its path to out. Returns 0, or -1 with a message on stderr. */

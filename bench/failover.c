@@ -129,15 +129,6 @@ static int wait_at_least(party *p, atomic_long *counter, long want, const char *
     return -1;
 }
 
-/* Returns the wait status of pid. */
-static int reap(pid_t pid)
-{
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return status;
-}
-
 /* Send sig to every member still running and reap them all. Returns 0 if
  * each exited with status 0. */
 static int end_members(party *p, int sig)
