@@ -5,10 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "error.h"
@@ -30,6 +34,14 @@ typedef struct local_db {
      * the log up to the torn record and starts a fresh one. */
     pthread_rwlock_t gate;
     atomic_int broken;
+    /* The directory was removed or renamed under us: LevelDB would go on
+     * writing into files nobody can find again, so writes fail instead.
+     * An inotify watch on the directory, read by a small thread. */
+    atomic_int gone;
+    int inotify_fd, stop_fd;
+    char name[256];    /* the directory's name within its parent */
+    pthread_t watcher;
+    int watching;
     /* Open iterators: LevelDB's must go before the database does, so a
      * close or reopen takes them down and leaves the caller a shell. */
     pthread_mutex_t mu;
@@ -70,6 +82,9 @@ static int room_to_reopen(local_db *l)
  * error. Writes first repair a database broken by a failed write. */
 static int enter(local_db *l, int write)
 {
+    if (write && atomic_load(&l->gone))
+        return rv_err(RAVEL_EIO, "database directory %s was removed or moved away; writes would "
+                                 "be lost", l->dir);
     if (write && atomic_load(&l->broken)) {
         if (!room_to_reopen(l))
             return rv_err(RAVEL_EIO, "database %s: the disk is still full after a failed write",
@@ -512,9 +527,76 @@ static int lclear(ravel_db *d, const ravel_range *r)
     return rc == RAVEL_END ? RAVEL_OK : rc;
 }
 
+static void *watch_main(void *arg)
+{
+    local_db *l = arg;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        struct pollfd p[2] = {{l->inotify_fd, POLLIN, 0}, {l->stop_fd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return NULL;
+        if (p[1].revents)
+            return NULL;
+        ssize_t n = read(l->inotify_fd, buf, sizeof buf);
+        for (ssize_t off = 0; n > 0 && off < n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            int self = ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF);
+            int named = ev->len && strcmp(ev->name, l->name) == 0;
+            if (self || (named && (ev->mask & (IN_DELETE | IN_MOVED_FROM))))
+                atomic_store(&l->gone, 1);
+            off += (ssize_t)(sizeof *ev + ev->len);
+        }
+    }
+}
+
+/* Best effort: without inotify, a removed directory is not noticed. The
+ * parent is watched for the directory's removal: open files inside it keep
+ * the directory's own "deleted" event from coming until they close. */
+static void watch_start(local_db *l)
+{
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", l->dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/')
+        parent[--n] = '\0';
+    char *slash = strrchr(parent, '/');
+    snprintf(l->name, sizeof l->name, "%s", slash ? slash + 1 : parent);
+    if (slash == parent)
+        parent[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    l->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    l->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (l->inotify_fd >= 0 && l->stop_fd >= 0 &&
+        inotify_add_watch(l->inotify_fd, l->dir, IN_DELETE_SELF | IN_MOVE_SELF) >= 0 &&
+        inotify_add_watch(l->inotify_fd, parent, IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) >= 0 &&
+        pthread_create(&l->watcher, NULL, watch_main, l) == 0) {
+        l->watching = 1;
+        return;
+    }
+    if (l->inotify_fd >= 0)
+        close(l->inotify_fd);
+    if (l->stop_fd >= 0)
+        close(l->stop_fd);
+}
+
+static void watch_stop(local_db *l)
+{
+    if (!l->watching)
+        return;
+    uint64_t one = 1;
+    if (write(l->stop_fd, &one, sizeof one) == sizeof one)
+        pthread_join(l->watcher, NULL);
+    close(l->inotify_fd);
+    close(l->stop_fd);
+}
+
 static void lclose(ravel_db *d)
 {
     local_db *l = (local_db *)d;
+    watch_stop(l);
     pthread_rwlock_wrlock(&l->gate);
     if (l->db)
         take_all_down(l, RAVEL_ECLOSED);
@@ -639,6 +721,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     leveldb_options_set_error_if_exists(l->options, 0);
     pthread_rwlock_init(&l->gate, NULL);
     pthread_mutex_init(&l->mu, NULL);
+    watch_start(l);
     *out = &l->base;
     return RAVEL_OK;
 }
