@@ -39,7 +39,7 @@ typedef struct local_db {
      * An inotify watch on the directory, read by a small thread. */
     atomic_int gone;
     int inotify_fd, stop_fd;
-    char name[256];    /* the directory's name within its parent */
+    char name[4096];   /* the directory's name within its parent */
     pthread_t watcher;
     int watching;
     /* Open iterators: LevelDB's must go before the database does, so a
