@@ -3,6 +3,7 @@
  * TCP connection it makes and remakes itself). Synchronous calls from any
  * thread queue their request and sleep on a condition variable; all
  * requests share one stream, so calls from many threads are pipelined. */
+#include <stdarg.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,7 +40,7 @@ typedef struct rreq {
     char **vals;
     size_t *vlens;
     int status;
-    char errtext[96];
+    char *errtext;    /* words for a failure, malloc'ed by describe() */
 } rreq;
 
 typedef struct rv_remote remote;
@@ -89,6 +90,7 @@ struct rv_remote {
     riter *ready;     /* asynchronous nexts to serve on the loop */
     int direct_fd;    /* the stream's socket, for writes from any thread
                        * under mu; -1 when not a socket or not up */
+    char why[700];    /* how the last stream ended, for error messages */
     rv_remote_hooks hooks; /* party mode: who finds the next stream */
     int initial_fd;   /* adopted when the loop starts */
 };
@@ -159,17 +161,54 @@ static void on_write(uv_write_t *req, int status)
         drop_stream(r);
 }
 
-static void fill_sync(rreq *q)
+/* Words for a failed request (into q->errtext): the code, and what the
+ * host replied or why the stream ended. With the lock held. */
+static void describe(const remote *r, rreq *q, int status)
+{
+    const char *wire = NULL;
+    if (q->g.reply && q->kind == RK_VALUES)
+        wire = ((Ravelwire__GetManyCallback *)q->g.reply)->error;
+    else if (q->g.reply)
+        wire = ((Ravelwire__Callback *)q->g.reply)->error;
+    const char *detail = wire ? wire : status == RAVEL_ECONNLOST && r->why[0] ? r->why : NULL;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s%s%s%s", ravel_strerror(status), detail ? ": " : "",
+             wire ? "host replied " : "", detail ? detail : "");
+    free(q->errtext);
+    q->errtext = strdup(buf);
+}
+
+static void fail_with(rreq *q, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_with(rreq *q, int status, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    q->status = status;
+    free(q->errtext);
+    q->errtext = strdup(buf);
+}
+
+static const char *errtext(const rreq *q)
+{
+    return q->errtext ? q->errtext : ravel_strerror(q->status);
+}
+
+/* With the lock held, on the loop thread. */
+static void set_why(remote *r, const char *what, const char *detail)
+{
+    snprintf(r->why, sizeof r->why, "%s %s%s%s", r->has_addr ? r->addr.text : "the stream", what,
+             detail ? ": " : "", detail ? detail : "");
+}
+
+static void fill_sync(remote *r, rreq *q)
 {
     q->status = q->g.status;
     if (q->status != RAVEL_OK) {
-        const char *wire = NULL;
-        if (q->g.reply && q->kind == RK_VALUES)
-            wire = ((Ravelwire__GetManyCallback *)q->g.reply)->error;
-        else if (q->g.reply)
-            wire = ((Ravelwire__Callback *)q->g.reply)->error;
-        snprintf(q->errtext, sizeof q->errtext, "%s%s%s", ravel_strerror(q->status),
-                 wire ? ": host replied " : "", wire ? wire : "");
+        describe(r, q, q->status);
         return;
     }
     if (q->kind == RK_VALUE) {
@@ -177,8 +216,7 @@ static void fill_sync(rreq *q)
         size_t len = m && m->has_value ? m->value.len : 0;
         char *p = malloc(len + 1);
         if (!p) {
-            q->status = RAVEL_ENOMEM;
-            snprintf(q->errtext, sizeof q->errtext, "out of memory");
+            fail_with(q, RAVEL_ENOMEM, "out of memory");
             return;
         }
         if (len)
@@ -189,9 +227,7 @@ static void fill_sync(rreq *q)
     } else if (q->kind == RK_VALUES) {
         Ravelwire__GetManyCallback *m = (Ravelwire__GetManyCallback *)q->g.reply;
         if (m->n_values != q->n) {
-            q->status = RAVEL_EPROTO;
-            snprintf(q->errtext, sizeof q->errtext, "host answered %zu values for %zu keys",
-                     m->n_values, q->n);
+            fail_with(q, RAVEL_EPROTO, "host answered %zu values for %zu keys", m->n_values, q->n);
             return;
         }
         for (size_t i = 0; i < q->n; i++) {
@@ -204,8 +240,7 @@ static void fill_sync(rreq *q)
                     free(q->vals[j]);
                     q->vals[j] = NULL;
                 }
-                q->status = RAVEL_ENOMEM;
-                snprintf(q->errtext, sizeof q->errtext, "out of memory");
+                fail_with(q, RAVEL_ENOMEM, "out of memory");
                 return;
             }
             if (len)
@@ -216,17 +251,13 @@ static void fill_sync(rreq *q)
     }
 }
 
+/* Without the lock; errtext was filled by describe() under it. */
 static void run_async(rreq *q)
 {
     int st = q->g.status;
     ProtobufCMessage *reply = q->g.reply;
-    if (st != RAVEL_OK) {
-        const char *wire = NULL;
-        if (reply)
-            wire = q->kind == RK_VALUES ? ((Ravelwire__GetManyCallback *)reply)->error
-                                        : ((Ravelwire__Callback *)reply)->error;
-        rv_err(st, "%s%s%s", ravel_strerror(st), wire ? ": host replied " : "", wire ? wire : "");
-    }
+    if (st != RAVEL_OK)
+        rv_err(st, "%s", errtext(q));
     if (q->kind == RK_DONE) {
         q->cb.done(q->ud, st);
     } else if (q->kind == RK_VALUE) {
@@ -264,6 +295,7 @@ static void run_async(rreq *q)
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
     rv_buf_free(&q->g.frame);
+    free(q->errtext);
     free(q);
 }
 
@@ -312,7 +344,7 @@ static void settle_and_unlock(remote *r)
         rreq *q = (rreq *)done;
         done = done->done_next;
         if (q->sync) {
-            fill_sync(q);
+            fill_sync(r, q);
             if (q->g.reply)
                 protobuf_c_message_free_unpacked(q->g.reply, NULL);
             q->g.reply = NULL;
@@ -320,6 +352,9 @@ static void settle_and_unlock(remote *r)
             q->finished = 1;
             uv_cond_signal(&q->cond);
         } else {
+            q->status = q->g.status;
+            if (q->status != RAVEL_OK)
+                describe(r, q, q->status);
             q->g.done_next = (rv_greq *)async;
             async = q;
         }
@@ -369,13 +404,19 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     remote *r = st->data;
     if (nread < 0) {
+        uv_mutex_lock(&r->mu);
+        set_why(r, nread == UV_EOF ? "closed the connection" : "failed",
+                nread == UV_EOF ? NULL : uv_strerror((int)nread));
+        uv_mutex_unlock(&r->mu);
         drop_stream(r);
         return;
     }
     uv_mutex_lock(&r->mu);
     int rc = rv_gsession_feed(&r->s, (const uint8_t *)buf->base, (size_t)nread);
+    if (rc)
+        set_why(r, "sent a malformed reply", ravel_strerror(rc));
     settle_and_unlock(r);
-    if (rc) /* a malformed reply: this stream cannot be trusted further */
+    if (rc) /* this stream cannot be trusted further */
         drop_stream(r);
 }
 
@@ -440,6 +481,10 @@ static void on_connect(uv_connect_t *req, int status)
 {
     remote *r = req->data;
     if (status < 0 || r->shut) {
+        uv_mutex_lock(&r->mu);
+        if (status < 0)
+            set_why(r, "could not be reached", uv_strerror(status));
+        uv_mutex_unlock(&r->mu);
         drop_stream(r);
         return;
     }
@@ -711,9 +756,11 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
     while (!q->finished)
         uv_cond_wait(&q->cond, &r->mu);
     uv_mutex_unlock(&r->mu);
-    if (q->status != RAVEL_OK)
-        return rv_err(q->status, "%s", q->errtext);
-    return RAVEL_OK;
+    if (q->status == RAVEL_OK)
+        return RAVEL_OK;
+    rc = rv_err(q->status, "%s", errtext(q));
+    free(q->errtext);
+    return rc;
 }
 
 /* Run a request synchronously, with a request record on the stack. */
@@ -1005,9 +1052,13 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
         }
     }
     kick(r);
+    char why[sizeof r->why];
+    snprintf(why, sizeof why, "%s", rc == RAVEL_ECONNLOST ? r->why : "");
     uv_mutex_unlock(&r->mu);
     if (rc != RAVEL_OK)
-        return rc == RAVEL_END ? rc : rv_err(rc, "iterator failed: %s", ravel_strerror(rc));
+        return rc == RAVEL_END ? rc
+                               : rv_err(rc, "iterator failed: %s%s%s", ravel_strerror(rc),
+                                        why[0] ? ": " : "", why);
     rv_giter *g = &ri->g;
     *key = g->user_keys ? g->cur_key.data : NULL;
     *klen = g->user_keys ? g->cur_key.len : 0;

@@ -367,7 +367,10 @@ int rv_host_listen_address(ravel_host *h, const rv_address *a)
     uint64_t one = 1;
     if (write(h->wake_fd, &one, sizeof one) < 0)
         logf_(h, "wake failed: %s", strerror(errno));
-    logf_(h, "listening on %s", a->text);
+    if (a->is_unix)
+        logf_(h, "listening on %s", a->text);
+    else
+        logf_(h, "listening on %s (port %d)", a->text, port);
     return RAVEL_OK;
 }
 
