@@ -5,11 +5,21 @@
 
 #include "error.h"
 
+/* One IteratorData: its bytes, and (offset, length) of each item. */
 struct rv_gqueue_node {
-    Ravelwire__IteratorData *msg;
+    uint8_t *bytes;
+    size_t *items;
+    size_t n;    /* items */
     size_t next; /* index of the next item to hand out */
     rv_gqueue_node *next_node;
 };
+
+static void node_free(rv_gqueue_node *n)
+{
+    free(n->bytes);
+    free(n->items);
+    free(n);
+}
 
 void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pending)
 {
@@ -110,8 +120,7 @@ static void drop_queue(rv_giter *it)
     while (it->head) {
         rv_gqueue_node *n = it->head;
         it->head = n->next_node;
-        ravelwire__iterator_data__free_unpacked(n->msg, NULL);
-        free(n);
+        node_free(n);
     }
     it->tail = NULL;
 }
@@ -150,8 +159,8 @@ static int send_open(rv_gsession *s, rv_giter *it)
         m.seek.len = it->seek.len;
     } else if (it->has_bookmark) {
         m.has_bookmark = 1;
-        m.bookmark.data = (uint8_t *)it->bookmark.data;
-        m.bookmark.len = it->bookmark.len;
+        m.bookmark.data = (uint8_t *)it->cur_key.data;
+        m.bookmark.len = it->cur_key.len;
     }
     return rv_encode(&s->out, RV_IN_ITERATOR, &m.base);
 }
@@ -199,13 +208,12 @@ static int limit_reached(const rv_giter *it)
 static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
 {
     rv_gqueue_node *n = it->head;
-    if (n->next + per <= n->msg->n_data)
+    if (n->next + per <= n->n)
         return RAVEL_OK;
     it->head = n->next_node;
     if (!it->head)
         it->tail = NULL;
-    ravelwire__iterator_data__free_unpacked(n->msg, NULL);
-    free(n);
+    node_free(n);
     if (s->state != RV_STREAM_UP || limit_reached(it))
         return RAVEL_OK;
     Ravelwire__IteratorAck ack = RAVELWIRE__ITERATOR_ACK__INIT;
@@ -228,28 +236,23 @@ int rv_giter_take(rv_gsession *s, rv_giter *it)
         rv_gqueue_node *n = it->head;
         if (!n)
             return it->ended ? RAVEL_END : RV_WAIT;
-        Ravelwire__IteratorData *m = n->msg;
-        if (n->next + per > m->n_data) {
+        if (n->next + per > n->n) {
             /* An empty message (or a stray half entry): skip it. */
             int rc = pop_drained(s, it, per);
             if (rc)
                 return rc;
             continue;
         }
-        const ProtobufCBinaryData *k = it->wire_keys ? &m->data[n->next] : NULL;
-        const ProtobufCBinaryData *v = it->wire_values ? &m->data[n->next + per - 1] : NULL;
+        const size_t *k = it->wire_keys ? &n->items[2 * n->next] : NULL;
+        const size_t *v = it->wire_values ? &n->items[2 * (n->next + per - 1)] : NULL;
         n->next += per;
         it->cur_key.len = it->cur_val.len = 0;
-        if ((k && rv_buf_append(&it->cur_key, k->data, k->len)) ||
-            (v && rv_buf_append(&it->cur_val, v->data, v->len)))
+        if ((k && rv_buf_append(&it->cur_key, n->bytes + k[0], k[1])) ||
+            (v && rv_buf_append(&it->cur_val, n->bytes + v[0], v[1])))
             return rv_err(RAVEL_ENOMEM, "out of memory");
-        if (k && s->retry) {
-            if (rv_buf_set(&it->bookmark, k->data, k->len))
-                return rv_err(RAVEL_ENOMEM, "out of memory");
-            it->has_bookmark = 1;
-        }
-        /* Once a seek's first result is handed out, a resume continues from
-         * the bookmark, not the seek target. */
+        /* The key handed out last is where a resume continues from; once a
+         * seek's first result is handed out, no longer the seek target. */
+        it->has_bookmark = k != NULL;
         it->has_seek = 0;
         it->consumed++;
         int rc = pop_drained(s, it, per);
@@ -311,7 +314,6 @@ void rv_giter_release(rv_giter *it)
 {
     drop_queue(it);
     rv_range_copy_free(&it->range);
-    rv_buf_free(&it->bookmark);
     rv_buf_free(&it->seek);
     rv_buf_free(&it->cur_key);
     rv_buf_free(&it->cur_val);
@@ -319,9 +321,42 @@ void rv_giter_release(rv_giter *it)
 
 /* ---- replies ---- */
 
+static int on_iter_data(rv_gsession *s, const uint8_t *msg, size_t len)
+{
+    uint32_t id = 0, seq = 0;
+    size_t n;
+    int rc = rv_parse_iter_data(msg, len, &id, &seq, NULL, 0, &n);
+    if (rc)
+        return rc;
+    rv_giter *it = rv_idmap_get(&s->iters, id);
+    if (!it || it->seq != seq || it->error)
+        return RAVEL_OK; /* closed, or from before a seek: stale */
+    rv_gqueue_node *node = calloc(1, sizeof *node);
+    if (node) {
+        node->bytes = malloc(len ? len : 1);
+        node->items = malloc((n ? n : 1) * 2 * sizeof *node->items);
+    }
+    if (!node || !node->bytes || !node->items) {
+        if (node)
+            node_free(node);
+        return RAVEL_ENOMEM;
+    }
+    memcpy(node->bytes, msg, len);
+    rv_parse_iter_data(node->bytes, len, &id, &seq, node->items, n, &node->n);
+    if (it->tail)
+        it->tail->next_node = node;
+    else
+        it->head = node;
+    it->tail = node;
+    notify(s, it);
+    return RAVEL_OK;
+}
+
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     rv_gsession *s = ud;
+    if (payload[0] == RV_OUT_ITER_DATA)
+        return on_iter_data(s, payload + 1, len - 1);
     int rc;
     ProtobufCMessage *msg = rv_unpack_out(payload, len, &rc);
     if (!msg)
@@ -344,26 +379,6 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
             complete(s, r, m->error ? rv_code_from_wire(m->error) : RAVEL_OK, msg);
             keep = 1;
         }
-        break;
-    }
-    case RV_OUT_ITER_DATA: {
-        Ravelwire__IteratorData *m = (Ravelwire__IteratorData *)msg;
-        rv_giter *it = rv_idmap_get(&s->iters, m->id);
-        if (!it || it->seq != m->seq || it->error)
-            break; /* closed, or from before a seek: stale */
-        rv_gqueue_node *n = calloc(1, sizeof *n);
-        if (!n) {
-            rc = RAVEL_ENOMEM;
-            break;
-        }
-        n->msg = m;
-        if (it->tail)
-            it->tail->next_node = n;
-        else
-            it->head = n;
-        it->tail = n;
-        keep = 1;
-        notify(s, it);
         break;
     }
     case RV_OUT_ITER_END: {

@@ -30,8 +30,7 @@ typedef struct rv_giter {
     int user_keys, user_values;   /* what the caller wants handed out */
     int wire_keys, wire_values;   /* what the host is asked to send */
     uint64_t consumed;            /* entries handed to the caller */
-    rv_buf bookmark;              /* last key handed out (retry) */
-    int has_bookmark;
+    int has_bookmark;             /* cur_key is where a resume continues */
     rv_buf seek;                  /* a seek whose result is not consumed yet */
     int has_seek;
     rv_gqueue_node *head, *tail;  /* received IteratorData, oldest first */

@@ -127,3 +127,79 @@ ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
 {
     return unpack(out_desc, RV_OUT_COUNT, payload, len, status);
 }
+
+/* A varint at *p (before end); 0 on success, -1 when truncated or longer
+ * than 10 bytes. */
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (*p >= end)
+            return -1;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
+                       size_t *items, size_t cap, size_t *n)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    int have_id = 0, have_seq = 0;
+    size_t count = 0;
+    while (p < end) {
+        uint64_t key, v;
+        if (get_varint(&p, end, &key))
+            return RAVEL_EPROTO;
+        unsigned field = (unsigned)(key >> 3), type = (unsigned)(key & 7);
+        if (field == 0)
+            return RAVEL_EPROTO;
+        if ((field == 1 || field == 2) && type != 0)
+            return RAVEL_EPROTO;
+        if (field == 3 && type != 2)
+            return RAVEL_EPROTO;
+        switch (type) {
+        case 0: /* varint */
+            if (get_varint(&p, end, &v))
+                return RAVEL_EPROTO;
+            if (field == 1)
+                *id = (uint32_t)v, have_id = 1;
+            else if (field == 2)
+                *seq = (uint32_t)v, have_seq = 1;
+            break;
+        case 1: /* 64-bit */
+            if ((size_t)(end - p) < 8)
+                return RAVEL_EPROTO;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return RAVEL_EPROTO;
+            if (field == 3) {
+                if (count < cap) {
+                    items[2 * count] = (size_t)(p - msg);
+                    items[2 * count + 1] = (size_t)v;
+                }
+                count++;
+            }
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if ((size_t)(end - p) < 4)
+                return RAVEL_EPROTO;
+            p += 4;
+            break;
+        default: /* groups: not in this protocol */
+            return RAVEL_EPROTO;
+        }
+    }
+    if (!have_id || !have_seq)
+        return RAVEL_EPROTO;
+    *n = count;
+    return RAVEL_OK;
+}

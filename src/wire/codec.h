@@ -71,4 +71,15 @@ int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg);
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status);
 ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status);
 
+/* IteratorData, parsed without copying its entries: protobuf-c would make
+ * an allocation per entry, the largest cost of a guest's scan (measured
+ * with perf). `msg` is the message after the tag byte. Sets *id and *seq,
+ * and writes up to `cap` (offset, length) pairs into items (offsets into
+ * msg); *n gets the number of entries even when over cap, so a first call
+ * with cap 0 counts them. RAVEL_OK, or RAVEL_EPROTO for a message
+ * protobuf-c would reject too (truncated, wrong wire type, id or seq
+ * missing). */
+int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
+                       size_t *items, size_t cap, size_t *n);
+
 #endif
