@@ -43,6 +43,8 @@ void rv_hsession_free(rv_hsession *s)
     rv_decoder_free(&s->dec);
     rv_buf_free(&s->out);
     rv_buf_free(&s->scratch);
+    rv_buf_free(&s->batch.data);
+    free(s->batch.ops);
     free(s->offs);
     free(s->items);
 }
@@ -98,35 +100,50 @@ static int on_del(rv_hsession *s, Ravelwire__Delete *m)
     return callback(s, m->id, rc, NULL, NULL, 0);
 }
 
-static int on_batch(rv_hsession *s, Ravelwire__Batch *m)
+typedef struct batch_ctx {
+    ravel_batch *b;
+    const char *wire_error;
+    int rc;
+} batch_ctx;
+
+static int batch_add(void *ud, const rv_batch_op_view *op)
 {
-    if (s->opts->readonly)
-        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
-    ravel_batch b = {0};
-    int rc = RAVEL_OK;
-    const char *wire_error = NULL;
-    for (size_t i = 0; i < m->n_ops && rc == RAVEL_OK && !wire_error; i++) {
-        Ravelwire__Batch__Operation *op = m->ops[i];
-        if (strcmp(op->type, "put") == 0) {
-            if (!op->has_value)
-                wire_error = "LEVEL_INVALID_VALUE";
-            else
-                rc = ravel_batch_put(&b, op->key.data, op->key.len, op->value.data, op->value.len);
-        } else if (strcmp(op->type, "del") == 0) {
-            rc = ravel_batch_del(&b, op->key.data, op->key.len);
-        } else {
-            wire_error = "LEVEL_INVALID_VALUE";
+    batch_ctx *c = ud;
+    if (op->type_len == 3 && memcmp(op->type, "put", 3) == 0) {
+        if (!op->has_value) {
+            c->wire_error = "LEVEL_INVALID_VALUE";
+            return 1;
         }
+        c->rc = ravel_batch_put(c->b, op->key, op->key_len, op->value, op->value_len);
+    } else if (op->type_len == 3 && memcmp(op->type, "del", 3) == 0) {
+        c->rc = ravel_batch_del(c->b, op->key, op->key_len);
+    } else {
+        c->wire_error = "LEVEL_INVALID_VALUE";
+        return 1;
     }
-    if (rc == RAVEL_OK && !wire_error) {
-        if (s->opts->prebatch && s->opts->prebatch(s->opts->hook_ud, &b))
+    return c->rc != RAVEL_OK;
+}
+
+/* Batches are parsed by hand (rv_parse_batch), straight into a reused
+ * ravel_batch: the hot path of bulk writes. */
+static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
+{
+    uint32_t id = 0;
+    ravel_batch_clear(&s->batch);
+    batch_ctx c = {&s->batch, NULL, RAVEL_OK};
+    int prc = rv_parse_batch(msg, len, &id, batch_add, &c);
+    if (prc == RAVEL_EPROTO)
+        return prc;
+    int rc = c.rc;
+    if (s->opts->readonly)
+        return callback(s, id, RAVEL_EREADONLY, NULL, NULL, 0);
+    if (rc == RAVEL_OK && !c.wire_error) {
+        if (s->opts->prebatch && s->opts->prebatch(s->opts->hook_ud, &s->batch))
             rc = RAVEL_EREJECTED;
         else
-            rc = ravel_write(s->db, &b);
+            rc = ravel_write(s->db, &s->batch);
     }
-    rv_buf_free(&b.data);
-    free(b.ops);
-    return callback(s, m->id, rc, wire_error, NULL, 0);
+    return callback(s, id, rc, c.wire_error, NULL, 0);
 }
 
 #define COPY_BOUND(dst, src, name)                      \
@@ -403,9 +420,23 @@ static int on_iter_close(rv_hsession *s, Ravelwire__IteratorClose *m)
     return RAVEL_OK;
 }
 
+static int on_message(rv_hsession *s, const uint8_t *payload, size_t len);
+
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     rv_hsession *s = ud;
+    int rc;
+    if (payload[0] == RV_IN_BATCH)
+        rc = on_batch(s, payload + 1, len - 1);
+    else
+        rc = on_message(s, payload, len);
+    if (rc == RAVEL_OK && s->out.len >= RV_HOST_HIGH_WATER && s->flush && s->flush(s->flush_ud))
+        rc = RAVEL_ECONNLOST;
+    return rc;
+}
+
+static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
+{
     int rc;
     ProtobufCMessage *msg = rv_unpack_in(payload, len, &rc);
     if (!msg)
@@ -414,7 +445,6 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     case RV_IN_GET: rc = on_get(s, (Ravelwire__Get *)msg); break;
     case RV_IN_PUT: rc = on_put(s, (Ravelwire__Put *)msg); break;
     case RV_IN_DEL: rc = on_del(s, (Ravelwire__Delete *)msg); break;
-    case RV_IN_BATCH: rc = on_batch(s, (Ravelwire__Batch *)msg); break;
     case RV_IN_ITERATOR: rc = on_iterator(s, (Ravelwire__Iterator *)msg); break;
     case RV_IN_CLEAR: rc = on_clear(s, (Ravelwire__Clear *)msg); break;
     case RV_IN_GET_MANY: rc = on_get_many(s, (Ravelwire__GetMany *)msg); break;
@@ -423,8 +453,6 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
     }
     protobuf_c_message_free_unpacked(msg, NULL);
-    if (rc == RAVEL_OK && s->out.len >= RV_HOST_HIGH_WATER && s->flush && s->flush(s->flush_ud))
-        rc = RAVEL_ECONNLOST;
     return rc;
 }
 

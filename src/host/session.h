@@ -7,6 +7,7 @@
 
 #include "ravel.h"
 #include "util/buf.h"
+#include "db/db.h"
 #include "util/idmap.h"
 #include "wire/codec.h"
 
@@ -20,6 +21,7 @@ typedef struct rv_hsession {
     size_t *offs;    /* offsets and lengths into scratch */
     ProtobufCBinaryData *items;
     size_t items_cap;
+    struct ravel_batch batch; /* reused for every Batch */
     /* Called when `out` passes RV_HOST_HIGH_WATER between two requests;
      * returns 0 once `out` is sent (and emptied), nonzero if the peer is
      * gone. NULL: `out` grows until the feed returns. */

@@ -1,5 +1,7 @@
 #include "codec.h"
 
+#include <string.h>
+
 #include "ravel.h"
 
 void rv_decoder_init(rv_decoder *d, size_t max_frame)
@@ -146,59 +148,129 @@ static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
+/* One field of a message: its number, wire type, and value (a varint, or
+ * the bytes of a length-delimited field). 1 read, 0 at the end, -1 bad. */
+typedef struct field {
+    unsigned num, type;
+    uint64_t varint;
+    const uint8_t *bytes;
+    size_t len;
+} field;
+
+static int next_field(const uint8_t **p, const uint8_t *end, field *f)
+{
+    if (*p >= end)
+        return 0;
+    uint64_t key;
+    if (get_varint(p, end, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        return -1;
+    f->num = (unsigned)(key >> 3);
+    f->type = (unsigned)(key & 7);
+    switch (f->type) {
+    case 0:
+        return get_varint(p, end, &f->varint) ? -1 : 1;
+    case 1:
+    case 5: {
+        size_t w = f->type == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < w)
+            return -1;
+        *p += w;
+        return 1;
+    }
+    case 2:
+        if (get_varint(p, end, &f->varint) || f->varint > (uint64_t)(end - *p))
+            return -1;
+        f->bytes = *p;
+        f->len = (size_t)f->varint;
+        *p += f->len;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+/* An Operation: type (1, string) and key (2, bytes) required, value (3)
+ * optional; the last of repeated singular fields wins, as in protobuf. */
+static int parse_op(const uint8_t *msg, size_t len, rv_batch_op_view *op)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    int have_type = 0, have_key = 0;
+    memset(op, 0, sizeof *op);
+    field f;
+    int r;
+    while ((r = next_field(&p, end, &f)) == 1) {
+        if (f.num >= 1 && f.num <= 3 && f.type != 2)
+            return -1;
+        if (f.num == 1)
+            op->type = f.bytes, op->type_len = f.len, have_type = 1;
+        else if (f.num == 2)
+            op->key = f.bytes, op->key_len = f.len, have_key = 1;
+        else if (f.num == 3)
+            op->value = f.bytes, op->value_len = f.len, op->has_value = 1;
+    }
+    return r == 0 && have_type && have_key ? 0 : -1;
+}
+
+int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn fn, void *ud)
+{
+    /* First make sure all of it is well formed, so nothing is applied
+     * from a message that is then rejected. */
+    const uint8_t *p = msg, *end = msg + len;
+    int have_id = 0;
+    field f;
+    int r;
+    rv_batch_op_view op;
+    while ((r = next_field(&p, end, &f)) == 1) {
+        if (f.num == 1) {
+            if (f.type != 0)
+                return RAVEL_EPROTO;
+            *id = (uint32_t)f.varint;
+            have_id = 1;
+        } else if (f.num == 2) {
+            if (f.type != 2 || parse_op(f.bytes, f.len, &op))
+                return RAVEL_EPROTO;
+        }
+    }
+    if (r != 0 || !have_id)
+        return RAVEL_EPROTO;
+    for (p = msg; next_field(&p, end, &f) == 1;) {
+        if (f.num != 2)
+            continue;
+        parse_op(f.bytes, f.len, &op);
+        int rc = fn(ud, &op);
+        if (rc)
+            return rc;
+    }
+    return RAVEL_OK;
+}
+
 int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
                        size_t *items, size_t cap, size_t *n)
 {
     const uint8_t *p = msg, *end = msg + len;
-    int have_id = 0, have_seq = 0;
+    int have_id = 0, have_seq = 0, r;
     size_t count = 0;
-    while (p < end) {
-        uint64_t key, v;
-        if (get_varint(&p, end, &key))
+    field f;
+    while ((r = next_field(&p, end, &f)) == 1) {
+        if ((f.num == 1 || f.num == 2) && f.type != 0)
             return RAVEL_EPROTO;
-        unsigned field = (unsigned)(key >> 3), type = (unsigned)(key & 7);
-        if (field == 0)
+        if (f.num == 3 && f.type != 2)
             return RAVEL_EPROTO;
-        if ((field == 1 || field == 2) && type != 0)
-            return RAVEL_EPROTO;
-        if (field == 3 && type != 2)
-            return RAVEL_EPROTO;
-        switch (type) {
-        case 0: /* varint */
-            if (get_varint(&p, end, &v))
-                return RAVEL_EPROTO;
-            if (field == 1)
-                *id = (uint32_t)v, have_id = 1;
-            else if (field == 2)
-                *seq = (uint32_t)v, have_seq = 1;
-            break;
-        case 1: /* 64-bit */
-            if ((size_t)(end - p) < 8)
-                return RAVEL_EPROTO;
-            p += 8;
-            break;
-        case 2: /* length-delimited */
-            if (get_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return RAVEL_EPROTO;
-            if (field == 3) {
-                if (count < cap) {
-                    items[2 * count] = (size_t)(p - msg);
-                    items[2 * count + 1] = (size_t)v;
-                }
-                count++;
+        if (f.num == 1) {
+            *id = (uint32_t)f.varint;
+            have_id = 1;
+        } else if (f.num == 2) {
+            *seq = (uint32_t)f.varint;
+            have_seq = 1;
+        } else if (f.num == 3) {
+            if (count < cap) {
+                items[2 * count] = (size_t)(f.bytes - msg);
+                items[2 * count + 1] = f.len;
             }
-            p += v;
-            break;
-        case 5: /* 32-bit */
-            if ((size_t)(end - p) < 4)
-                return RAVEL_EPROTO;
-            p += 4;
-            break;
-        default: /* groups: not in this protocol */
-            return RAVEL_EPROTO;
+            count++;
         }
     }
-    if (!have_id || !have_seq)
+    if (r != 0 || !have_id || !have_seq)
         return RAVEL_EPROTO;
     *n = count;
     return RAVEL_OK;

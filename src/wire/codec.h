@@ -82,4 +82,20 @@ ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
 int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
                        size_t *items, size_t cap, size_t *n);
 
+/* One operation of a Batch, as rv_parse_batch hands it over: pointers into
+ * the message. Return 0 to go on, nonzero to stop (that value is
+ * returned). */
+typedef struct rv_batch_op_view {
+    const uint8_t *type, *key, *value;
+    size_t type_len, key_len, value_len;
+    int has_value;
+} rv_batch_op_view;
+typedef int (*rv_batch_op_fn)(void *ud, const rv_batch_op_view *op);
+
+/* Batch, parsed without protobuf-c's allocation per field (hundreds per
+ * batch; measured with perf on W6). Calls fn for each operation in order
+ * once the whole message is known to be well formed. RAVEL_OK, RAVEL_EPROTO
+ * (what protobuf-c would reject), or fn's nonzero return. */
+int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn fn, void *ud);
+
 #endif

@@ -416,6 +416,88 @@ static void test_iter_data_parser(void **state)
     }
 }
 
+typedef struct op_list {
+    rv_batch_op_view ops[16];
+    size_t n;
+} op_list;
+
+static int collect_op(void *ud, const rv_batch_op_view *op)
+{
+    op_list *l = ud;
+    if (l->n < 16)
+        l->ops[l->n] = *op;
+    l->n++;
+    return 0;
+}
+
+static void check_batch_agrees(const uint8_t *msg, size_t len)
+{
+    Ravelwire__Batch *ref = ravelwire__batch__unpack(NULL, len, msg);
+    uint32_t id = 0;
+    op_list l = {.n = 0};
+    int rc = rv_parse_batch(msg, len, &id, collect_op, &l);
+    if (!ref) {
+        assert_int_equal(rc, RAVEL_EPROTO);
+        assert_int_equal(l.n, 0); /* nothing handed out from a bad message */
+        return;
+    }
+    assert_int_equal(rc, RAVEL_OK);
+    assert_int_equal(id, ref->id);
+    assert_int_equal(l.n, ref->n_ops);
+    for (size_t i = 0; i < l.n && i < 16; i++) {
+        const Ravelwire__Batch__Operation *o = ref->ops[i];
+        /* protobuf-c's C string stops at a NUL; the parser keeps all the
+         * bytes (so "put\0x" is not "put", as for Node's decoder). */
+        assert_true(l.ops[i].type_len >= strlen(o->type));
+        assert_memory_equal(l.ops[i].type, o->type, strlen(o->type));
+        assert_true(bin_eq((ProtobufCBinaryData){l.ops[i].key_len, (uint8_t *)l.ops[i].key}, o->key));
+        assert_int_equal(l.ops[i].has_value, o->has_value);
+        if (o->has_value)
+            assert_true(bin_eq((ProtobufCBinaryData){l.ops[i].value_len, (uint8_t *)l.ops[i].value},
+                               o->value));
+    }
+    ravelwire__batch__free_unpacked(ref, NULL);
+}
+
+static void test_batch_parser(void **state)
+{
+    (void)state;
+    Ravelwire__Batch__Operation o1 = RAVELWIRE__BATCH__OPERATION__INIT, o2 = RAVELWIRE__BATCH__OPERATION__INIT,
+                                o3 = RAVELWIRE__BATCH__OPERATION__INIT;
+    o1.type = "put";
+    o1.key = B("a");
+    o1.has_value = 1;
+    o1.value = B("1");
+    o2.type = "del";
+    o2.key = B("b");
+    o3.type = "put";
+    o3.key = B("");
+    o3.has_value = 1;
+    o3.value = B("");
+    Ravelwire__Batch__Operation *ops[] = {&o1, &o2, &o3};
+    Ravelwire__Batch b = RAVELWIRE__BATCH__INIT;
+    b.id = 4242;
+    b.n_ops = 3;
+    b.ops = ops;
+    uint8_t buf[256];
+    size_t len = ravelwire__batch__pack(&b, buf);
+    check_batch_agrees(buf, len);
+    srand(3);
+    for (int round = 0; round < 30000; round++) {
+        uint8_t mut[256];
+        memcpy(mut, buf, len);
+        size_t mlen = len;
+        for (int e = 0; e < 1 + rand() % 3 && mlen; e++) {
+            switch (rand() % 3) {
+            case 0: mut[rand() % mlen] = (uint8_t)rand(); break;
+            case 1: mlen = (size_t)rand() % (mlen + 1); break;
+            default: mut[rand() % mlen] ^= (uint8_t)(1u << (rand() % 8)); break;
+            }
+        }
+        check_batch_agrees(mut, mlen);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_truncated_frame_waits),
         cmocka_unit_test(test_garbage_protobuf),
         cmocka_unit_test(test_iter_data_parser),
+        cmocka_unit_test(test_batch_parser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
