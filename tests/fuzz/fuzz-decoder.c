@@ -8,7 +8,10 @@
  * frames and end with the same status: where the network cuts a stream
  * must not matter. Every frame is unpacked both as a guest-to-host and as a
  * host-to-guest message; a message that unpacks must encode into a frame
- * that decodes and unpacks again to the same bytes. */
+ * that decodes and unpacks again to the same bytes. The hand-written
+ * parsers of the hot messages (rv_parse_iter_data, rv_parse_batch) are
+ * checked against protobuf-c on every frame's message bytes: same verdict,
+ * same values. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,15 +38,21 @@ static int take_payload(void *ud, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Unknown fields are kept by protobuf-c and packed again as they came, and
- * protobuf-c 1.4 itself does not round-trip all of them (it reads field
- * number 0 from a two-byte tag, 80 00, but not from the one-byte 00 it
- * writes). ravel ignores unknown fields and never re-encodes a received
- * message, so the re-encoding check skips messages that have any. */
-static int has_unknown_fields(const ProtobufCMessage *m)
+/* Does m, or a message inside it, have unknown fields (any, or only those
+ * with a field number protobuf forbids)? protobuf-c keeps unknown fields
+ * and packs them again as they came, and it is lax about their numbers:
+ * it accepts field number 0 when its tag takes more than one byte (80 00)
+ * though it refuses the one-byte 00 it then writes, and numbers up to
+ * 2^32-1 where protobuf stops at 2^29-1. ravel ignores unknown fields and
+ * never re-encodes a received message, so the re-encoding check skips
+ * messages with any, and the hand-written parsers may refuse those
+ * numbers. */
+static int has_unknown(const ProtobufCMessage *m, int only_invalid)
 {
-    if (m->n_unknown_fields)
-        return 1;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (!only_invalid || m->unknown_fields[i].tag == 0 ||
+            m->unknown_fields[i].tag > 0x1fffffff)
+            return 1;
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -54,11 +63,11 @@ static int has_unknown_fields(const ProtobufCMessage *m)
             size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
             ProtobufCMessage *const *sub = *(ProtobufCMessage *const *const *)at;
             for (size_t j = 0; j < n; j++)
-                if (has_unknown_fields(sub[j]))
+                if (has_unknown(sub[j], only_invalid))
                     return 1;
         } else {
             const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
-            if (sub && has_unknown_fields(sub))
+            if (sub && has_unknown(sub, only_invalid))
                 return 1;
         }
     }
@@ -104,10 +113,105 @@ static void check_unpack(const uint8_t *p, size_t len, size_t count, unpack_fn u
     if (!m && status != (known ? RAVEL_EPROTO : 0))
         fz_fail("tag %u: no message and status %d", p[0], status);
     if (m) {
-        if (!has_unknown_fields(m))
+        if (!has_unknown(m, 0))
             check_reencode(m, p[0], unpack);
         protobuf_c_message_free_unpacked(m, NULL);
     }
+}
+
+static int same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* The hand-written parsers must accept exactly what protobuf-c accepts
+ * (but for forbidden field numbers, see has_unknown) and read the same
+ * values.
+ * Returns 1 when both accepted, so the values are to be compared. */
+static int both_accept(const ProtobufCMessage *pc, int rc, const char *what)
+{
+    if (!pc && rc == RAVEL_OK)
+        fz_fail("the hand-written %s parser accepts what protobuf-c rejects", what);
+    if (pc && rc != RAVEL_OK && !has_unknown(pc, 1))
+        fz_fail("the hand-written %s parser rejects what protobuf-c accepts (%d)", what, rc);
+    return pc && rc == RAVEL_OK;
+}
+
+static void check_iter_data(const uint8_t *msg, size_t len)
+{
+    Ravelwire__IteratorData *pc = ravelwire__iterator_data__unpack(NULL, len, msg);
+    uint32_t id = 0, seq = 0;
+    size_t n = 0;
+    int rc = rv_parse_iter_data(msg, len, &id, &seq, NULL, 0, &n);
+    if (both_accept(pc ? &pc->base : NULL, rc, "IteratorData")) {
+        size_t *items = malloc((2 * n + 1) * sizeof *items);
+        size_t n2 = 0;
+        if (!items)
+            fz_fail("out of memory");
+        if (rv_parse_iter_data(msg, len, &id, &seq, items, n, &n2) || n2 != n)
+            fz_fail("rv_parse_iter_data: a second pass differs");
+        if (id != pc->id || seq != pc->seq || n != pc->n_data)
+            fz_fail("IteratorData: id %u/%u, seq %u/%u, %zu/%zu items (hand/protobuf-c)", id,
+                    pc->id, seq, pc->seq, n, pc->n_data);
+        for (size_t i = 0; i < n; i++)
+            if (!same_bytes(msg + items[2 * i], items[2 * i + 1], pc->data[i].data,
+                            pc->data[i].len))
+                fz_fail("IteratorData item %zu differs", i);
+        free(items);
+    }
+    if (pc)
+        ravelwire__iterator_data__free_unpacked(pc, NULL);
+}
+
+typedef struct ops_seen {
+    rv_batch_op_view *ops;
+    size_t n, cap;
+} ops_seen;
+
+static int take_op(void *ud, const rv_batch_op_view *op)
+{
+    ops_seen *o = ud;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 16;
+        o->ops = realloc(o->ops, o->cap * sizeof *o->ops);
+        if (!o->ops)
+            fz_fail("out of memory");
+    }
+    o->ops[o->n++] = *op;
+    return 0;
+}
+
+static void check_batch(const uint8_t *msg, size_t len)
+{
+    Ravelwire__Batch *pc = ravelwire__batch__unpack(NULL, len, msg);
+    uint32_t id = 0;
+    ops_seen o = {0};
+    int rc = rv_parse_batch(msg, len, &id, take_op, &o);
+    if (!pc && rc == RAVEL_OK && o.n)
+        fz_fail("rv_parse_batch handed over operations of a message it then accepted");
+    if (rc != RAVEL_OK && o.n)
+        fz_fail("rv_parse_batch handed over %zu operations of a message it rejects", o.n);
+    if (both_accept(pc ? &pc->base : NULL, rc, "Batch")) {
+        if (id != pc->id || o.n != pc->n_ops)
+            fz_fail("Batch: id %u/%u, %zu/%zu ops (hand/protobuf-c)", id, pc->id, o.n,
+                    pc->n_ops);
+        for (size_t i = 0; i < o.n; i++) {
+            const rv_batch_op_view *h = &o.ops[i];
+            const Ravelwire__Batch__Operation *p = pc->ops[i];
+            /* protobuf-c hands a string over NUL-terminated: compare up to
+             * the first NUL, as far as a C string reaches. */
+            const uint8_t *nul = h->type_len ? memchr(h->type, 0, h->type_len) : NULL;
+            size_t tlen = nul ? (size_t)(nul - h->type) : h->type_len;
+            if (!same_bytes(h->type, tlen, (const uint8_t *)p->type, strlen(p->type)) ||
+                !same_bytes(h->key, h->key_len, p->key.data, p->key.len) ||
+                h->has_value != (p->has_value != 0) ||
+                (h->has_value && !same_bytes(h->value, h->value_len, p->value.data, p->value.len)))
+                fz_fail("Batch operation %zu differs", i);
+        }
+    }
+    free(o.ops);
+    if (pc)
+        ravelwire__batch__free_unpacked(pc, NULL);
 }
 
 static int on_frame(void *ud, const uint8_t *p, size_t len)
@@ -122,6 +226,9 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
     if (dc->unpack) {
         check_unpack(p, len, RV_IN_COUNT, rv_unpack_in);
         check_unpack(p, len, RV_OUT_COUNT, rv_unpack_out);
+        /* Whatever the tag: the message bytes as either parser's input. */
+        check_iter_data(p + 1, len - 1);
+        check_batch(p + 1, len - 1);
     }
     return 0;
 }
