@@ -121,6 +121,18 @@ static int wrote(local_db *l, char *err)
     return rc;
 }
 
+static int write_batch(local_db *l, leveldb_writebatch_t *wb)
+{
+    int rc = enter(l, 1);
+    if (rc == RAVEL_OK) {
+        char *err = NULL;
+        leveldb_write(l->db, l->wopts, wb, &err);
+        rc = wrote(l, err);
+        leave(l);
+    }
+    return rc;
+}
+
 static int lput(ravel_db *d, const void *key, size_t klen, const void *val, size_t vlen)
 {
     local_db *l = (local_db *)d;
@@ -208,13 +220,7 @@ static int lwrite(ravel_db *d, const ravel_batch *b)
         else
             leveldb_writebatch_delete(wb, k, kl);
     }
-    int rc = enter(l, 1);
-    if (rc == RAVEL_OK) {
-        char *err = NULL;
-        leveldb_write(l->db, l->wopts, wb, &err);
-        rc = wrote(l, err);
-        leave(l);
-    }
+    int rc = write_batch(l, wb);
     leveldb_writebatch_destroy(wb);
     return rc;
 }
@@ -505,13 +511,7 @@ static int lclear(ravel_db *d, const ravel_range *r)
             n++;
         }
         if ((rc != RAVEL_OK && n) || n == 1000) {
-            int wrc = enter(l, 1);
-            if (wrc == RAVEL_OK) {
-                char *err = NULL;
-                leveldb_write(l->db, l->wopts, wb, &err);
-                wrc = wrote(l, err);
-                leave(l);
-            }
+            int wrc = write_batch(l, wb);
             leveldb_writebatch_clear(wb);
             n = 0;
             if (wrc) {

@@ -321,6 +321,17 @@ void rv_giter_release(rv_giter *it)
 
 /* ---- replies ---- */
 
+/* A reply to request id: complete it (the reply goes with it). Returns
+ * whether the reply was taken. */
+static int answer(rv_gsession *s, uint32_t id, const char *error, ProtobufCMessage *reply)
+{
+    rv_greq *r = rv_idmap_del(&s->reqs, id);
+    if (!r)
+        return 0;
+    complete(s, r, error ? rv_code_from_wire(error) : RAVEL_OK, reply);
+    return 1;
+}
+
 static int on_iter_data(rv_gsession *s, const uint8_t *msg, size_t len)
 {
     uint32_t id = 0, seq = 0;
@@ -363,22 +374,12 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
         return rc;
     int keep = 0;
     switch (payload[0]) {
-    case RV_OUT_CALLBACK: {
-        Ravelwire__Callback *m = (Ravelwire__Callback *)msg;
-        rv_greq *r = rv_idmap_del(&s->reqs, m->id);
-        if (r) {
-            complete(s, r, m->error ? rv_code_from_wire(m->error) : RAVEL_OK, msg);
-            keep = 1;
-        }
+    case RV_OUT_CALLBACK:
+        keep = answer(s, ((Ravelwire__Callback *)msg)->id, ((Ravelwire__Callback *)msg)->error, msg);
         break;
-    }
     case RV_OUT_GET_MANY_CB: {
         Ravelwire__GetManyCallback *m = (Ravelwire__GetManyCallback *)msg;
-        rv_greq *r = rv_idmap_del(&s->reqs, m->id);
-        if (r) {
-            complete(s, r, m->error ? rv_code_from_wire(m->error) : RAVEL_OK, msg);
-            keep = 1;
-        }
+        keep = answer(s, m->id, m->error, msg);
         break;
     }
     case RV_OUT_ITER_END: {
