@@ -237,8 +237,10 @@ RAVEL_EXPORT int ravel_batch_op(const ravel_batch *b, size_t i, int *is_put, con
 RAVEL_EXPORT int ravel_write(ravel_db *db, const ravel_batch *b);
 
 /* A key range with options, for iterators and ravel_clear(). Bounds are
- * optional: set the matching has_* flag. Initialise with
- * ravel_range_init(): all entries, keys and values, no limit, forward. */
+ * optional: set the matching has_* flag. When both are set, gte takes
+ * precedence over gt and lte over lt (as in abstract-level). Initialise
+ * with ravel_range_init(): all entries, keys and values, no limit,
+ * forward. */
 typedef struct ravel_bound {
     const void *data;
     size_t len;

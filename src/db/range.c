@@ -22,14 +22,19 @@ int rv_keycmp(const void *a, size_t alen, const void *b, size_t blen)
 
 int rv_range_side(const ravel_range *r, const char *key, size_t klen)
 {
-    if (r->has_gt && rv_keycmp(key, klen, r->gt.data, r->gt.len) <= 0)
+    /* As in abstract-level: gte takes precedence over gt, lte over lt. */
+    if (r->has_gte) {
+        if (rv_keycmp(key, klen, r->gte.data, r->gte.len) < 0)
+            return -1;
+    } else if (r->has_gt && rv_keycmp(key, klen, r->gt.data, r->gt.len) <= 0) {
         return -1;
-    if (r->has_gte && rv_keycmp(key, klen, r->gte.data, r->gte.len) < 0)
-        return -1;
-    if (r->has_lt && rv_keycmp(key, klen, r->lt.data, r->lt.len) >= 0)
+    }
+    if (r->has_lte) {
+        if (rv_keycmp(key, klen, r->lte.data, r->lte.len) > 0)
+            return 1;
+    } else if (r->has_lt && rv_keycmp(key, klen, r->lt.data, r->lt.len) >= 0) {
         return 1;
-    if (r->has_lte && rv_keycmp(key, klen, r->lte.data, r->lte.len) > 0)
-        return 1;
+    }
     return 0;
 }
 

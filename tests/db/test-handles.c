@@ -248,6 +248,13 @@ static void test_iterator_ranges(void **state)
     r.reverse = 1;
     r.limit = 3;
     assert_string_equal(listing(db, &r), "=D,=C,=B");
+    /* gte wins over gt, lte over lt. */
+    ravel_range_init(&r);
+    r.has_gt = 1, r.gt = (ravel_bound){"b", 1};
+    r.has_gte = 1, r.gte = (ravel_bound){"ab", 2};
+    r.has_lt = 1, r.lt = (ravel_bound){"aa", 2};
+    r.has_lte = 1, r.lte = (ravel_bound){"c", 1};
+    assert_string_equal(listing(db, &r), "ab=AB,b=B,c=C");
     /* An empty range. */
     ravel_range_init(&r);
     r.has_gt = 1, r.gt = (ravel_bound){"d", 1};
