@@ -253,6 +253,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ravel_host_options opts;
     ravel_host_options_init(&opts);
     opts.max_frame = MAX_FRAME;
+    /* Low, so that inputs of a few kilobytes reach the limit. */
+    opts.max_iterators = 8;
     opts.readonly = readonly;
     if (readonly) {
         opts.preput = preput_ro;
