@@ -81,6 +81,7 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
         return rv_err(RAVEL_ETOOBIG, "the request needs a %zu-byte frame; the limit is %zu", size,
                       s->max_frame);
     r->id = *id_field = new_id(s, &s->reqs);
+    r->reply_tag = tag == RV_IN_GET_MANY ? RV_OUT_GET_MANY_CB : RV_OUT_CALLBACK;
     r->frame.len = 0;
     r->reply = NULL;
     if (rv_encode(&r->frame, tag, msg) || rv_idmap_put(&s->reqs, r->id, r)) {
@@ -321,13 +322,19 @@ void rv_giter_release(rv_giter *it)
 
 /* ---- replies ---- */
 
-/* A reply to request id: complete it (the reply goes with it). Returns
- * whether the reply was taken. */
-static int answer(rv_gsession *s, uint32_t id, const char *error, ProtobufCMessage *reply)
+/* A reply to request id: complete it (the reply goes with it). Returns 1
+ * if the reply was taken, 0 if nobody waits for it, -1 if it is not the
+ * kind of reply that request takes (a host that mixes them up cannot be
+ * trusted with the stream). */
+static int answer(rv_gsession *s, uint8_t tag, uint32_t id, const char *error,
+                  ProtobufCMessage *reply)
 {
-    rv_greq *r = rv_idmap_del(&s->reqs, id);
+    rv_greq *r = rv_idmap_get(&s->reqs, id);
     if (!r)
         return 0;
+    if (r->reply_tag != tag)
+        return -1;
+    rv_idmap_del(&s->reqs, id);
     complete(s, r, error ? rv_code_from_wire(error) : RAVEL_OK, reply);
     return 1;
 }
@@ -374,12 +381,14 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
         return rc;
     int keep = 0;
     switch (payload[0]) {
-    case RV_OUT_CALLBACK:
-        keep = answer(s, ((Ravelwire__Callback *)msg)->id, ((Ravelwire__Callback *)msg)->error, msg);
+    case RV_OUT_CALLBACK: {
+        Ravelwire__Callback *m = (Ravelwire__Callback *)msg;
+        keep = answer(s, RV_OUT_CALLBACK, m->id, m->error, msg);
         break;
+    }
     case RV_OUT_GET_MANY_CB: {
         Ravelwire__GetManyCallback *m = (Ravelwire__GetManyCallback *)msg;
-        keep = answer(s, m->id, m->error, msg);
+        keep = answer(s, RV_OUT_GET_MANY_CB, m->id, m->error, msg);
         break;
     }
     case RV_OUT_ITER_END: {
@@ -401,7 +410,9 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
         break;
     }
     }
-    if (!keep)
+    if (keep < 0)
+        rc = RAVEL_EPROTO;
+    if (keep <= 0)
         protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
 }

@@ -14,6 +14,7 @@
 /* A pending request. The transport embeds it and fills the callback part. */
 typedef struct rv_greq {
     uint32_t id;
+    uint8_t reply_tag;            /* the reply it expects (RV_OUT_*) */
     rv_buf frame;                 /* the encoded request, re-sent on retry */
     int status;                   /* set on completion */
     ProtobufCMessage *reply;      /* set on completion (may be NULL) */

@@ -274,6 +274,9 @@ static int iter_send(rv_hsession *s, hiter *h, int first)
         if (first && size > 1)
             size = 1;
         s->scratch.len = 0;
+        /* Entries may all be empty: the items still need a base address. */
+        if (rv_buf_reserve(&s->scratch, 1))
+            return RAVEL_ENOMEM;
         size_t n = 0, nitems = 0;
         int rc = RAVEL_OK;
         while (n < size && s->scratch.len < RV_ITER_BATCH_BYTES) {
