@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "fixture.h"
@@ -96,6 +97,28 @@ static void write_seed(const char *dir, const char *target, const char *name,
         fz_fail("writing %s failed", path);
 }
 
+/* The Iterator messages of a guest opening twelve iterators at once, more
+ * than fuzz-host-session's limit of eight per connection. */
+static void many_iterators(rv_buf *up)
+{
+    enum { N = 12 };
+    rv_gsession s;
+    rv_giter its[N];
+    memset(its, 0, sizeof its);
+    rv_gsession_init(&s, 0, 0, 0);
+    if (rv_gsession_connected(&s))
+        fz_fail("out of memory");
+    ravel_range r;
+    ravel_range_init(&r);
+    for (int i = 0; i < N; i++)
+        if (rv_giter_open(&s, &its[i], &r))
+            fz_fail("iterator %d: %s", i, ravel_errmsg());
+    append(up, &s.out);
+    for (int i = 0; i < N; i++)
+        rv_giter_close(&s, &its[i]);
+    rv_gsession_free(&s);
+}
+
 /* Framing the decoder must take in its stride, made with the codec's own
  * varint writer: two empty frames, a frame with an unknown tag, then a
  * length one over fuzz-decoder's 1 MiB limit. */
@@ -161,6 +184,12 @@ int main(int argc, char **argv)
             write_seed(out, "fuzz-decoder", name, dhead, 2, &c->down);
         }
     }
+    rv_buf many = {0};
+    many_iterators(&many);
+    uint8_t plain = 0;
+    write_seed(out, "fuzz-host-session", "many-iterators", &plain, 1, &many);
+    rv_buf_free(&many);
+
     rv_buf edge = {0};
     edge_stream(&edge);
     uint8_t dhead[2] = {3, 0};
