@@ -24,6 +24,8 @@ void rv_decoder_free(rv_decoder *d)
 
 int rv_decoder_feed(rv_decoder *d, const uint8_t *p, size_t n, rv_frame_fn fn, void *ud)
 {
+    if (n == 0)
+        return 0; /* p may be NULL */
     const uint8_t *end = p + n;
     while (p < end) {
         if (!d->in_payload) {
