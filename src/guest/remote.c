@@ -421,7 +421,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 }
 
 static void connect_soon(remote *r);
-static int open_fd(uv_loop_t *loop, void *storage, int fd, int *is_tcp);
+static int open_fd(uv_loop_t *loop, void *storage, int fd);
 
 static void on_stream_closed(uv_handle_t *h)
 {
@@ -530,10 +530,9 @@ static void connect_soon(remote *r)
     uv_timer_start(&r->timer, on_timer, r->backoff_ms, 0);
 }
 
-static int open_fd(uv_loop_t *loop, void *storage, int fd, int *is_tcp)
+static int open_fd(uv_loop_t *loop, void *storage, int fd)
 {
-    *is_tcp = uv_guess_handle(fd) == UV_TCP;
-    if (*is_tcp) {
+    if (uv_guess_handle(fd) == UV_TCP) {
         uv_tcp_init(loop, storage);
         int rc = uv_tcp_open(storage, fd);
         if (rc == 0)
@@ -546,10 +545,9 @@ static int open_fd(uv_loop_t *loop, void *storage, int fd, int *is_tcp)
 
 void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
 {
-    int is_tcp;
     r->split = wfd != rfd;
     r->handles = r->split ? 2 : 1;
-    int rc = open_fd(&r->loop, &r->in, rfd, &is_tcp);
+    int rc = open_fd(&r->loop, &r->in, rfd);
     r->in.handle.data = r;
     if (r->split) {
         uv_pipe_init(&r->loop, &r->out, 0);

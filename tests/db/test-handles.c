@@ -475,38 +475,25 @@ static void test_async(void **state)
     assert_int_equal(ravel_put_async(db, S("x"), S("y"), NULL, NULL), RAVEL_EINVAL);
 }
 
-#define BOTH(fn) cmocka_unit_test_setup_teardown(fn, SETUP, teardown)
+/* The whole suite, once per kind of handle. */
+#define SUITE(setup)                                                                          \
+    {                                                                                         \
+        cmocka_unit_test_setup_teardown(test_put_get_del, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(test_get_many, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_iterator_ranges, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_iterator_seek, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_iterator_many, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_clear, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(test_async, setup, teardown),                         \
+    }
 
 int main(void)
 {
-#define SETUP setup_local
-    const struct CMUnitTest local[] = {
-        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
-        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
-        BOTH(test_clear), BOTH(test_async),
-    };
-#undef SETUP
-#define SETUP setup_remote
-    const struct CMUnitTest remote[] = {
-        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
-        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
-        BOTH(test_clear), BOTH(test_async),
-    };
-#undef SETUP
-#define SETUP setup_party_leader
-    const struct CMUnitTest leader[] = {
-        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
-        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
-        BOTH(test_clear), BOTH(test_async),
-    };
-#undef SETUP
-#define SETUP setup_party_follower
-    const struct CMUnitTest follower[] = {
-        BOTH(test_put_get_del), BOTH(test_batch), BOTH(test_get_many),
-        BOTH(test_iterator_ranges), BOTH(test_iterator_seek), BOTH(test_iterator_many),
-        BOTH(test_clear), BOTH(test_async),
-    };
-#undef SETUP
+    const struct CMUnitTest local[] = SUITE(setup_local);
+    const struct CMUnitTest remote[] = SUITE(setup_remote);
+    const struct CMUnitTest leader[] = SUITE(setup_party_leader);
+    const struct CMUnitTest follower[] = SUITE(setup_party_follower);
     int failed = cmocka_run_group_tests_name("local handle", local, NULL, NULL);
     failed += cmocka_run_group_tests_name("remote handle", remote, NULL, NULL);
     failed += cmocka_run_group_tests_name("party leader", leader, NULL, NULL);
