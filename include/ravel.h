@@ -133,6 +133,15 @@ typedef struct ravel_options {
     /* ravel_open: called when this handle becomes the leader. */
     ravel_leader_cb on_leader;
     void *on_leader_ud;
+    /* Remote and party handles: how long, in microseconds, a synchronous
+     * call reads the socket in a loop for its reply before it sleeps
+     * (default 50; 0 never). Waking a sleeping thread costs more than a
+     * local round trip takes, so polling briefly makes one-at-a-time calls
+     * several times faster. It adapts (a handle whose replies take longer
+     * than this stops polling until they come faster again) and at most
+     * one thread per CPU beyond the first polls in a process; never on a
+     * machine with one CPU. */
+    int busy_poll_us;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -337,13 +346,18 @@ typedef struct ravel_host_options {
     size_t max_iterators;      /* per connection (default 1000); more get an
                                 * IteratorError LEVEL_LIMIT_EXCEEDED */
     int verbose;               /* log connections and errors to stderr */
+    /* How long, in microseconds, a connection's thread reads in a loop for
+     * the guest's next request before it sleeps (default 50; 0 never);
+     * adaptive and bounded as ravel_options.busy_poll_us. */
+    int busy_poll_us;
 } ravel_host_options;
 
 RAVEL_EXPORT void ravel_host_options_init(ravel_host_options *opts);
 
-/* Serve `db` (any handle; usually a local one). The host runs its own I/O
- * thread; requests run on worker threads, in order per connection, so a
- * slow call on one connection does not stall the others. The host does not
+/* Serve `db` (any handle; usually a local one). Each connection gets its
+ * own thread, which runs that connection's requests in order, so a slow
+ * call on one connection does not stall the others; one more thread
+ * accepts on the listeners. The host does not
  * own db: close the host before the db. */
 RAVEL_EXPORT int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts);
 

@@ -4,6 +4,7 @@
 
 #include "db/db.h"
 #include "error.h"
+#include "util/spin.h"
 #include "wire/codec.h"
 
 #define CHECK_KEY(key, klen) \
@@ -18,6 +19,7 @@ void ravel_options_init(ravel_options *opts)
     opts->lock_timeout_ms = 10000;
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
     opts->max_pending = 100000;
+    opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
 }
 
 int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen)

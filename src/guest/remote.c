@@ -1,8 +1,22 @@
 /* A remote handle: the guest session behind a mutex, and one libuv loop
- * thread that moves its bytes over a stream (an attached fd, or a unix or
+ * thread that watches its stream (an attached fd or pipe pair, or a unix or
  * TCP connection it makes and remakes itself). Synchronous calls from any
- * thread queue their request and sleep on a condition variable; all
- * requests share one stream, so calls from many threads are pipelined. */
+ * thread queue their request, write it to a socket themselves, and wait
+ * for the answer; all requests share one stream, so calls from many
+ * threads are pipelined.
+ *
+ * Why the stream is a uv_poll watch with our own reads and writes rather
+ * than a libuv stream: a caller waiting for its answer may read the socket
+ * itself for a few microseconds (busy-polling, util/spin.h) instead of
+ * sleeping until the loop thread has read the answer and woken it — two
+ * thread wake-ups per request, which capped one-at-a-time calls at ~28k/s
+ * on the benchmark machine (bench/RESULTS.md). Every read and write of the
+ * stream happens with the mutex held, by the loop or by a polling caller,
+ * so bytes are fed to the session in the order they came. While a caller
+ * polls, the loop stops watching for input (else each answer would wake it
+ * for nothing) and a timer or the caller resumes the watch. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -12,12 +26,20 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "error.h"
 #include "guest/remote.h"
 #include "guest/session.h"
+#include "transport/sock.h"
+#include "util/spin.h"
+
+/* How long the loop leaves the input watch off after a caller polled, in
+ * milliseconds: it notices a closed stream at most this late when no
+ * request is pending. */
+#define RESUME_MS 2
 
 enum { RK_DONE, RK_VALUE, RK_VALUES };
 
@@ -50,7 +72,8 @@ typedef struct riter {
     rv_giter g;
     remote *r;          /* NULL once the handle is closed */
     uv_cond_t cond;
-    int waiting;        /* a synchronous next sleeps on cond */
+    int waiting;        /* a synchronous next waits for news */
+    int woken;          /* ... and the news came */
     ravel_entry_cb cb;  /* an asynchronous next is outstanding */
     void *ud;
     int ready;          /* on r->ready */
@@ -63,23 +86,29 @@ struct rv_remote {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t wake;
-    uv_timer_t timer;
+    uv_timer_t timer;   /* reconnect backoff */
+    uv_timer_t resume;  /* turns the input watch back on */
+    uv_timer_t stand_in; /* a stream that could not be watched */
     uv_mutex_t mu; /* guards everything below that user threads touch */
     rv_gsession s;
-    union {
-        uv_pipe_t pipe;
-        uv_tcp_t tcp;
-        uv_handle_t handle;
-        uv_stream_t stream;
-    } in;
-    uv_pipe_t out;
+    /* The stream: fds, and their watches on the loop. */
+    int rfd, wfd;     /* -1 when none; closed when the watches are */
+    uv_poll_t rpoll, wpoll; /* wpoll only for a pipe pair (split) */
     int split;
-    int handles;      /* stream handles open */
+    int handles;      /* watches open */
+    int rev, wev;     /* events each watch has now */
+    int live;         /* fds usable: not dropped yet */
+    int connecting;   /* a non-blocking connect() is under way */
     int up;           /* stream attached and usable */
-    uv_connect_t creq;
-    rv_buf wbuf;
-    uv_write_t wreq;
-    int writing;
+    int is_socket;    /* callers may send() on wfd (MSG_NOSIGNAL) */
+    int write_error;  /* errno of a failed write, for the loop to act on */
+    int ended;        /* a caller saw the stream end; the loop drops it */
+    /* Busy-polling by synchronous callers. */
+    uint64_t poll_ns; /* budget; 0 off */
+    int poll_hot;     /* recent answers came within the budget */
+    int poller;       /* a caller is polling the stream */
+    int paused;       /* the loop does not watch for input meanwhile */
+    int want_resume;  /* ... and should again */
     char rbuf[64 << 10];
     int attach_rfd, attach_wfd; /* an attach waiting for the loop */
     int wake_pending;
@@ -88,8 +117,8 @@ struct rv_remote {
     rv_address addr;
     uint64_t backoff_ms;
     riter *ready;     /* asynchronous nexts to serve on the loop */
-    int direct_fd;    /* the stream's socket, for writes from any thread
-                       * under mu; -1 when not a socket or not up */
+    rreq *async_head, *async_tail; /* finished asynchronous requests,
+                                    * for the loop to call back */
     char why[700];    /* how the last stream ended, for error messages */
     rv_remote_hooks hooks; /* party mode: who finds the next stream */
     int initial_fd;   /* adopted when the loop starts */
@@ -103,62 +132,96 @@ static int on_loop_thread(remote *r)
     return uv_thread_equal(&self, &r->thread);
 }
 
-/* With the lock held: have the loop send what is queued. */
+/* With the lock held: have the loop do what only it does — write what a
+ * caller could not, arm watches, call back, drop an ended stream. */
 static void kick(remote *r)
 {
-    if (!r->wake_pending && (r->s.out.len || r->ready)) {
+    if (!r->wake_pending && (r->s.out.len || r->ready || r->async_head || r->want_resume ||
+                             r->ended || r->write_error)) {
         r->wake_pending = 1;
         uv_async_send(&r->wake);
     }
 }
 
+/* With the lock held, any thread: write what is queued, as far as the
+ * stream takes it now. Threads other than the loop write only to sockets,
+ * with MSG_NOSIGNAL: a write to a pipe whose reader left would raise
+ * SIGPIPE in the caller's thread (the loop thread blocks it). */
+static void send_some(remote *r)
+{
+    if (!r->up || !r->live || r->write_error || (!r->is_socket && !on_loop_thread(r)))
+        return;
+    while (r->s.out.len) {
+        ssize_t n = r->is_socket
+                        ? send(r->wfd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(r->wfd, r->s.out.data, r->s.out.len);
+        if (n > 0) {
+            rv_buf_consume(&r->s.out, (size_t)n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                r->write_error = n == 0 ? EPIPE : errno;
+            return;
+        }
+    }
+}
+
 /* With the lock held, from a thread that is about to wait for the answer:
- * write to the socket itself when the loop has no write under way, which
- * saves a thread hand-off per request; what does not fit goes to the loop.
- * (Asynchronous requests leave it to the loop, which batches them.) */
+ * write the request itself, which saves a thread hand-off per request;
+ * what does not fit goes to the loop. (Asynchronous requests leave it to
+ * the loop, which batches them.) */
 static void kick_now(remote *r)
 {
-    if (r->direct_fd >= 0 && !r->writing && r->s.out.len) {
-        ssize_t n = send(r->direct_fd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            rv_buf_consume(&r->s.out, (size_t)n);
-    }
+    send_some(r);
     kick(r);
 }
 
-static uv_stream_t *wstream(remote *r)
+/* With the lock held, on the loop thread: make the watches match what is
+ * wanted — output while bytes wait, input unless a caller polls. */
+static void watch(remote *r);
+static void on_poll(uv_poll_t *p, int status, int events);
+
+static void watch(remote *r)
 {
-    return r->split ? (uv_stream_t *)&r->out : &r->in.stream;
+    if (!r->live)
+        return;
+    int want_w = r->connecting || (r->up && r->s.out.len && !r->write_error);
+    int want_r = r->up && !r->paused;
+    int rev = want_r ? UV_READABLE : 0, wev = want_w ? UV_WRITABLE : 0;
+    if (!r->split) {
+        rev |= wev;
+        wev = 0;
+    }
+    if (rev != r->rev) {
+        r->rev = rev;
+        if (rev)
+            uv_poll_start(&r->rpoll, rev, on_poll);
+        else
+            uv_poll_stop(&r->rpoll);
+    }
+    if (r->split && wev != r->wev) {
+        r->wev = wev;
+        if (wev)
+            uv_poll_start(&r->wpoll, wev, on_poll);
+        else
+            uv_poll_stop(&r->wpoll);
+    }
 }
 
-static void drop_stream(remote *r);
-static void on_write(uv_write_t *req, int status);
+static void drop_locked(remote *r);
+static void set_why(remote *r, const char *what, const char *detail);
 
-/* With the lock held, on the loop thread. */
+/* With the lock held, on the loop thread: send what is queued. */
 static void flush(remote *r)
 {
-    if (!r->up || r->writing || !r->s.out.len)
+    send_some(r);
+    if (r->write_error && r->live) {
+        set_why(r, "failed", strerror(r->write_error));
+        drop_locked(r);
         return;
-    rv_buf_swap(&r->s.out, &r->wbuf);
-    uv_buf_t b = uv_buf_init(r->wbuf.data, (unsigned)r->wbuf.len);
-    r->wreq.data = r;
-    if (uv_write(&r->wreq, wstream(r), &b, 1, on_write) == 0)
-        r->writing = 1;
-    else
-        r->wbuf.len = 0; /* the stream is failing; its end resends */
-}
-
-static void on_write(uv_write_t *req, int status)
-{
-    remote *r = req->data;
-    uv_mutex_lock(&r->mu);
-    r->writing = 0;
-    r->wbuf.len = 0;
-    if (status == 0)
-        flush(r);
-    uv_mutex_unlock(&r->mu);
-    if (status < 0)
-        drop_stream(r);
+    }
+    watch(r);
 }
 
 /* Words for a failed request (into q->errtext): the code, and what the
@@ -333,13 +396,14 @@ static void serve_ready(remote *r)
     }
 }
 
-/* With the lock held: hand out what the session finished, then unlock and
- * run the asynchronous callbacks (never under the lock: they may call in). */
-static void settle_and_unlock(remote *r)
+/* With the lock held, any thread: hand out what the session finished.
+ * Synchronous callers are filled in and woken here; asynchronous
+ * completions and iterator news for asynchronous nexts are queued for the
+ * loop thread, which alone runs callbacks. */
+static void settle_sync(remote *r)
 {
     rv_greq *done = r->s.done;
     r->s.done = NULL;
-    rreq *async = NULL; /* reversed back into completion order below */
     while (done) {
         rreq *q = (rreq *)done;
         done = done->done_next;
@@ -355,8 +419,12 @@ static void settle_and_unlock(remote *r)
             q->status = q->g.status;
             if (q->status != RAVEL_OK)
                 describe(r, q, q->status);
-            q->g.done_next = (rv_greq *)async;
-            async = q;
+            q->g.done_next = NULL;
+            if (r->async_tail)
+                r->async_tail->g.done_next = &q->g;
+            else
+                r->async_head = q;
+            r->async_tail = q;
         }
     }
     for (rv_giter *g = r->s.notify; g;) {
@@ -364,9 +432,10 @@ static void settle_and_unlock(remote *r)
         g->notified = 0;
         g->notify_next = NULL;
         riter *ri = (riter *)((char *)g - offsetof(riter, g));
-        if (ri->waiting)
+        if (ri->waiting) {
+            ri->woken = 1;
             uv_cond_signal(&ri->cond);
-        else if (ri->cb && !ri->ready) {
+        } else if (ri->cb && !ri->ready) {
             ri->ready = 1;
             ri->ready_next = r->ready;
             r->ready = ri;
@@ -374,64 +443,182 @@ static void settle_and_unlock(remote *r)
         g = nx;
     }
     r->s.notify = NULL;
+    if (!on_loop_thread(r))
+        kick(r);
+}
+
+/* With the lock held, on the loop thread: hand out what the session
+ * finished, then unlock and run the asynchronous callbacks (never under
+ * the lock: they may call in). */
+static void settle_and_unlock(remote *r)
+{
+    settle_sync(r);
+    rreq *q = r->async_head;
+    r->async_head = r->async_tail = NULL;
     flush(r);
     uv_mutex_unlock(&r->mu);
-
-    /* Reverse the async list to completion order. */
-    rreq *ordered = NULL;
-    while (async) {
-        rreq *nx = (rreq *)async->g.done_next;
-        async->g.done_next = (rv_greq *)ordered;
-        ordered = async;
-        async = nx;
-    }
-    while (ordered) {
-        rreq *nx = (rreq *)ordered->g.done_next;
-        run_async(ordered);
-        ordered = nx;
+    while (q) {
+        rreq *nx = (rreq *)q->g.done_next;
+        run_async(q);
+        q = nx;
     }
     serve_ready(r);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* With the lock held, by the loop or a polling caller: read what the
+ * stream has now and feed it to the session. Returns 1 when bytes came, 0
+ * when none were there, -1 when the stream ended (r->ended set, r->why
+ * says how). */
+static int read_some(remote *r)
 {
-    remote *r = h->data;
-    (void)hint;
-    *buf = uv_buf_init(r->rbuf, sizeof r->rbuf);
+    int got = 0;
+    for (int chunks = 0; chunks < 4; chunks++) {
+        ssize_t n = read(r->rfd, r->rbuf, sizeof r->rbuf);
+        if (n > 0) {
+            got = 1;
+            int rc = rv_gsession_feed(&r->s, (const uint8_t *)r->rbuf, (size_t)n);
+            if (rc) { /* this stream cannot be trusted further */
+                set_why(r, "sent a malformed reply", ravel_strerror(rc));
+                r->ended = 1;
+                return -1;
+            }
+            if ((size_t)n < sizeof r->rbuf)
+                break;
+        } else if (n < 0 && errno == EINTR) {
+            chunks--;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            set_why(r, n == 0 ? "closed the connection" : "failed", n == 0 ? NULL : strerror(errno));
+            r->ended = 1;
+            return -1;
+        }
+    }
+    return got;
 }
 
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* With the lock held, from a synchronous caller waiting for *done: read
+ * the stream in a loop for the answer, within the budget, if answers have
+ * been coming that fast and no other thread polls. Returns *done. */
+static int poll_for(remote *r, const int *done)
 {
-    remote *r = st->data;
-    if (nread < 0) {
-        uv_mutex_lock(&r->mu);
-        set_why(r, nread == UV_EOF ? "closed the connection" : "failed",
-                nread == UV_EOF ? NULL : uv_strerror((int)nread));
+    if (!r->poll_hot || r->poller || !r->up || !r->live || r->ended || !rv_spin_enter())
+        return *done;
+    r->poller = 1;
+    uint64_t deadline = rv_now_ns() + r->poll_ns;
+    /* The lock is let go between reads: the stream may end meanwhile. */
+    while (r->up && r->live && !r->ended) {
+        int got = read_some(r);
+        if (got)
+            settle_sync(r);
+        if (*done || got < 0 || rv_now_ns() >= deadline)
+            break;
         uv_mutex_unlock(&r->mu);
-        drop_stream(r);
-        return;
+        rv_cpu_relax();
+        uv_mutex_lock(&r->mu);
     }
-    uv_mutex_lock(&r->mu);
-    int rc = rv_gsession_feed(&r->s, (const uint8_t *)buf->base, (size_t)nread);
-    if (rc)
-        set_why(r, "sent a malformed reply", ravel_strerror(rc));
-    settle_and_unlock(r);
-    if (rc) /* this stream cannot be trusted further */
-        drop_stream(r);
+    r->poller = 0;
+    rv_spin_leave();
+    r->poll_hot = *done;
+    /* The loop stopped watching for input while we polled: it must watch
+     * again now if anything else is expected, else its timer will. */
+    if (r->paused && (!*done || r->ended || r->s.pending_head || r->s.iter_head)) {
+        r->want_resume = 1;
+        kick(r);
+    }
+    return *done;
+}
+
+/* With the lock held, from a synchronous caller: wait until *done, polling
+ * the stream first when that pays, else sleeping on cond. */
+static void await(remote *r, uv_cond_t *cond, const int *done)
+{
+    while (!poll_for(r, done)) {
+        if (r->paused && !r->poller) {
+            r->want_resume = 1;
+            kick(r);
+        }
+        uint64_t start = r->poll_ns ? rv_now_ns() : 0;
+        uv_cond_wait(cond, &r->mu);
+        if (r->poll_ns && *done)
+            r->poll_hot = rv_now_ns() - start < r->poll_ns;
+        if (*done)
+            return;
+    }
 }
 
 static void connect_soon(remote *r);
-static int open_fd(uv_loop_t *loop, void *storage, int fd);
+static void stream_up(remote *r);
+static void on_watch_closed(uv_handle_t *h);
 
-static void on_stream_closed(uv_handle_t *h)
+static void on_resume(uv_timer_t *t)
+{
+    remote *r = t->data;
+    uv_mutex_lock(&r->mu);
+    if (r->paused && r->poller) {
+        uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
+    } else if (r->paused) {
+        r->paused = 0;
+        watch(r);
+    }
+    uv_mutex_unlock(&r->mu);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    remote *r = p->data;
+    uv_mutex_lock(&r->mu);
+    if (!r->live) {
+        uv_mutex_unlock(&r->mu);
+        return;
+    }
+    if (status < 0) {
+        set_why(r, "failed", uv_strerror(status));
+        drop_locked(r);
+        uv_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            set_why(r, "could not be reached", strerror(err));
+            drop_locked(r);
+            uv_mutex_unlock(&r->mu);
+            return;
+        }
+        r->connecting = 0;
+        uv_mutex_unlock(&r->mu);
+        stream_up(r);
+        return;
+    }
+    if ((events & UV_READABLE) && r->poller) {
+        /* A caller reads the answers now; don't wake for them. */
+        r->paused = 1;
+        watch(r);
+        uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
+    } else if ((events & UV_READABLE) && read_some(r) < 0) {
+        drop_locked(r);
+    }
+    settle_and_unlock(r);
+}
+
+/* The watches are closed: close the fds and find the next stream. */
+static void on_watch_closed(uv_handle_t *h)
 {
     remote *r = h->data;
     if (--r->handles)
         return;
     uv_mutex_lock(&r->mu);
+    if (r->rfd >= 0)
+        close(r->rfd);
+    if (r->wfd != r->rfd && r->wfd >= 0)
+        close(r->wfd);
+    r->rfd = r->wfd = -1;
     r->up = 0;
-    r->writing = 0;
-    r->wbuf.len = 0;
+    r->connecting = 0;
     if (!r->shut)
         rv_gsession_lost(&r->s);
     int shut = r->shut;
@@ -444,73 +631,119 @@ static void on_stream_closed(uv_handle_t *h)
         connect_soon(r);
 }
 
+/* With the lock held, on the loop thread: end the stream. No thread reads
+ * or writes its fds from now on; they are closed with the watches. */
+static void drop_locked(remote *r)
+{
+    if (!r->handles || !r->live)
+        return;
+    r->live = 0;
+    uv_close((uv_handle_t *)&r->rpoll, on_watch_closed);
+    if (r->split)
+        uv_close((uv_handle_t *)&r->wpoll, on_watch_closed);
+}
+
 static void drop_stream(remote *r)
 {
-    if (!r->handles || uv_is_closing(&r->in.handle))
-        return;
-    /* No thread may write to the fd once libuv is about to close it. */
     uv_mutex_lock(&r->mu);
-    r->direct_fd = -1;
+    drop_locked(r);
     uv_mutex_unlock(&r->mu);
-    uv_close(&r->in.handle, on_stream_closed);
-    if (r->split)
-        uv_close((uv_handle_t *)&r->out, on_stream_closed);
 }
 
+/* On the loop thread: make rfd/wfd the stream and watch them. If they
+ * cannot be watched, the stream ends at once, the usual way (closing its
+ * fds, with the reason in r->why). Returns whether it is live. */
+static int open_stream(remote *r, int rfd, int wfd, int connecting, const char *failed,
+                       int err)
+{
+    struct stat st;
+    int rc = err ? uv_translate_sys_error(err) : 0;
+    if (rc == 0 && (fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK) != 0 ||
+                    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) != 0)) {
+        failed = "cannot be used";
+        rc = uv_translate_sys_error(errno);
+    }
+    r->split = rfd != wfd;
+    if (rc == 0 && (rc = uv_poll_init(&r->loop, &r->rpoll, rfd)) != 0)
+        failed = "cannot be watched";
+    if (rc == 0 && r->split && (rc = uv_poll_init(&r->loop, &r->wpoll, wfd)) != 0) {
+        failed = "cannot be watched";
+        uv_close((uv_handle_t *)&r->rpoll, NULL);
+    }
+    uv_mutex_lock(&r->mu);
+    r->rfd = rfd;
+    r->wfd = wfd;
+    r->rev = r->wev = 0;
+    r->write_error = 0;
+    r->ended = 0;
+    r->paused = 0;
+    r->connecting = connecting;
+    r->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (rc != 0) {
+        set_why(r, failed, uv_strerror(rc));
+        /* Closing a stand-in handle ends the stream on the next turn. */
+        uv_timer_init(&r->loop, &r->stand_in);
+        r->stand_in.data = r;
+        r->handles = 1;
+        r->live = 0;
+        uv_close((uv_handle_t *)&r->stand_in, on_watch_closed);
+    } else {
+        r->rpoll.data = r;
+        r->wpoll.data = r;
+        r->handles = r->split ? 2 : 1;
+        r->live = 1;
+        watch(r);
+    }
+    uv_mutex_unlock(&r->mu);
+    return rc == 0;
+}
+
+/* On the loop thread: the stream is connected; (re)send what is pending. */
 static void stream_up(remote *r)
 {
-    uv_os_fd_t fd;
-    struct stat st;
-    int direct = uv_fileno((uv_handle_t *)wstream(r), &fd) == 0 && fstat(fd, &st) == 0 &&
-                 S_ISSOCK(st.st_mode);
     uv_mutex_lock(&r->mu);
-    r->up = 1;
-    r->direct_fd = direct ? fd : -1;
-    int rc = rv_gsession_connected(&r->s);
-    flush(r);
-    uv_mutex_unlock(&r->mu);
-    if (rc == RAVEL_OK)
-        rc = uv_read_start(&r->in.stream, on_alloc, on_read);
-    if (rc != 0)
-        drop_stream(r);
-    else if (r->hooks.up)
-        r->hooks.up(r, r->hooks.ud);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    remote *r = req->data;
-    if (status < 0 || r->shut) {
-        uv_mutex_lock(&r->mu);
-        if (status < 0)
-            set_why(r, "could not be reached", uv_strerror(status));
+    if (!r->live) {
         uv_mutex_unlock(&r->mu);
-        drop_stream(r);
         return;
     }
+    r->up = 1;
     r->backoff_ms = 0;
-    if (!r->addr.is_unix)
-        uv_tcp_nodelay(&r->in.tcp, 1);
-    stream_up(r);
+    int rc = rv_gsession_connected(&r->s);
+    if (rc != RAVEL_OK) {
+        set_why(r, "could not be used", ravel_strerror(rc));
+        drop_locked(r);
+    } else {
+        flush(r);
+    }
+    int up = r->live;
+    uv_mutex_unlock(&r->mu);
+    if (up && r->hooks.up)
+        r->hooks.up(r, r->hooks.ud);
 }
 
 void rv_remote_connect(rv_remote *r)
 {
-    r->split = 0;
-    r->handles = 1;
-    r->creq.data = r;
-    int rc;
-    if (r->addr.is_unix) {
-        uv_pipe_init(&r->loop, &r->in.pipe, 0);
-        r->in.handle.data = r;
-        uv_pipe_connect(&r->creq, &r->in.pipe, r->addr.path, on_connect);
+    int fd = socket(r->addr.is_unix ? AF_UNIX : r->addr.sa.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        open_stream(r, -1, -1, 0, "cannot make a socket for it", errno);
         return;
     }
-    uv_tcp_init(&r->loop, &r->in.tcp);
-    r->in.handle.data = r;
-    rc = uv_tcp_connect(&r->creq, &r->in.tcp, (const struct sockaddr *)&r->addr.sa, on_connect);
-    if (rc != 0)
-        drop_stream(r);
+    int rc;
+    if (r->addr.is_unix) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        memcpy(sun.sun_path, r->addr.path, sizeof sun.sun_path);
+        rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    } else {
+        rv_tune_socket(fd);
+        rc = connect(fd, (const struct sockaddr *)&r->addr.sa,
+                     r->addr.sa.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                     : sizeof(struct sockaddr_in6));
+    }
+    int err = rc == 0 ? 0 : errno;
+    int pending = err == EINPROGRESS || err == EINTR;
+    if (open_stream(r, fd, fd, pending, "could not be reached", pending ? 0 : err) && !pending)
+        stream_up(r);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -530,36 +763,11 @@ static void connect_soon(remote *r)
     uv_timer_start(&r->timer, on_timer, r->backoff_ms, 0);
 }
 
-static int open_fd(uv_loop_t *loop, void *storage, int fd)
-{
-    if (uv_guess_handle(fd) == UV_TCP) {
-        uv_tcp_init(loop, storage);
-        int rc = uv_tcp_open(storage, fd);
-        if (rc == 0)
-            uv_tcp_nodelay(storage, 1);
-        return rc;
-    }
-    uv_pipe_init(loop, storage, 0);
-    return uv_pipe_open(storage, fd);
-}
-
 void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
 {
-    r->split = wfd != rfd;
-    r->handles = r->split ? 2 : 1;
-    int rc = open_fd(&r->loop, &r->in, rfd);
-    r->in.handle.data = r;
-    if (r->split) {
-        uv_pipe_init(&r->loop, &r->out, 0);
-        r->out.data = r;
-        int rc2 = uv_pipe_open(&r->out, wfd);
-        if (rc == 0)
-            rc = rc2;
-    }
-    if (rc == 0)
+    rv_tune_socket(rfd);
+    if (open_stream(r, rfd, wfd, 0, NULL, 0))
         stream_up(r);
-    else
-        drop_stream(r);
 }
 
 uv_loop_t *rv_remote_loop(rv_remote *r)
@@ -583,6 +791,7 @@ static void shutdown_loop(remote *r)
     rv_gsession_close(&r->s);
     settle_and_unlock(r);
     uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_close((uv_handle_t *)&r->resume, NULL);
     uv_close((uv_handle_t *)&r->wake, NULL);
 }
 
@@ -595,6 +804,14 @@ static void on_wake(uv_async_t *a)
         uv_mutex_unlock(&r->mu);
         shutdown_loop(r);
         return;
+    }
+    if (r->ended)
+        drop_locked(r);
+    if (r->want_resume) {
+        r->want_resume = 0;
+        if (!r->poller)
+            r->paused = 0;
+        watch(r);
     }
     int rfd = r->attach_rfd, wfd = r->attach_wfd;
     r->attach_rfd = r->attach_wfd = -1;
@@ -640,7 +857,9 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
     if (hooks)
         r->hooks = *hooks;
     r->initial_fd = initial_fd;
-    r->direct_fd = -1;
+    r->rfd = r->wfd = -1;
+    r->poll_ns = rv_spin_budget_ns(r->opts.busy_poll_us);
+    r->poll_hot = r->poll_ns != 0;
     r->attach_rfd = r->attach_wfd = -1;
     rv_gsession_init(&r->s, retry, r->opts.max_frame, r->opts.max_pending);
     /* Someone always looks for the next stream: requests made meanwhile
@@ -653,6 +872,8 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         r->wake.data = r;
         uv_timer_init(&r->loop, &r->timer);
         r->timer.data = r;
+        uv_timer_init(&r->loop, &r->resume);
+        r->resume.data = r;
         /* Hooks may run as soon as the thread starts: the caller's pointer
          * must be set by then. */
         *out = r;
@@ -660,6 +881,7 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         if (rc != 0) {
             uv_close((uv_handle_t *)&r->wake, NULL);
             uv_close((uv_handle_t *)&r->timer, NULL);
+            uv_close((uv_handle_t *)&r->resume, NULL);
             uv_run(&r->loop, UV_RUN_DEFAULT);
             uv_loop_close(&r->loop);
             uv_mutex_destroy(&r->mu);
@@ -751,8 +973,7 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
         return RAVEL_OK;
     }
     kick_now(r);
-    while (!q->finished)
-        uv_cond_wait(&q->cond, &r->mu);
+    await(r, &q->cond, &q->finished);
     uv_mutex_unlock(&r->mu);
     if (q->status == RAVEL_OK)
         return RAVEL_OK;
@@ -1044,8 +1265,9 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
     } else {
         while ((rc = rv_giter_take(&r->s, &ri->g)) == RV_WAIT) {
             ri->waiting = 1;
+            ri->woken = 0;
             kick_now(r);
-            uv_cond_wait(&ri->cond, &r->mu);
+            await(r, &ri->cond, &ri->woken);
             ri->waiting = 0;
         }
     }
@@ -1164,7 +1386,6 @@ static void r_close(ravel_db *d)
             close(r->attach_wfd);
     }
     rv_gsession_free(&r->s);
-    rv_buf_free(&r->wbuf);
     uv_mutex_destroy(&r->mu);
     free(r);
 }

@@ -28,6 +28,7 @@
 #include "host/host.h"
 #include "host/session.h"
 #include "transport/sock.h"
+#include "util/spin.h"
 
 #define MAX_LISTENERS 16
 #define READ_CHUNK (64u << 10)
@@ -40,6 +41,8 @@ typedef struct hconn {
     pthread_t thread;
     int finished;      /* the thread is done; join it */
     rv_hsession s;
+    uint64_t poll_ns;  /* busy-poll budget, 0 off */
+    int poll_hot;      /* the last wait was shorter than the budget */
     struct hconn *next;
 } hconn;
 
@@ -125,6 +128,29 @@ static int conn_flush(void *ud)
     return 0;
 }
 
+/* Nothing to read: poll for the guest's next request a little while if
+ * its recent requests came that fast, else sleep until it comes. Returns
+ * what read() returned, -1 to read again, -2 when the host stops. */
+static ssize_t wait_request(hconn *c, char *buf)
+{
+    if (c->poll_hot && rv_spin_enter()) {
+        uint64_t deadline = rv_now_ns() + c->poll_ns;
+        ssize_t n;
+        do {
+            rv_cpu_relax();
+            n = read(c->rfd, buf, READ_CHUNK);
+        } while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && rv_now_ns() < deadline);
+        rv_spin_leave();
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return n;
+    }
+    uint64_t start = c->poll_ns ? rv_now_ns() : 0;
+    if (!wait_fd(c->h, c->rfd, POLLIN))
+        return -2;
+    c->poll_hot = c->poll_ns && rv_now_ns() - start < c->poll_ns;
+    return -1;
+}
+
 static void *conn_main(void *arg)
 {
     hconn *c = arg;
@@ -143,9 +169,11 @@ static void *conn_main(void *arg)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!wait_fd(h, c->rfd, POLLIN))
+            n = wait_request(c, buf);
+            if (n == -2)
                 break;
-            continue;
+            if (n == -1)
+                continue;
         }
         if (n <= 0) {
             if (n < 0)
@@ -201,6 +229,8 @@ static int conn_start(ravel_host *h, int rfd, int wfd)
     if (!c)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     c->h = h;
+    c->poll_ns = rv_spin_budget_ns(h->opts.busy_poll_us);
+    c->poll_hot = c->poll_ns != 0;
     c->rfd = rfd;
     c->wfd = wfd;
     struct stat st;
@@ -282,6 +312,7 @@ void ravel_host_options_init(ravel_host_options *opts)
     memset(opts, 0, sizeof *opts);
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
     opts->max_iterators = 1000;
+    opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
 }
 
 int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts)

@@ -96,6 +96,7 @@ static int become_leader(party *p, ravel_db *local)
     ravel_host_options ho;
     ravel_host_options_init(&ho);
     ho.max_frame = p->opts.max_frame;
+    ho.busy_poll_us = p->opts.busy_poll_us;
     int rc = make_sock_address(p);
     if (rc != RAVEL_OK)
         return rv_err(rc, "cannot open directory %s to make its socket", p->dir);

@@ -67,6 +67,24 @@ static int setup_remote(void **state)
     return 0;
 }
 
+/* Both ends sleep until bytes come instead of busy-polling first: the
+ * other way through the transport. */
+static int setup_remote_sleeping(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->remote = 1;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.busy_poll_us = 0;
+    ravel_options go;
+    ravel_options_init(&go);
+    go.busy_poll_us = 0;
+    pair_open(&f->p, &ho, &go);
+    f->db = f->p.guest;
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     fixture *f = *state;
@@ -492,10 +510,12 @@ int main(void)
 {
     const struct CMUnitTest local[] = SUITE(setup_local);
     const struct CMUnitTest remote[] = SUITE(setup_remote);
+    const struct CMUnitTest sleeping[] = SUITE(setup_remote_sleeping);
     const struct CMUnitTest leader[] = SUITE(setup_party_leader);
     const struct CMUnitTest follower[] = SUITE(setup_party_follower);
     int failed = cmocka_run_group_tests_name("local handle", local, NULL, NULL);
     failed += cmocka_run_group_tests_name("remote handle", remote, NULL, NULL);
+    failed += cmocka_run_group_tests_name("remote handle, no busy-polling", sleeping, NULL, NULL);
     failed += cmocka_run_group_tests_name("party leader", leader, NULL, NULL);
     failed += cmocka_run_group_tests_name("party follower", follower, NULL, NULL);
     return failed;

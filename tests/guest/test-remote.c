@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../helpers.h"
@@ -339,6 +341,92 @@ static int deadlock_done(void *p)
     return __atomic_load_n(&((deadlock *)p)->done, __ATOMIC_SEQ_CST);
 }
 
+/* Keys starting with "slow" take 3 ms on the host: longer than the
+ * busy-poll budget, so a polling caller gives up and sleeps. */
+static const char *slow_puts(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    (void)ud, (void)val, (void)vlen;
+    if (klen >= 4 && memcmp(key, "slow", 4) == 0) {
+        struct timespec ts = {0, 3000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+typedef struct async_seen {
+    pthread_mutex_t mu;
+    int calls, failures;
+    pthread_t caller; /* callbacks must not run on this thread */
+} async_seen;
+
+static void on_async_put(void *ud, int status)
+{
+    async_seen *a = ud;
+    pthread_mutex_lock(&a->mu);
+    a->calls++;
+    if (status != RAVEL_OK || pthread_equal(pthread_self(), a->caller))
+        a->failures++;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* A synchronous caller reads the stream itself while it waits (busy-
+ * polling): answers for asynchronous requests it reads on the way still
+ * reach their callbacks on the I/O thread; slow answers make it sleep
+ * instead, without losing anything; and an idle handle burns no CPU. */
+static void test_busy_polling(void **state)
+{
+    (void)state;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.preput = slow_puts;
+    pair p;
+    pair_open(&p, &ho, NULL);
+    async_seen a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, pthread_self()};
+    for (int round = 0; round < 200; round++) {
+        char k[32], v[32];
+        snprintf(k, sizeof k, "%s%03d", round % 10 == 9 ? "slow" : "fast", round);
+        snprintf(v, sizeof v, "v%d", round);
+        /* An asynchronous put, answered before the synchronous one. */
+        char ak[32];
+        snprintf(ak, sizeof ak, "async%03d", round);
+        OK(ravel_put_async(p.guest, S(ak), S(v), on_async_put, &a));
+        OK(ravel_put(p.guest, S(k), S(v)));
+        char *got;
+        size_t gl;
+        OK(ravel_get(p.guest, S(k), &got, &gl));
+        assert_int_equal(gl, strlen(v));
+        assert_memory_equal(got, v, gl);
+        ravel_free(got);
+    }
+    /* Every asynchronous put was called back once, on another thread. */
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&a.mu);
+        int calls = a.calls;
+        pthread_mutex_unlock(&a.mu);
+        if (calls == 200)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(a.calls, 200);
+    assert_int_equal(a.failures, 0);
+    /* Idle: nobody polls. 200 ms of wall time cost well under 50 ms of
+     * CPU (a poller left running would cost all 200). */
+    double before = cpu_seconds();
+    struct timespec idle = {0, 200000000};
+    nanosleep(&idle, NULL);
+    assert_true(cpu_seconds() - before < 0.05);
+    pair_close(&p);
+}
+
 static void test_sync_call_from_callback(void **state)
 {
     (void)state;
@@ -526,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_close_fails_pending_once),
         cmocka_unit_test(test_retry_off_stream_end_fails_pending),
         cmocka_unit_test(test_sync_call_from_callback),
+        cmocka_unit_test(test_busy_polling),
         cmocka_unit_test(test_pipe_pair),
         cmocka_unit_test(test_slow_call_stalls_only_its_connection),
         cmocka_unit_test(test_listen_and_connect),
