@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -106,7 +108,9 @@ struct rv_remote {
     /* Busy-polling by synchronous callers. */
     uint64_t poll_ns; /* budget; 0 off */
     int poll_hot;     /* recent answers came within the budget */
-    int poller;       /* a caller is polling the stream */
+    int poller;       /* a caller reads the stream (read_until) */
+    int blocked;      /* ... asleep in poll(2); nudge_fd wakes it */
+    int nudge_fd;     /* eventfd */
     int paused;       /* the loop does not watch for input meanwhile */
     int want_resume;  /* ... and should again */
     char rbuf[64 << 10];
@@ -211,6 +215,7 @@ static void watch(remote *r)
 
 static void drop_locked(remote *r);
 static void set_why(remote *r, const char *what, const char *detail);
+static void nudge(remote *r);
 
 /* With the lock held, on the loop thread: send what is queued. */
 static void flush(remote *r)
@@ -443,6 +448,7 @@ static void settle_sync(remote *r)
         g = nx;
     }
     r->s.notify = NULL;
+    nudge(r);
     if (!on_loop_thread(r))
         kick(r);
 }
@@ -497,53 +503,87 @@ static int read_some(remote *r)
     return got;
 }
 
-/* With the lock held, from a synchronous caller waiting for *done: read
- * the stream in a loop for the answer, within the budget, if answers have
- * been coming that fast and no other thread polls. Returns *done. */
-static int poll_for(remote *r, const int *done)
+/* With the lock held, from a synchronous caller waiting for *done: be the
+ * thread that reads the stream until *done — in a loop at first, within
+ * the budget, if answers have been coming that fast, then asleep in
+ * poll(2) on it — so that the answer wakes this thread directly instead of
+ * the loop thread, which would then have to wake this one. Returns 0 when
+ * another thread reads the stream or there is none to read: sleep on the
+ * condition variable then. */
+static int read_until(remote *r, const int *done)
 {
-    if (!r->poll_hot || r->poller || !r->up || !r->live || r->ended || !rv_spin_enter())
-        return *done;
+    if (r->poller || !r->up || !r->live || r->ended)
+        return 0;
     r->poller = 1;
-    uint64_t deadline = rv_now_ns() + r->poll_ns;
+    int spinning = r->poll_hot && rv_spin_enter();
+    uint64_t start = r->poll_ns ? rv_now_ns() : 0;
     /* The lock is let go between reads: the stream may end meanwhile. */
-    while (r->up && r->live && !r->ended) {
+    while (!*done && r->up && r->live && !r->ended) {
         int got = read_some(r);
         if (got)
             settle_sync(r);
-        if (*done || got < 0 || rv_now_ns() >= deadline)
-            break;
+        if (got)
+            continue;
+        if (spinning && rv_now_ns() - start < r->poll_ns) {
+            uv_mutex_unlock(&r->mu);
+            rv_cpu_relax();
+            uv_mutex_lock(&r->mu);
+            continue;
+        }
+        if (spinning) {
+            rv_spin_leave();
+            spinning = 0;
+        }
+        /* Whoever finishes our request or ends the stream meanwhile nudges
+         * us: the nudge stays readable until we drain it, so a poll on an
+         * fd number closed and reused since cannot sleep through it. */
+        struct pollfd p[2] = {{r->rfd, POLLIN, 0}, {r->nudge_fd, POLLIN, 0}};
+        r->blocked = 1;
         uv_mutex_unlock(&r->mu);
-        rv_cpu_relax();
+        if (poll(p, 2, -1) > 0 && p[1].revents) {
+            uint64_t drained;
+            ssize_t n = read(r->nudge_fd, &drained, sizeof drained);
+            (void)n;
+        }
         uv_mutex_lock(&r->mu);
+        r->blocked = 0;
     }
+    if (spinning)
+        rv_spin_leave();
     r->poller = 0;
-    rv_spin_leave();
-    r->poll_hot = *done;
-    /* The loop stopped watching for input while we polled: it must watch
+    if (r->poll_ns)
+        r->poll_hot = *done && rv_now_ns() - start < r->poll_ns;
+    /* The loop stopped watching for input while we read: it must watch
      * again now if anything else is expected, else its timer will. */
     if (r->paused && (!*done || r->ended || r->s.pending_head || r->s.iter_head)) {
         r->want_resume = 1;
         kick(r);
     }
-    return *done;
+    return 1;
 }
 
-/* With the lock held, from a synchronous caller: wait until *done, polling
- * the stream first when that pays, else sleeping on cond. */
+/* With the lock held, from a synchronous caller: wait until *done, reading
+ * the stream itself when no other thread does, else sleeping on cond. */
 static void await(remote *r, uv_cond_t *cond, const int *done)
 {
-    while (!poll_for(r, done)) {
+    while (!*done) {
+        if (read_until(r, done))
+            continue;
         if (r->paused && !r->poller) {
             r->want_resume = 1;
             kick(r);
         }
-        uint64_t start = r->poll_ns ? rv_now_ns() : 0;
         uv_cond_wait(cond, &r->mu);
-        if (r->poll_ns && *done)
-            r->poll_hot = rv_now_ns() - start < r->poll_ns;
-        if (*done)
-            return;
+    }
+}
+
+/* With the lock held: wake a caller asleep in read_until(). */
+static void nudge(remote *r)
+{
+    if (r->blocked) {
+        uint64_t one = 1;
+        ssize_t n = write(r->nudge_fd, &one, sizeof one);
+        (void)n;
     }
 }
 
@@ -638,6 +678,7 @@ static void drop_locked(remote *r)
     if (!r->handles || !r->live)
         return;
     r->live = 0;
+    nudge(r);
     uv_close((uv_handle_t *)&r->rpoll, on_watch_closed);
     if (r->split)
         uv_close((uv_handle_t *)&r->wpoll, on_watch_closed);
@@ -865,7 +906,8 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
     /* Someone always looks for the next stream: requests made meanwhile
      * wait for it even with retry off. */
     r->s.queue_when_lost = hooks && hooks->lost;
-    int rc = uv_loop_init(&r->loop);
+    r->nudge_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = r->nudge_fd < 0 ? uv_translate_sys_error(errno) : uv_loop_init(&r->loop);
     if (rc == 0) {
         uv_mutex_init(&r->mu);
         uv_async_init(&r->loop, &r->wake, on_wake);
@@ -889,6 +931,8 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
     }
     if (rc != 0) {
         *out = NULL;
+        if (r->nudge_fd >= 0)
+            close(r->nudge_fd);
         rv_gsession_free(&r->s);
         free(r);
         return rv_err(RAVEL_EIO, "cannot start the guest's I/O thread: %s", uv_strerror(rc));
@@ -1386,6 +1430,7 @@ static void r_close(ravel_db *d)
             close(r->attach_wfd);
     }
     rv_gsession_free(&r->s);
+    close(r->nudge_fd);
     uv_mutex_destroy(&r->mu);
     free(r);
 }
