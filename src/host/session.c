@@ -45,6 +45,9 @@ void rv_hsession_free(rv_hsession *s)
     rv_buf_free(&s->scratch);
     rv_buf_free(&s->batch.data);
     free(s->batch.ops);
+    rv_buf_free(&s->group.data);
+    free(s->group.ops);
+    free(s->group_ids);
     free(s->offs);
     free(s->items);
 }
@@ -76,28 +79,75 @@ static int on_get(rv_hsession *s, Ravelwire__Get *m)
     return erc;
 }
 
+/* Group commit: puts and dels that come back to back (a guest with many
+ * writes in flight) go to the database as one batch — one LevelDB write,
+ * one log append — and are answered, in order, when it is written. Any
+ * other request, and the end of the bytes at hand, commits the group
+ * first, so every request still sees the writes before it and replies
+ * keep the order of requests. A group is atomic, which no caller can tell
+ * from separate writes that all succeeded. Measured with a follower
+ * keeping 64 puts in flight (W2, ravel-bench): see bench/RESULTS.md. */
+static int group_commit(rv_hsession *s)
+{
+    size_t n = s->group.count;
+    if (!n)
+        return RAVEL_OK;
+    int rc = ravel_write(s->db, &s->group);
+    ravel_batch_clear(&s->group);
+    int erc = RAVEL_OK;
+    for (size_t i = 0; i < n && erc == RAVEL_OK; i++)
+        erc = callback(s, s->group_ids[i], rc, NULL, NULL, 0);
+    return erc;
+}
+
+static int group_add(rv_hsession *s, uint32_t id, const ProtobufCBinaryData *key,
+                     const ProtobufCBinaryData *val)
+{
+    if (s->group.count == s->group_cap) {
+        size_t cap = s->group_cap ? s->group_cap * 2 : 64;
+        uint32_t *ids = realloc(s->group_ids, cap * sizeof *ids);
+        if (!ids)
+            return RAVEL_ENOMEM;
+        s->group_ids = ids;
+        s->group_cap = cap;
+    }
+    int rc = val ? ravel_batch_put(&s->group, key->data, key->len, val->data, val->len)
+                 : ravel_batch_del(&s->group, key->data, key->len);
+    if (rc != RAVEL_OK)
+        return rc;
+    s->group_ids[s->group.count - 1] = id;
+    if (s->group.count >= RV_GROUP_OPS || s->group.data.len >= RV_GROUP_BYTES)
+        return group_commit(s);
+    return RAVEL_OK;
+}
+
+/* Answer now, after the writes grouped before this request. */
+static int answer(rv_hsession *s, uint32_t id, int rc, const char *wire_error)
+{
+    int erc = group_commit(s);
+    return erc != RAVEL_OK ? erc : callback(s, id, rc, wire_error, NULL, 0);
+}
+
 static int on_put(rv_hsession *s, Ravelwire__Put *m)
 {
     if (s->opts->readonly)
-        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+        return answer(s, m->id, RAVEL_EREADONLY, NULL);
     if (!m->has_value)
-        return callback(s, m->id, 0, "LEVEL_INVALID_VALUE", NULL, 0);
+        return answer(s, m->id, 0, "LEVEL_INVALID_VALUE");
     if (s->opts->preput &&
         s->opts->preput(s->opts->hook_ud, (const char *)m->key.data, m->key.len,
                         (const char *)m->value.data, m->value.len))
-        return callback(s, m->id, RAVEL_EREJECTED, NULL, NULL, 0);
-    int rc = ravel_put(s->db, m->key.data, m->key.len, m->value.data, m->value.len);
-    return callback(s, m->id, rc, NULL, NULL, 0);
+        return answer(s, m->id, RAVEL_EREJECTED, NULL);
+    return group_add(s, m->id, &m->key, &m->value);
 }
 
 static int on_del(rv_hsession *s, Ravelwire__Delete *m)
 {
     if (s->opts->readonly)
-        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+        return answer(s, m->id, RAVEL_EREADONLY, NULL);
     if (s->opts->predel && s->opts->predel(s->opts->hook_ud, (const char *)m->key.data, m->key.len))
-        return callback(s, m->id, RAVEL_EREJECTED, NULL, NULL, 0);
-    int rc = ravel_del(s->db, m->key.data, m->key.len);
-    return callback(s, m->id, rc, NULL, NULL, 0);
+        return answer(s, m->id, RAVEL_EREJECTED, NULL);
+    return group_add(s, m->id, &m->key, NULL);
 }
 
 typedef struct batch_ctx {
@@ -428,7 +478,9 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len);
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     rv_hsession *s = ud;
-    int rc;
+    int rc = payload[0] == RV_IN_PUT || payload[0] == RV_IN_DEL ? RAVEL_OK : group_commit(s);
+    if (rc != RAVEL_OK)
+        return rc;
     if (payload[0] == RV_IN_BATCH)
         rc = on_batch(s, payload + 1, len - 1);
     else
@@ -461,5 +513,8 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
 
 int rv_hsession_feed(rv_hsession *s, const uint8_t *p, size_t n)
 {
-    return rv_decoder_feed(&s->dec, p, n, on_frame, s);
+    int rc = rv_decoder_feed(&s->dec, p, n, on_frame, s);
+    /* The writes grouped so far are answered even before a bad frame. */
+    int crc = group_commit(s);
+    return rc != RAVEL_OK ? rc : crc;
 }

@@ -22,6 +22,11 @@ typedef struct rv_hsession {
     ProtobufCBinaryData *items;
     size_t items_cap;
     struct ravel_batch batch; /* reused for every Batch */
+    /* Puts and dels that arrived back to back, written to the database as
+     * one batch (group commit) before anything else is answered. */
+    struct ravel_batch group;
+    uint32_t *group_ids;
+    size_t group_cap;
     /* Called when `out` passes RV_HOST_HIGH_WATER between two requests;
      * returns 0 once `out` is sent (and emptied), nonzero if the peer is
      * gone. NULL: `out` grows until the feed returns. */
@@ -30,6 +35,10 @@ typedef struct rv_hsession {
 } rv_hsession;
 
 #define RV_HOST_HIGH_WATER (1u << 20)
+
+/* A write group is committed once it holds this many operations or bytes. */
+#define RV_GROUP_OPS 1024
+#define RV_GROUP_BYTES (1u << 20)
 
 void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection

@@ -224,6 +224,75 @@ static void test_bad_batches_and_puts(void **state)
     assert_int_equal(ravel_get(p.local, S("novalue"), &v, &vl), RAVEL_ENOTFOUND);
 }
 
+static void append_msg(rv_buf *b, uint8_t tag, const ProtobufCMessage *m)
+{
+    assert_int_equal(rv_encode(b, tag, m), 0);
+}
+
+/* Puts and dels that arrive together are written as one group; every
+ * request is still answered in order, sees the writes before it, and a
+ * bad request in the middle gets its own error without holding up the
+ * others. Replies to grouped writes before a malformed frame still go out
+ * before the connection closes. */
+static void test_grouped_writes(void **state)
+{
+    (void)state;
+    rv_buf b = {0};
+    Ravelwire__Put put = RAVELWIRE__PUT__INIT;
+    put.has_value = 1;
+    put.id = 1, put.key = B("g1"), put.value = B("a");
+    append_msg(&b, RV_IN_PUT, &put.base);
+    put.id = 2, put.key = B("g2"), put.value = B("b");
+    append_msg(&b, RV_IN_PUT, &put.base);
+    Ravelwire__Put bad = RAVELWIRE__PUT__INIT; /* no value */
+    bad.id = 3, bad.key = B("g3");
+    append_msg(&b, RV_IN_PUT, &bad.base);
+    Ravelwire__Delete del = RAVELWIRE__DELETE__INIT;
+    del.id = 4, del.key = B("g1");
+    append_msg(&b, RV_IN_DEL, &del.base);
+    Ravelwire__Get g = RAVELWIRE__GET__INIT;
+    g.id = 5, g.key = B("g1");
+    append_msg(&b, RV_IN_GET, &g.base);
+    g.id = 6, g.key = B("g2");
+    append_msg(&b, RV_IN_GET, &g.base);
+    put.id = 7, put.key = B("g4"), put.value = B("c");
+    append_msg(&b, RV_IN_PUT, &put.base);
+    send_bytes(b.data, b.len);
+    assert_null(expect_callback(1));
+    assert_null(expect_callback(2));
+    assert_string_equal(expect_callback(3), "LEVEL_INVALID_VALUE");
+    assert_null(expect_callback(4));
+    assert_string_equal(expect_callback(5), "LEVEL_NOT_FOUND");
+    ProtobufCMessage *m = reply();
+    Ravelwire__Callback *cb = (Ravelwire__Callback *)m;
+    assert_int_equal(cb->id, 6);
+    assert_true(cb->has_value && cb->value.len == 1 && cb->value.data[0] == 'b');
+    protobuf_c_message_free_unpacked(m, NULL);
+    assert_null(expect_callback(7));
+
+    b.len = 0;
+    put.id = 8, put.key = B("g5"), put.value = B("d");
+    append_msg(&b, RV_IN_PUT, &put.base);
+    const uint8_t wrong_type[] = {0x04, RV_IN_GET, 0x0a, 0x01, 'x'};
+    rv_buf_append(&b, wrong_type, sizeof wrong_type);
+    send_bytes(b.data, b.len);
+    assert_null(expect_callback(8));
+    assert_true(host_closed());
+    rv_buf_free(&b);
+
+    char *v;
+    size_t vl;
+    assert_int_equal(ravel_get(p.local, S("g1"), &v, &vl), RAVEL_ENOTFOUND);
+    assert_int_equal(ravel_get(p.local, S("g3"), &v, &vl), RAVEL_ENOTFOUND);
+    const char *want[][2] = {{"g2", "b"}, {"g4", "c"}, {"g5", "d"}};
+    for (int i = 0; i < 3; i++) {
+        OK(ravel_get(p.local, S(want[i][0]), &v, &vl));
+        assert_int_equal(vl, 1);
+        assert_memory_equal(v, want[i][1], 1);
+        ravel_free(v);
+    }
+}
+
 static void test_malformed_frames_close_the_connection(void **state)
 {
     (void)state;
@@ -370,6 +439,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reused_request_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_id_collision_and_unknown_iterators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_batches_and_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grouped_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frames_close_the_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterators_per_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_that_stops_reading, setup, teardown),
