@@ -116,6 +116,7 @@ struct rv_remote {
     char rbuf[64 << 10];
     int attach_rfd, attach_wfd; /* an attach waiting for the loop */
     int wake_pending;
+    size_t queued;    /* requests submitted since out was last empty */
     int closing, shut;
     int has_addr;
     rv_address addr;
@@ -161,6 +162,8 @@ static void send_some(remote *r)
                         : write(r->wfd, r->s.out.data, r->s.out.len);
         if (n > 0) {
             rv_buf_consume(&r->s.out, (size_t)n);
+            if (!r->s.out.len)
+                r->queued = 0;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else {
@@ -750,6 +753,7 @@ static void stream_up(remote *r)
     r->up = 1;
     r->backoff_ms = 0;
     int rc = rv_gsession_connected(&r->s);
+    r->queued = r->s.reqs.len; /* all pending requests are to be (re)sent */
     if (rc != RAVEL_OK) {
         set_why(r, "could not be used", ravel_strerror(rc));
         drop_locked(r);
@@ -1011,8 +1015,13 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
         uv_mutex_unlock(&r->mu);
         return rc;
     }
+    r->queued++;
     if (!q->sync) {
-        kick(r);
+        /* With an earlier request's answer still to come, the loop will
+         * wake for it and send this one then, with whatever else queued
+         * meanwhile: no wake-up of its own. */
+        if (!(r->up && r->live && !r->paused && r->s.reqs.len > r->queued))
+            kick(r);
         uv_mutex_unlock(&r->mu);
         return RAVEL_OK;
     }
@@ -1317,7 +1326,9 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
     }
     kick(r);
     char why[sizeof r->why];
-    snprintf(why, sizeof why, "%s", rc == RAVEL_ECONNLOST ? r->why : "");
+    why[0] = '\0';
+    if (rc == RAVEL_ECONNLOST)
+        snprintf(why, sizeof why, "%s", r->why);
     uv_mutex_unlock(&r->mu);
     if (rc != RAVEL_OK)
         return rc == RAVEL_END ? rc

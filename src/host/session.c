@@ -42,14 +42,11 @@ void rv_hsession_free(rv_hsession *s)
     rv_idmap_free(&s->iters);
     rv_decoder_free(&s->dec);
     rv_buf_free(&s->out);
-    rv_buf_free(&s->scratch);
     rv_buf_free(&s->batch.data);
     free(s->batch.ops);
     rv_buf_free(&s->group.data);
     free(s->group.ops);
     free(s->group_ids);
-    free(s->offs);
-    free(s->items);
 }
 
 static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error, const char *val,
@@ -291,25 +288,6 @@ static int iter_error(rv_hsession *s, hiter *h, int rc)
     return rv_encode(&s->out, RV_OUT_ITER_ERROR, &m.base);
 }
 
-static int reserve_items(rv_hsession *s, size_t n)
-{
-    if (n <= s->items_cap)
-        return 0;
-    size_t cap = s->items_cap ? s->items_cap * 2 : 64;
-    while (cap < n)
-        cap *= 2;
-    size_t *offs = realloc(s->offs, cap * 2 * sizeof *offs);
-    if (!offs)
-        return -1;
-    s->offs = offs;
-    ProtobufCBinaryData *items = realloc(s->items, cap * sizeof *items);
-    if (!items)
-        return -1;
-    s->items = items;
-    s->items_cap = cap;
-    return 0;
-}
-
 /* Send the next IteratorData (or the end): one entry when `first`, else
  * read-ahead batches while fewer than two are unacknowledged. */
 static int iter_send(rv_hsession *s, hiter *h, int first)
@@ -323,13 +301,12 @@ static int iter_send(rv_hsession *s, hiter *h, int first)
         }
         if (first && size > 1)
             size = 1;
-        s->scratch.len = 0;
-        /* Entries may all be empty: the items still need a base address. */
-        if (rv_buf_reserve(&s->scratch, 1))
+        rv_iter_frame f;
+        if (rv_iter_frame_begin(&f, &s->out))
             return RAVEL_ENOMEM;
-        size_t n = 0, nitems = 0;
+        size_t n = 0, bytes = 0;
         int rc = RAVEL_OK;
-        while (n < size && s->scratch.len < RV_ITER_BATCH_BYTES) {
+        while (n < size && bytes < RV_ITER_BATCH_BYTES) {
             const char *k, *v;
             size_t kl, vl;
             rc = ravel_iter_next(h->it, &k, &kl, &v, &vl);
@@ -340,40 +317,21 @@ static int iter_send(rv_hsession *s, hiter *h, int first)
                 if (rv_keycmp(k, kl, h->skip.data, h->skip.len) == 0)
                     continue;
             }
-            if (reserve_items(s, nitems + 2))
+            if (h->keys && rv_iter_frame_add(&f, k, kl))
                 return RAVEL_ENOMEM;
-            if (h->keys) {
-                s->offs[2 * nitems] = s->scratch.len;
-                s->offs[2 * nitems + 1] = kl;
-                nitems++;
-                if (rv_buf_append(&s->scratch, k, kl))
-                    return RAVEL_ENOMEM;
-            }
-            if (h->values || !h->keys) {
-                s->offs[2 * nitems] = s->scratch.len;
-                s->offs[2 * nitems + 1] = vl;
-                nitems++;
-                if (rv_buf_append(&s->scratch, v, vl))
-                    return RAVEL_ENOMEM;
-            }
+            if ((h->values || !h->keys) && rv_iter_frame_add(&f, v, vl))
+                return RAVEL_ENOMEM;
+            bytes += (h->keys ? kl : 0) + (h->values || !h->keys ? vl : 0);
             n++;
         }
         h->has_skip = 0;
+        if (n == 0)
+            s->out.len = f.start; /* no entries: an end or an error instead */
         if (rc != RAVEL_OK && rc != RAVEL_END && n == 0)
             return iter_error(s, h, rc);
         if (n == 0)
             return iter_end(s, h);
-        for (size_t i = 0; i < nitems; i++) {
-            s->items[i].data = (uint8_t *)s->scratch.data + s->offs[2 * i];
-            s->items[i].len = s->offs[2 * i + 1];
-        }
-        Ravelwire__IteratorData m = RAVELWIRE__ITERATOR_DATA__INIT;
-        m.id = h->id;
-        m.seq = h->seq;
-        m.n_data = nitems;
-        m.data = s->items;
-        if (rv_encode(&s->out, RV_OUT_ITER_DATA, &m.base))
-            return RAVEL_ENOMEM;
+        rv_iter_frame_end(&f, h->id, h->seq);
         h->sent += n;
         h->pending_acks++;
         if (first)

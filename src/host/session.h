@@ -17,10 +17,6 @@ typedef struct rv_hsession {
     rv_decoder dec;
     rv_buf out;      /* reply frames waiting to be written */
     rv_idmap iters;  /* iterator id -> struct hiter */
-    rv_buf scratch;  /* entry bytes of the IteratorData being built */
-    size_t *offs;    /* offsets and lengths into scratch */
-    ProtobufCBinaryData *items;
-    size_t items_cap;
     struct ravel_batch batch; /* reused for every Batch */
     /* Puts and dels that arrived back to back, written to the database as
      * one batch (group commit) before anything else is answered. */

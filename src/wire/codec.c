@@ -89,6 +89,56 @@ int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg)
     return 0;
 }
 
+/* Room left before the entries for the frame's head: length varint (5),
+ * tag (1), id and seq fields (1 + 5 each). */
+#define ITER_HEAD_MAX 18
+
+int rv_iter_frame_begin(rv_iter_frame *f, rv_buf *out)
+{
+    f->out = out;
+    f->start = out->len;
+    if (rv_buf_reserve(out, ITER_HEAD_MAX))
+        return RAVEL_ENOMEM;
+    out->len += ITER_HEAD_MAX;
+    return 0;
+}
+
+int rv_iter_frame_add(rv_iter_frame *f, const void *p, size_t len)
+{
+    rv_buf *out = f->out;
+    if (rv_buf_reserve(out, len + 11)) {
+        out->len = f->start;
+        return RAVEL_ENOMEM;
+    }
+    uint8_t *q = (uint8_t *)out->data + out->len;
+    *q = 0x1a; /* field 3, length-delimited */
+    size_t n = 1 + rv_varint_put(q + 1, len);
+    if (len)
+        memcpy(q + n, p, len);
+    out->len += n + len;
+    return 0;
+}
+
+void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
+{
+    uint8_t fields[12], head[ITER_HEAD_MAX];
+    size_t nf = 0;
+    fields[nf++] = 0x08; /* field 1, varint */
+    nf += rv_varint_put(fields + nf, id);
+    fields[nf++] = 0x10; /* field 2, varint */
+    nf += rv_varint_put(fields + nf, seq);
+    size_t body = f->out->len - f->start - ITER_HEAD_MAX;
+    size_t nh = rv_varint_put(head, (uint64_t)1 + nf + body);
+    head[nh++] = RV_OUT_ITER_DATA;
+    memcpy(head + nh, fields, nf);
+    nh += nf;
+    char *base = f->out->data + f->start;
+    if (nh < ITER_HEAD_MAX)
+        memmove(base + nh, base + ITER_HEAD_MAX, body);
+    memcpy(base, head, nh);
+    f->out->len = f->start + nh + body;
+}
+
 static const ProtobufCMessageDescriptor *const in_desc[RV_IN_COUNT] = {
     [RV_IN_GET] = &ravelwire__get__descriptor,
     [RV_IN_PUT] = &ravelwire__put__descriptor,

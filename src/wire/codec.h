@@ -82,6 +82,24 @@ ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
 int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
                        size_t *items, size_t cap, size_t *n);
 
+/* An IteratorData frame built in place, entry by entry, straight into the
+ * output buffer: the host's read-ahead otherwise copied every entry into a
+ * message for protobuf-c to pack (a third of a scan's host CPU, perf on
+ * W5). The bytes are exactly what rv_encode would write. Between begin and
+ * end, nothing else may be appended to out. */
+typedef struct rv_iter_frame {
+    rv_buf *out;
+    size_t start; /* where the frame begins in out */
+} rv_iter_frame;
+
+/* Start a frame at the end of out. 0 or RAVEL_ENOMEM. */
+int rv_iter_frame_begin(rv_iter_frame *f, rv_buf *out);
+/* Add one entry (a key or a value). 0 or RAVEL_ENOMEM (the frame is
+ * then abandoned: out is as it was before begin). */
+int rv_iter_frame_add(rv_iter_frame *f, const void *p, size_t len);
+/* Finish the frame with its id and seq. */
+void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq);
+
 /* One operation of a Batch, as rv_parse_batch hands it over: pointers into
  * the message. Return 0 to go on, nonzero to stop (that value is
  * returned). */

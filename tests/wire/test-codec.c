@@ -459,6 +459,43 @@ static void check_batch_agrees(const uint8_t *msg, size_t len)
     ravelwire__batch__free_unpacked(ref, NULL);
 }
 
+/* The in-place IteratorData builder writes exactly what protobuf-c packs,
+ * after whatever out held: no entries, empty entries, lengths around the
+ * varint boundaries, ids and seqs of every varint size. */
+static void test_iter_frame_builder(void **state)
+{
+    (void)state;
+    static char big[70000];
+    memset(big, 'b', sizeof big);
+    const size_t lens[] = {0, 1, 127, 128, 16383, 16384, 69999};
+    const uint32_t ids[] = {0, 1, 127, 128, 300000, UINT32_MAX};
+    for (size_t c = 0; c < 6; c++) {
+        size_t nitems = c == 0 ? 0 : c + 1;
+        ProtobufCBinaryData items[8];
+        rv_buf built = {0}, packed = {0};
+        rv_buf_append(&built, "prefix", 6);
+        rv_buf_append(&packed, "prefix", 6);
+        rv_iter_frame f;
+        assert_int_equal(rv_iter_frame_begin(&f, &built), 0);
+        for (size_t i = 0; i < nitems; i++) {
+            items[i].len = lens[(c + i) % 7];
+            items[i].data = (uint8_t *)big;
+            assert_int_equal(rv_iter_frame_add(&f, big, items[i].len), 0);
+        }
+        rv_iter_frame_end(&f, ids[c], ids[5 - c]);
+        Ravelwire__IteratorData m = RAVELWIRE__ITERATOR_DATA__INIT;
+        m.id = ids[c];
+        m.seq = ids[5 - c];
+        m.n_data = nitems;
+        m.data = items;
+        assert_int_equal(rv_encode(&packed, RV_OUT_ITER_DATA, &m.base), 0);
+        assert_int_equal(built.len, packed.len);
+        assert_memory_equal(built.data, packed.data, packed.len);
+        rv_buf_free(&built);
+        rv_buf_free(&packed);
+    }
+}
+
 static void test_batch_parser(void **state)
 {
     (void)state;
@@ -512,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_garbage_protobuf),
         cmocka_unit_test(test_iter_data_parser),
         cmocka_unit_test(test_batch_parser),
+        cmocka_unit_test(test_iter_frame_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
