@@ -104,6 +104,7 @@ struct rv_remote {
     int up;           /* stream attached and usable */
     int is_socket;    /* callers may send() on wfd (MSG_NOSIGNAL) */
     int write_error;  /* errno of a failed write, for the loop to act on */
+    int connect_error; /* errno of the last failed connect, else 0 */
     int ended;        /* a caller saw the stream end; the loop drops it */
     /* Busy-polling by synchronous callers. */
     uint64_t poll_ns; /* budget; 0 off */
@@ -627,6 +628,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err) {
+            r->connect_error = err;
             set_why(r, "could not be reached", strerror(err));
             drop_locked(r);
             uv_mutex_unlock(&r->mu);
@@ -723,6 +725,7 @@ static int open_stream(remote *r, int rfd, int wfd, int connecting, const char *
     r->paused = 0;
     r->connecting = connecting;
     r->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+    r->connect_error = err;
     if (rc != 0) {
         set_why(r, failed, uv_strerror(rc));
         /* Closing a stand-in handle ends the stream on the next turn. */
@@ -813,6 +816,11 @@ void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
     rv_tune_socket(rfd);
     if (open_stream(r, rfd, wfd, 0, NULL, 0))
         stream_up(r);
+}
+
+int rv_remote_connect_error(rv_remote *r)
+{
+    return r->connect_error;
 }
 
 uv_loop_t *rv_remote_loop(rv_remote *r)

@@ -32,6 +32,9 @@ ravel_db *rv_remote_db(rv_remote *r);
 uv_loop_t *rv_remote_loop(rv_remote *r);
 /* Start connecting to addr; failure comes back through hooks.lost. */
 void rv_remote_connect(rv_remote *r);
+/* The errno of the last connect that failed (ECONNREFUSED: nobody listens
+ * on the socket), 0 if the last stream was connected. */
+int rv_remote_connect_error(rv_remote *r);
 /* Use a connected fd (or pipe pair) as the stream now. */
 void rv_remote_adopt(rv_remote *r, int rfd, int wfd);
 

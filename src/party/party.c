@@ -4,11 +4,13 @@
  * socket. A follower whose stream ends runs an election on its remote
  * handle's loop thread: take the lock and lead, or connect to whoever
  * did. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -39,10 +41,17 @@ typedef struct party {
     rv_remote *remote;     /* once following */
     /* election state, on the remote's loop thread */
     uv_timer_t timer;
-    uv_fs_event_t watch;
+    /* The directory, watched for the socket's creation only (inotify
+     * IN_CREATE/IN_MOVED_TO): a watch of every change (uv_fs_event) woke
+     * every member for each write of the new leader replaying its log,
+     * slowing the election of a party of ten by several milliseconds. */
+    int inotify_fd;
+    int wd;                /* the watch, or -1 */
+    uv_poll_t watch;
     int handles_ready;
     int watching;
     int sock_changed;      /* the socket file changed during a connect */
+    int locked;            /* the last step found the database locked */
     unsigned fails;
 } party;
 
@@ -131,21 +140,35 @@ static void on_timer(uv_timer_t *t)
     election_step(t->data);
 }
 
-static void on_dir_change(uv_fs_event_t *w, const char *filename, int events, int status)
+static void socket_appeared(party *p)
 {
-    party *p = w->data;
-    (void)events;
-    /* The socket appeared: a new leader is about to listen. Do not wait
-     * for the backoff timer; if a connect is under way, go again as soon
-     * as it fails. */
-    if (status != 0 || !filename || strcmp(filename, SOCKET_NAME) != 0)
-        return;
+    /* A new leader is about to listen. Do not wait for the backoff timer;
+     * if a connect is under way, go again as soon as it fails. */
     if (uv_is_active((uv_handle_t *)&p->timer)) {
         uv_timer_stop(&p->timer);
         election_step(p);
     } else {
         p->sock_changed = 1;
     }
+}
+
+static void on_dir_change(uv_poll_t *w, int status, int events)
+{
+    party *p = w->data;
+    (void)events;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int seen = 0;
+    ssize_t n;
+    while ((n = read(p->inotify_fd, buf, sizeof buf)) > 0) {
+        for (char *q = buf; q < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)q;
+            if (ev->len && strcmp(ev->name, SOCKET_NAME) == 0)
+                seen = 1;
+            q += sizeof *ev + ev->len;
+        }
+    }
+    if (status == 0 && seen)
+        socket_appeared(p);
 }
 
 static void retry_later(party *p)
@@ -162,6 +185,7 @@ static void election_step(party *p)
         return;
     ravel_db *local;
     int rc = ravel_open_local(&local, p->dir, &p->opts);
+    p->locked = rc == RAVEL_ELOCKED;
     if (rc == RAVEL_OK) {
         if (become_leader(p, local) == RAVEL_OK)
             return;
@@ -179,21 +203,36 @@ static void election_step(party *p)
 static void on_lost(rv_remote *r, void *ud)
 {
     party *p = ud;
-    (void)r;
     if (atomic_load(&p->closing) || atomic_load(&p->role) == RAVEL_ROLE_LEADER)
         return;
     if (!p->handles_ready) {
         uv_timer_init(rv_remote_loop(p->remote), &p->timer);
-        uv_fs_event_init(rv_remote_loop(p->remote), &p->watch);
-        p->timer.data = p->watch.data = p;
+        p->timer.data = p;
+        p->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (p->inotify_fd >= 0 && uv_poll_init(rv_remote_loop(p->remote), &p->watch, p->inotify_fd) != 0) {
+            close(p->inotify_fd);
+            p->inotify_fd = -1;
+        }
+        p->watch.data = p;
         p->handles_ready = 1;
     }
-    if (!p->watching && uv_fs_event_start(&p->watch, on_dir_change, p->dir, 0) == 0)
+    /* Without a watch, the backoff timer alone finds the new leader. */
+    if (!p->watching && p->inotify_fd >= 0 &&
+        (p->wd = inotify_add_watch(p->inotify_fd, p->dir, IN_CREATE | IN_MOVED_TO)) >= 0) {
+        uv_poll_start(&p->watch, UV_READABLE, on_dir_change);
         p->watching = 1;
+    }
     /* The leader just went, or a new socket appeared: try at once. */
     if (p->fails++ == 0 || p->sock_changed) {
         p->sock_changed = 0;
         election_step(p);
+    } else if (p->locked && p->watching && rv_remote_connect_error(r) == ECONNREFUSED) {
+        /* Someone holds the lock and does not listen yet: the winner,
+         * replaying the log. The watch says when its socket appears;
+         * trying again meanwhile only takes CPU from it (each failed
+         * LevelDB open also renames its LOG file, waking every watcher).
+         * The timer is for a winner that dies before it listens. */
+        uv_timer_start(&p->timer, on_timer, MAX_BACKOFF_MS, 0);
     } else {
         retry_later(p);
     }
@@ -206,9 +245,17 @@ static void on_up(rv_remote *r, void *ud)
     p->fails = 0;
     p->sock_changed = 0;
     if (p->watching) {
-        uv_fs_event_stop(&p->watch);
+        inotify_rm_watch(p->inotify_fd, p->wd);
+        uv_poll_stop(&p->watch);
         p->watching = 0;
     }
+}
+
+static void on_watch_closed(uv_handle_t *h)
+{
+    party *p = h->data;
+    close(p->inotify_fd);
+    p->inotify_fd = -1;
 }
 
 static void on_shutdown(rv_remote *r, void *ud)
@@ -217,7 +264,8 @@ static void on_shutdown(rv_remote *r, void *ud)
     (void)r;
     if (p->handles_ready) {
         uv_close((uv_handle_t *)&p->timer, NULL);
-        uv_close((uv_handle_t *)&p->watch, NULL);
+        if (p->inotify_fd >= 0)
+            uv_close((uv_handle_t *)&p->watch, on_watch_closed);
     }
 }
 

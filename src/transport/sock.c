@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,20 +44,33 @@ int rv_listen_fd(const rv_address *a, int *out, int *port)
                 return rv_err(RAVEL_EADDR, "cannot listen on %s: another process is serving there",
                               a->path);
             }
-            unlink(a->path);
         }
+        /* Made listening under a temporary name, then renamed into place
+         * (over a stale socket): whoever sees the socket appear can
+         * connect at once. Bound under its own name when the temporary
+         * one would not fit in sun_path. */
+        struct sockaddr_un tmp;
+        memcpy(&tmp, &sun, sizeof tmp);
+        int n = snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%ld", a->path, (long)getpid());
+        int renamed = n > 0 && (size_t)n < sizeof tmp.sun_path;
+        if (renamed)
+            unlink(tmp.sun_path);
+        else
+            unlink(a->path);
+        const char *bound = renamed ? tmp.sun_path : a->path;
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        if (fd < 0 || bind(fd, (struct sockaddr *)(renamed ? &tmp : &sun), sizeof sun) != 0) {
             int rc = rv_err(RAVEL_EIO, "cannot listen on %s: %s", a->path, strerror(errno));
             if (fd >= 0)
                 close(fd);
             return rc;
         }
         /* Owner-only, set before listen() so no one else can connect. */
-        if (chmod(a->path, 0600) != 0 || listen(fd, 511) != 0) {
+        if (chmod(bound, 0600) != 0 || listen(fd, 511) != 0 ||
+            (renamed && rename(bound, a->path) != 0)) {
             int rc = rv_err(RAVEL_EIO, "cannot listen on %s: %s", a->path, strerror(errno));
             close(fd);
-            unlink(a->path);
+            unlink(bound);
             return rc;
         }
         *out = fd;

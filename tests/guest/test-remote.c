@@ -488,6 +488,11 @@ static void test_listen_and_connect(void **state)
     struct stat st;
     assert_int_equal(stat(sun.sun_path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    /* It was made listening under a temporary name and renamed into
+     * place: nothing else is left in the directory. */
+    char tmpname[4300];
+    snprintf(tmpname, sizeof tmpname, "%s.%ld", sun.sun_path, (long)getpid());
+    assert_int_equal(access(tmpname, F_OK), -1);
     /* A live one is not taken over. */
     ravel_host *h2;
     OK(ravel_host_new(&h2, db, NULL));
