@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +133,44 @@ static int become_leader(party *p, ravel_db *local)
     return RAVEL_OK;
 }
 
+/* Does another process hold LevelDB's lock on the directory? Read from
+ * /proc/locks, which touches no file: asking fcntl means opening and
+ * closing LOCK, which would drop every POSIX lock this process holds on
+ * it; and LevelDB, asked to open a locked directory, first renames the
+ * leader's LOG to LOG.old and starts an empty one (it sets up its log
+ * before it takes the lock), waking every member that watches the
+ * directory. 0 when unsure: LevelDB's open decides then. */
+static int locked_elsewhere(const party *p)
+{
+    char path[sizeof p->dir + 8];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/LOCK", p->dir) >= (int)sizeof path || stat(path, &st) != 0)
+        return 0;
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256], kind[16];
+    unsigned maj, min;
+    unsigned long ino;
+    int pid, held = 0;
+    while (!held && fgets(line, sizeof line, f)) {
+        held = sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid, &maj, &min, &ino) == 5 &&
+               strcmp(kind, "POSIX") == 0 && pid != getpid() && ino == st.st_ino &&
+               maj == major(st.st_dev) && min == minor(st.st_dev);
+    }
+    fclose(f);
+    return held;
+}
+
+/* Open the directory as its leader, unless another process visibly holds
+ * it: RAVEL_ELOCKED without asking LevelDB then. */
+static int try_lead(party *p, ravel_db **local)
+{
+    if (locked_elsewhere(p))
+        return RAVEL_ELOCKED;
+    return ravel_open_local(local, p->dir, &p->opts);
+}
+
 /* ---- the election, on the remote's loop thread ---- */
 
 static void election_step(party *p);
@@ -184,7 +224,7 @@ static void election_step(party *p)
     if (atomic_load(&p->closing) || atomic_load(&p->role) == RAVEL_ROLE_LEADER)
         return;
     ravel_db *local;
-    int rc = ravel_open_local(&local, p->dir, &p->opts);
+    int rc = try_lead(p, &local);
     p->locked = rc == RAVEL_ELOCKED;
     if (rc == RAVEL_OK) {
         if (become_leader(p, local) == RAVEL_OK)
@@ -332,7 +372,7 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
             break;
         }
         ravel_db *local;
-        int rc = ravel_open_local(&local, p->dir, &p->opts);
+        int rc = try_lead(p, &local);
         if (rc == RAVEL_OK) {
             rc = become_leader(p, local);
             if (rc != RAVEL_OK) {

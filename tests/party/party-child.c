@@ -8,6 +8,8 @@
  *                                        appending each acknowledged key's
  *                                        number to LOG; writes its pid to
  *                                        DIR.leader when it becomes leader
+ *   party-child plain DIR SECONDS - -   hold DIR with a plain local handle
+ *                                        (no sharing), DIR.ready once open
  * Exit status: 0 ok, 1 a ravel call failed, 2 usage, 3 an iterator
  * skipped or repeated an entry. */
 #include <fcntl.h>
@@ -241,6 +243,27 @@ static int cmd_chaos(char **argv)
     return rc;
 }
 
+/* plain DIR SECONDS: hold the directory without sharing it. */
+static int cmd_plain(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open_local(&db, argv[0], NULL) != RAVEL_OK)
+        return die("ravel_open_local");
+    char ready[4300];
+    snprintf(ready, sizeof ready, "%s.ready", argv[0]);
+    int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return die("create the ready file");
+    close(fd);
+    double end = now_s() + atof(argv[1]);
+    while (!stop && now_s() < end) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    ravel_db_close(db);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The test starts us with SIGTERM blocked, so one sent early waits
@@ -250,6 +273,8 @@ int main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
+    if (argc >= 5 && strcmp(argv[1], "plain") == 0)
+        return cmd_plain(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "put") == 0)
         return cmd_put(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "writer") == 0)
@@ -260,6 +285,6 @@ int main(int argc, char **argv)
         return cmd_member(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "chaos") == 0)
         return cmd_chaos(argv + 2);
-    fprintf(stderr, "usage: party-child put|writer|reader|chaos ...\n");
+    fprintf(stderr, "usage: party-child put|writer|reader|member|chaos|plain ...\n");
     return 2;
 }

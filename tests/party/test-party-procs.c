@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../helpers.h"
@@ -63,6 +64,34 @@ static int teardown(void **state)
     (void)state;
     rm_tmpdir(dir);
     return 0;
+}
+
+/* A directory held by a process that does not share it: ravel_open gives
+ * up after lock_timeout_ms with words that say so, and without asking
+ * LevelDB to open it, which would first have renamed the holder's LOG
+ * file to LOG.old (LevelDB sets up its log before it takes the lock). */
+static void test_locked_by_a_plain_process(void **state)
+{
+    (void)state;
+    pid_t holder = spawn("plain", "30", "-", "-");
+    char ready[4300], log[4300];
+    snprintf(ready, sizeof ready, "%s.ready", dbpath);
+    snprintf(log, sizeof log, "%s/LOG", dbpath);
+    for (int i = 0; i < 1000 && access(ready, F_OK) != 0; i++)
+        usleep(10000);
+    assert_int_equal(access(ready, F_OK), 0);
+    struct stat before, after;
+    assert_int_equal(stat(log, &before), 0);
+    ravel_options o;
+    ravel_options_init(&o);
+    o.lock_timeout_ms = 300;
+    ravel_db *db;
+    assert_int_equal(ravel_open(&db, dbpath, &o), RAVEL_ELOCKED);
+    assert_non_null(strstr(ravel_errmsg(), "locked by a process that does not share it"));
+    assert_int_equal(stat(log, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+    kill(holder, SIGTERM);
+    assert_int_equal(wait_exit(holder, 10), 0);
 }
 
 static void test_seed_scenario(void **state)
@@ -215,6 +244,7 @@ int main(int argc, char **argv)
     }
     child_prog = argv[1];
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_locked_by_a_plain_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_scenario, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ten_members_put_and_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_sigkill_the_leader, setup, teardown),
