@@ -1012,13 +1012,16 @@ int ravel_guest_connected(ravel_db *db)
 
 /* ---- requests ---- */
 
-static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32_t *id_field)
+/* Queue q: the request is msg, or (msg NULL) a Batch of b. */
+static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32_t *id_field,
+                  const ravel_batch *b)
 {
     if (q->sync && on_loop_thread(r))
         return rv_err(RAVEL_EDEADLK, "synchronous call from a callback of the same handle");
     uv_mutex_lock(&r->mu);
     int rc = r->closing ? rv_err(RAVEL_ECLOSED, "the handle is closed")
-                        : rv_gsession_submit(&r->s, &q->g, tag, msg, id_field);
+                        : msg ? rv_gsession_submit(&r->s, &q->g, tag, msg, id_field)
+                              : rv_gsession_submit_batch(&r->s, &q->g, b);
     if (rc != RAVEL_OK) {
         uv_mutex_unlock(&r->mu);
         return rc;
@@ -1043,21 +1046,23 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
     return rc;
 }
 
-/* Run a request synchronously, with a request record on the stack. */
+/* Run a request synchronously, with a request record on the stack: msg,
+ * or (msg NULL) a Batch of b. */
 static int call_sync(remote *r, int kind, uint8_t tag, ProtobufCMessage *msg, uint32_t *id_field,
-                     rreq *q)
+                     const ravel_batch *b, rreq *q)
 {
     q->kind = kind;
     q->sync = 1;
     uv_cond_init(&q->cond);
-    int rc = submit(r, q, tag, msg, id_field);
+    int rc = submit(r, q, tag, msg, id_field, b);
     uv_cond_destroy(&q->cond);
     return rc;
 }
 
-static int call_async(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32_t *id_field)
+static int call_async(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32_t *id_field,
+                      const ravel_batch *b)
 {
-    int rc = submit(r, q, tag, msg, id_field);
+    int rc = submit(r, q, tag, msg, id_field, b);
     if (rc != RAVEL_OK)
         free(q);
     return rc;
@@ -1094,7 +1099,7 @@ static int r_put(ravel_db *d, const void *key, size_t klen, const void *val, siz
     Ravelwire__Put m;
     msg_put(&m, key, klen, val, vlen);
     rreq q = {0};
-    return call_sync((remote *)d, RK_DONE, RV_IN_PUT, &m.base, &m.id, &q);
+    return call_sync((remote *)d, RK_DONE, RV_IN_PUT, &m.base, &m.id, NULL, &q);
 }
 
 static int r_put_async(ravel_db *d, const void *key, size_t klen, const void *val, size_t vlen,
@@ -1105,7 +1110,7 @@ static int r_put_async(ravel_db *d, const void *key, size_t klen, const void *va
     rreq *q = new_async(RK_DONE, (void *)cb, ud);
     if (!q)
         return rv_err(RAVEL_ENOMEM, "out of memory");
-    return call_async((remote *)d, q, RV_IN_PUT, &m.base, &m.id);
+    return call_async((remote *)d, q, RV_IN_PUT, &m.base, &m.id, NULL);
 }
 
 static int r_get(ravel_db *d, const void *key, size_t klen, char **val, size_t *vlen)
@@ -1115,7 +1120,7 @@ static int r_get(ravel_db *d, const void *key, size_t klen, char **val, size_t *
     rreq q = {0};
     q.val = val;
     q.vlen = vlen;
-    return call_sync((remote *)d, RK_VALUE, RV_IN_GET, &m.base, &m.id, &q);
+    return call_sync((remote *)d, RK_VALUE, RV_IN_GET, &m.base, &m.id, NULL, &q);
 }
 
 static int r_get_async(ravel_db *d, const void *key, size_t klen, ravel_value_cb cb, void *ud)
@@ -1125,7 +1130,7 @@ static int r_get_async(ravel_db *d, const void *key, size_t klen, ravel_value_cb
     rreq *q = new_async(RK_VALUE, (void *)cb, ud);
     if (!q)
         return rv_err(RAVEL_ENOMEM, "out of memory");
-    return call_async((remote *)d, q, RV_IN_GET, &m.base, &m.id);
+    return call_async((remote *)d, q, RV_IN_GET, &m.base, &m.id, NULL);
 }
 
 static int r_del(ravel_db *d, const void *key, size_t klen)
@@ -1133,7 +1138,7 @@ static int r_del(ravel_db *d, const void *key, size_t klen)
     Ravelwire__Delete m = RAVELWIRE__DELETE__INIT;
     m.key = BYTES(key, klen);
     rreq q = {0};
-    return call_sync((remote *)d, RK_DONE, RV_IN_DEL, &m.base, &m.id, &q);
+    return call_sync((remote *)d, RK_DONE, RV_IN_DEL, &m.base, &m.id, NULL, &q);
 }
 
 static int r_del_async(ravel_db *d, const void *key, size_t klen, ravel_done_cb cb, void *ud)
@@ -1143,55 +1148,18 @@ static int r_del_async(ravel_db *d, const void *key, size_t klen, ravel_done_cb 
     rreq *q = new_async(RK_DONE, (void *)cb, ud);
     if (!q)
         return rv_err(RAVEL_ENOMEM, "out of memory");
-    return call_async((remote *)d, q, RV_IN_DEL, &m.base, &m.id);
-}
-
-/* The Batch message borrows the batch's bytes; ops/opv are caller storage. */
-static int msg_batch(Ravelwire__Batch *m, const ravel_batch *b, Ravelwire__Batch__Operation **opp,
-                     Ravelwire__Batch__Operation *ops)
-{
-    ravelwire__batch__init(m);
-    for (size_t i = 0; i < b->count; i++) {
-        int type;
-        const char *k, *v;
-        size_t kl, vl;
-        rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
-        ravelwire__batch__operation__init(&ops[i]);
-        ops[i].type = type == RV_OP_PUT ? "put" : "del";
-        ops[i].key = BYTES(k, kl);
-        if (type == RV_OP_PUT) {
-            ops[i].has_value = 1;
-            ops[i].value = BYTES(v, vl);
-        }
-        opp[i] = &ops[i];
-    }
-    m->n_ops = b->count;
-    m->ops = opp;
-    return RAVEL_OK;
+    return call_async((remote *)d, q, RV_IN_DEL, &m.base, &m.id, NULL);
 }
 
 static int r_write_any(ravel_db *d, const ravel_batch *b, ravel_done_cb cb, void *ud)
 {
-    Ravelwire__Batch__Operation **opp = malloc((b->count + 1) * sizeof *opp);
-    Ravelwire__Batch__Operation *ops = malloc((b->count + 1) * sizeof *ops);
-    int rc;
-    if (!opp || !ops) {
-        rc = rv_err(RAVEL_ENOMEM, "out of memory");
-    } else {
-        Ravelwire__Batch m;
-        msg_batch(&m, b, opp, ops);
-        if (cb) {
-            rreq *q = new_async(RK_DONE, (void *)cb, ud);
-            rc = q ? call_async((remote *)d, q, RV_IN_BATCH, &m.base, &m.id)
-                   : rv_err(RAVEL_ENOMEM, "out of memory");
-        } else {
-            rreq q = {0};
-            rc = call_sync((remote *)d, RK_DONE, RV_IN_BATCH, &m.base, &m.id, &q);
-        }
+    if (cb) {
+        rreq *q = new_async(RK_DONE, (void *)cb, ud);
+        return q ? call_async((remote *)d, q, RV_IN_BATCH, NULL, NULL, b)
+                 : rv_err(RAVEL_ENOMEM, "out of memory");
     }
-    free(opp);
-    free(ops);
-    return rc;
+    rreq q = {0};
+    return call_sync((remote *)d, RK_DONE, RV_IN_BATCH, NULL, NULL, b, &q);
 }
 
 static int r_write(ravel_db *d, const ravel_batch *b)
@@ -1228,7 +1196,7 @@ static int r_clear(ravel_db *d, const ravel_range *r)
     Ravelwire__Clear__ClearOptions o;
     msg_clear(&m, &o, r);
     rreq q = {0};
-    return call_sync((remote *)d, RK_DONE, RV_IN_CLEAR, &m.base, &m.id, &q);
+    return call_sync((remote *)d, RK_DONE, RV_IN_CLEAR, &m.base, &m.id, NULL, &q);
 }
 
 static int r_clear_async(ravel_db *d, const ravel_range *r, ravel_done_cb cb, void *ud)
@@ -1239,7 +1207,7 @@ static int r_clear_async(ravel_db *d, const ravel_range *r, ravel_done_cb cb, vo
     rreq *q = new_async(RK_DONE, (void *)cb, ud);
     if (!q)
         return rv_err(RAVEL_ENOMEM, "out of memory");
-    return call_async((remote *)d, q, RV_IN_CLEAR, &m.base, &m.id);
+    return call_async((remote *)d, q, RV_IN_CLEAR, &m.base, &m.id, NULL);
 }
 
 static int r_get_many_any(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
@@ -1258,14 +1226,14 @@ static int r_get_many_any(ravel_db *d, size_t n, const void *const *keys, const 
         rreq *q = new_async(RK_VALUES, (void *)cb, ud);
         if (q)
             q->n = n;
-        rc = q ? call_async((remote *)d, q, RV_IN_GET_MANY, &m.base, &m.id)
+        rc = q ? call_async((remote *)d, q, RV_IN_GET_MANY, &m.base, &m.id, NULL)
                : rv_err(RAVEL_ENOMEM, "out of memory");
     } else {
         rreq q = {0};
         q.n = n;
         q.vals = vals;
         q.vlens = vlens;
-        rc = call_sync((remote *)d, RK_VALUES, RV_IN_GET_MANY, &m.base, &m.id, &q);
+        rc = call_sync((remote *)d, RK_VALUES, RV_IN_GET_MANY, &m.base, &m.id, NULL, &q);
     }
     free(kb);
     return rc;

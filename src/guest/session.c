@@ -66,8 +66,8 @@ static void complete(rv_gsession *s, rv_greq *r, int status, ProtobufCMessage *r
     s->done = r;
 }
 
-int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
-                       uint32_t *id_field)
+/* The checks every request passes before it is queued. */
+static int can_submit(rv_gsession *s)
 {
     if (s->closed)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
@@ -76,15 +76,22 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
     if (s->reqs.len + s->iters.len >= s->max_pending)
         return rv_err(RAVEL_ELIMIT, "%zu requests and iterators are pending already",
                       s->max_pending);
-    size_t size = protobuf_c_message_get_packed_size(msg) + 1;
-    if (size > s->max_frame)
-        return rv_err(RAVEL_ETOOBIG, "the request needs a %zu-byte frame; the limit is %zu", size,
-                      s->max_frame);
-    r->id = *id_field = new_id(s, &s->reqs);
+    return RAVEL_OK;
+}
+
+static int frame_too_big(const rv_gsession *s, size_t size)
+{
+    return rv_err(RAVEL_ETOOBIG, "the request needs a %zu-byte frame; the limit is %zu", size,
+                  s->max_frame);
+}
+
+/* r->frame holds the request: make it pending and send it if a stream is
+ * up. */
+static int enqueue(rv_gsession *s, rv_greq *r, uint8_t tag)
+{
     r->reply_tag = tag == RV_IN_GET_MANY ? RV_OUT_GET_MANY_CB : RV_OUT_CALLBACK;
-    r->frame.len = 0;
     r->reply = NULL;
-    if (rv_encode(&r->frame, tag, msg) || rv_idmap_put(&s->reqs, r->id, r)) {
+    if (rv_idmap_put(&s->reqs, r->id, r)) {
         rv_buf_free(&r->frame);
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }
@@ -103,6 +110,94 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }
     return RAVEL_OK;
+}
+
+int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
+                       uint32_t *id_field)
+{
+    int rc = can_submit(s);
+    if (rc != RAVEL_OK)
+        return rc;
+    size_t size = protobuf_c_message_get_packed_size(msg) + 1;
+    if (size > s->max_frame)
+        return frame_too_big(s, size);
+    r->id = *id_field = new_id(s, &s->reqs);
+    r->frame.len = 0;
+    if (rv_encode(&r->frame, tag, msg)) {
+        rv_buf_free(&r->frame);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    return enqueue(s, r, tag);
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t batch_op_len(int type, size_t klen, size_t vlen)
+{
+    return 5 /* type */ + 1 + varint_len(klen) + klen +
+           (type == RV_OP_PUT ? 1 + varint_len(vlen) + vlen : 0);
+}
+
+static uint8_t *put_field(uint8_t *p, uint8_t key, const void *data, size_t len)
+{
+    *p++ = key;
+    p += rv_varint_put(p, len);
+    if (len)
+        memcpy(p, data, len);
+    return p + len;
+}
+
+int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
+{
+    int rc = can_submit(s);
+    if (rc != RAVEL_OK)
+        return rc;
+    size_t body = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        int type;
+        const char *k, *v;
+        size_t kl, vl;
+        rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
+        size_t n = batch_op_len(type, kl, vl);
+        body += 1 + varint_len(n) + n;
+    }
+    r->id = new_id(s, &s->reqs);
+    size_t size = 1 + 1 + varint_len(r->id) + body;
+    if (size > s->max_frame)
+        return frame_too_big(s, size);
+    r->frame.len = 0;
+    if (rv_buf_reserve(&r->frame, size + 10)) {
+        rv_buf_free(&r->frame);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    /* As protobuf-c packs it: fields in number order, id first. */
+    uint8_t *p = (uint8_t *)r->frame.data;
+    p += rv_varint_put(p, size);
+    *p++ = RV_IN_BATCH;
+    *p++ = 0x08; /* field 1, varint */
+    p += rv_varint_put(p, r->id);
+    for (size_t i = 0; i < b->count; i++) {
+        int type;
+        const char *k, *v;
+        size_t kl, vl;
+        rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
+        *p++ = 0x12; /* field 2: an Operation */
+        p += rv_varint_put(p, batch_op_len(type, kl, vl));
+        p = put_field(p, 0x0a, type == RV_OP_PUT ? "put" : "del", 3);
+        p = put_field(p, 0x12, k, kl);
+        if (type == RV_OP_PUT)
+            p = put_field(p, 0x1a, v, vl);
+    }
+    r->frame.len = (size_t)(p - (uint8_t *)r->frame.data);
+    return enqueue(s, r, RV_IN_BATCH);
 }
 
 /* ---- iterators ---- */

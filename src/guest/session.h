@@ -77,6 +77,12 @@ void rv_gsession_free(rv_gsession *s);
 int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
                        uint32_t *id_field);
 
+/* Queue a Batch request for the operations of b, encoded straight from
+ * the batch (as protobuf-c would pack it) without building a message of
+ * every operation first: the guest's part of bulk writes (W6). Same
+ * returns as rv_gsession_submit. */
+int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b);
+
 /* Reply bytes from the host. Completions go to s->done, iterator news to
  * s->notify. Returns 0 or an error after which the stream must be dropped
  * (then call rv_gsession_lost). */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../helpers.h"
+#include "guest/session.h"
 #include "wire/codec.h"
 
 typedef struct frames {
@@ -496,6 +497,55 @@ static void test_iter_frame_builder(void **state)
     }
 }
 
+/* A Batch encoded straight from a ravel_batch (the guest's bulk-write
+ * path) is byte for byte the frame protobuf-c packs from the message. */
+static void test_batch_frame_builder(void **state)
+{
+    (void)state;
+    static char big[70000];
+    memset(big, 'k', sizeof big);
+    const size_t lens[] = {0, 1, 127, 128, 16383, 16384, 69999};
+    for (int c = 0; c < 7; c++) {
+        ravel_batch *b = ravel_batch_new();
+        Ravelwire__Batch__Operation ops[8], *opp[8];
+        size_t n = (size_t)c + 1 == 7 ? 0 : (size_t)c + 1; /* the last case: empty */
+        for (size_t i = 0; i < n; i++) {
+            size_t kl = lens[(c + i) % 7], vl = lens[(c + 2 * i) % 7];
+            ravelwire__batch__operation__init(&ops[i]);
+            ops[i].key.data = (uint8_t *)big;
+            ops[i].key.len = kl;
+            if (i % 3 == 2) {
+                ops[i].type = "del";
+                OK(ravel_batch_del(b, big, kl));
+            } else {
+                ops[i].type = "put";
+                ops[i].has_value = 1;
+                ops[i].value.data = (uint8_t *)big;
+                ops[i].value.len = vl;
+                OK(ravel_batch_put(b, big, kl, big, vl));
+            }
+            opp[i] = &ops[i];
+        }
+        rv_gsession s1, s2;
+        rv_gsession_init(&s1, 0, 0, 0);
+        rv_gsession_init(&s2, 0, 0, 0);
+        rv_greq r1 = {0}, r2 = {0};
+        OK(rv_gsession_submit_batch(&s1, &r1, b));
+        Ravelwire__Batch m = RAVELWIRE__BATCH__INIT;
+        m.n_ops = n;
+        m.ops = opp;
+        OK(rv_gsession_submit(&s2, &r2, RV_IN_BATCH, &m.base, &m.id));
+        assert_int_equal(r1.id, r2.id);
+        assert_int_equal(r1.frame.len, r2.frame.len);
+        assert_memory_equal(r1.frame.data, r2.frame.data, r2.frame.len);
+        rv_gsession_free(&s1);
+        rv_gsession_free(&s2);
+        rv_buf_free(&r1.frame);
+        rv_buf_free(&r2.frame);
+        ravel_batch_free(b);
+    }
+}
+
 static void test_batch_parser(void **state)
 {
     (void)state;
@@ -550,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_iter_data_parser),
         cmocka_unit_test(test_batch_parser),
         cmocka_unit_test(test_iter_frame_builder),
+        cmocka_unit_test(test_batch_frame_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
