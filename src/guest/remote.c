@@ -567,11 +567,12 @@ static int read_until(remote *r, const int *done)
 }
 
 /* With the lock held, from a synchronous caller: wait until *done, reading
- * the stream itself when no other thread does, else sleeping on cond. */
-static void await(remote *r, uv_cond_t *cond, const int *done)
+ * the stream itself (if may_read) when no other thread does, else sleeping
+ * on cond while the loop thread reads. */
+static void await(remote *r, uv_cond_t *cond, const int *done, int may_read)
 {
     while (!*done) {
-        if (read_until(r, done))
+        if (may_read && read_until(r, done))
             continue;
         if (r->paused && !r->poller) {
             r->want_resume = 1;
@@ -1037,7 +1038,7 @@ static int submit(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, uint32
         return RAVEL_OK;
     }
     kick_now(r);
-    await(r, &q->cond, &q->finished);
+    await(r, &q->cond, &q->finished, 1);
     uv_mutex_unlock(&r->mu);
     if (q->status == RAVEL_OK)
         return RAVEL_OK;
@@ -1296,11 +1297,17 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
             ri->waiting = 1;
             ri->woken = 0;
             kick_now(r);
-            await(r, &ri->cond, &ri->woken);
+            /* The loop thread reads: it takes in and parses the host's
+             * next batch of entries while this thread consumes the current
+             * one (measured: a first scan of 100,000 entries ~1.9M/s this
+             * way, 0.9-1.5M/s with this thread reading). */
+            await(r, &ri->cond, &ri->woken, 0);
             ri->waiting = 0;
         }
     }
-    kick(r);
+    /* An acknowledgement this take made goes out now, from this thread:
+     * the host reads ahead no later than it must. */
+    kick_now(r);
     char why[sizeof r->why];
     why[0] = '\0';
     if (rc == RAVEL_ECONNLOST)
