@@ -52,25 +52,18 @@ void rv_hsession_free(rv_hsession *s)
 static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error, const char *val,
                     size_t vlen)
 {
-    Ravelwire__Callback m = RAVELWIRE__CALLBACK__INIT;
-    m.id = id;
-    if (wire_error)
-        m.error = (char *)wire_error;
-    else if (rc != RAVEL_OK)
-        m.error = (char *)rv_wire_error(rc);
-    if (val) {
-        m.has_value = 1;
-        m.value.data = (uint8_t *)val;
-        m.value.len = vlen;
-    }
-    return rv_encode(&s->out, RV_OUT_CALLBACK, &m.base);
+    const char *error = wire_error ? wire_error : rc != RAVEL_OK ? rv_wire_error(rc) : NULL;
+    return rv_encode_callback(&s->out, id, error, val, vlen);
 }
 
-static int on_get(rv_hsession *s, Ravelwire__Get *m)
+/* Get, Put and Delete come parsed by hand (rv_parse_keyed), answered with
+ * rv_encode_callback: no protobuf-c message allocated or walked per
+ * request, the host's hot path when a guest keeps many in flight. */
+static int on_get(rv_hsession *s, const rv_keyed *m)
 {
     char *val = NULL;
     size_t vlen = 0;
-    int rc = ravel_get(s->db, m->key.data, m->key.len, &val, &vlen);
+    int rc = ravel_get(s->db, m->key, m->key_len, &val, &vlen);
     int erc = callback(s, m->id, rc, NULL, rc == RAVEL_OK ? (val ? val : "") : NULL, vlen);
     free(val);
     return erc;
@@ -97,8 +90,8 @@ static int group_commit(rv_hsession *s)
     return erc;
 }
 
-static int group_add(rv_hsession *s, uint32_t id, const ProtobufCBinaryData *key,
-                     const ProtobufCBinaryData *val)
+static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen)
 {
     if (s->group.count == s->group_cap) {
         size_t cap = s->group_cap ? s->group_cap * 2 : 64;
@@ -108,8 +101,8 @@ static int group_add(rv_hsession *s, uint32_t id, const ProtobufCBinaryData *key
         s->group_ids = ids;
         s->group_cap = cap;
     }
-    int rc = val ? ravel_batch_put(&s->group, key->data, key->len, val->data, val->len)
-                 : ravel_batch_del(&s->group, key->data, key->len);
+    int rc = val ? ravel_batch_put(&s->group, key, klen, val, vlen)
+                 : ravel_batch_del(&s->group, key, klen);
     if (rc != RAVEL_OK)
         return rc;
     s->group_ids[s->group.count - 1] = id;
@@ -125,26 +118,26 @@ static int answer(rv_hsession *s, uint32_t id, int rc, const char *wire_error)
     return erc != RAVEL_OK ? erc : callback(s, id, rc, wire_error, NULL, 0);
 }
 
-static int on_put(rv_hsession *s, Ravelwire__Put *m)
+static int on_put(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
         return answer(s, m->id, RAVEL_EREADONLY, NULL);
     if (!m->has_value)
         return answer(s, m->id, 0, "LEVEL_INVALID_VALUE");
     if (s->opts->preput &&
-        s->opts->preput(s->opts->hook_ud, (const char *)m->key.data, m->key.len,
-                        (const char *)m->value.data, m->value.len))
+        s->opts->preput(s->opts->hook_ud, (const char *)m->key, m->key_len,
+                        (const char *)m->value, m->value_len))
         return answer(s, m->id, RAVEL_EREJECTED, NULL);
-    return group_add(s, m->id, &m->key, &m->value);
+    return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len);
 }
 
-static int on_del(rv_hsession *s, Ravelwire__Delete *m)
+static int on_del(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
         return answer(s, m->id, RAVEL_EREADONLY, NULL);
-    if (s->opts->predel && s->opts->predel(s->opts->hook_ud, (const char *)m->key.data, m->key.len))
+    if (s->opts->predel && s->opts->predel(s->opts->hook_ud, (const char *)m->key, m->key_len))
         return answer(s, m->id, RAVEL_EREJECTED, NULL);
-    return group_add(s, m->id, &m->key, NULL);
+    return group_add(s, m->id, m->key, m->key_len, NULL, 0);
 }
 
 typedef struct batch_ctx {
@@ -439,10 +432,17 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     int rc = payload[0] == RV_IN_PUT || payload[0] == RV_IN_DEL ? RAVEL_OK : group_commit(s);
     if (rc != RAVEL_OK)
         return rc;
-    if (payload[0] == RV_IN_BATCH)
+    uint8_t tag = payload[0];
+    if (tag == RV_IN_GET || tag == RV_IN_PUT || tag == RV_IN_DEL) {
+        rv_keyed m;
+        rc = rv_parse_keyed(payload + 1, len - 1, tag == RV_IN_PUT, &m);
+        if (rc == RAVEL_OK)
+            rc = tag == RV_IN_GET ? on_get(s, &m) : tag == RV_IN_PUT ? on_put(s, &m) : on_del(s, &m);
+    } else if (tag == RV_IN_BATCH) {
         rc = on_batch(s, payload + 1, len - 1);
-    else
+    } else {
         rc = on_message(s, payload, len);
+    }
     if (rc == RAVEL_OK && s->out.len >= RV_HOST_HIGH_WATER && s->flush && s->flush(s->flush_ud))
         rc = RAVEL_ECONNLOST;
     return rc;
@@ -455,9 +455,6 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     if (!msg)
         return rc; /* unknown tag: 0, ignored */
     switch (payload[0]) {
-    case RV_IN_GET: rc = on_get(s, (Ravelwire__Get *)msg); break;
-    case RV_IN_PUT: rc = on_put(s, (Ravelwire__Put *)msg); break;
-    case RV_IN_DEL: rc = on_del(s, (Ravelwire__Delete *)msg); break;
     case RV_IN_ITERATOR: rc = on_iterator(s, (Ravelwire__Iterator *)msg); break;
     case RV_IN_CLEAR: rc = on_clear(s, (Ravelwire__Clear *)msg); break;
     case RV_IN_GET_MANY: rc = on_get_many(s, (Ravelwire__GetMany *)msg); break;

@@ -89,6 +89,45 @@ int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg)
     return 0;
 }
 
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *val, size_t vlen)
+{
+    size_t elen = error ? strlen(error) : 0;
+    size_t body = 1 + varint_size(id) + (error ? 1 + varint_size(elen) + elen : 0) +
+                  (val ? 1 + varint_size(vlen) + vlen : 0);
+    if (rv_buf_reserve(out, body + 11))
+        return RAVEL_ENOMEM;
+    uint8_t *p = (uint8_t *)out->data + out->len;
+    p += rv_varint_put(p, (uint64_t)body + 1);
+    *p++ = RV_OUT_CALLBACK;
+    *p++ = 0x08; /* field 1, varint */
+    p += rv_varint_put(p, id);
+    if (error) {
+        *p++ = 0x12; /* field 2, length-delimited */
+        p += rv_varint_put(p, elen);
+        memcpy(p, error, elen);
+        p += elen;
+    }
+    if (val) {
+        *p++ = 0x1a; /* field 3, length-delimited */
+        p += rv_varint_put(p, vlen);
+        if (vlen)
+            memcpy(p, val, vlen);
+        p += vlen;
+    }
+    out->len = (size_t)(p - (uint8_t *)out->data);
+    return 0;
+}
+
 /* Room left before the entries for the frame's head: length varint (5),
  * tag (1), id and seq fields (1 + 5 each). */
 #define ITER_HEAD_MAX 18
@@ -294,6 +333,36 @@ int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn 
             return rc;
     }
     return RAVEL_OK;
+}
+
+int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    int have_id = 0, have_key = 0;
+    memset(out, 0, sizeof *out);
+    field f;
+    int r;
+    while ((r = next_field(&p, end, &f)) == 1) {
+        if (f.num == 1) {
+            if (f.type != 0)
+                return RAVEL_EPROTO;
+            out->id = (uint32_t)f.varint;
+            have_id = 1;
+        } else if (f.num == 2) {
+            if (f.type != 2)
+                return RAVEL_EPROTO;
+            out->key = f.bytes;
+            out->key_len = f.len;
+            have_key = 1;
+        } else if (f.num == 3 && with_value) {
+            if (f.type != 2)
+                return RAVEL_EPROTO;
+            out->value = f.bytes;
+            out->value_len = f.len;
+            out->has_value = 1;
+        }
+    }
+    return r == 0 && have_id && have_key ? RAVEL_OK : RAVEL_EPROTO;
 }
 
 int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,

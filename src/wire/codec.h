@@ -82,6 +82,24 @@ ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
 int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *seq,
                        size_t *items, size_t cap, size_t *n);
 
+/* Get, Put and Delete — a key and an id, and for Put a value — parsed
+ * without protobuf-c's allocation of a message per request: the host's
+ * per-request hot path (W2, W4). `with_value`: field 3 is Put's value
+ * (else an unknown field, skipped). RAVEL_OK, or RAVEL_EPROTO for what
+ * protobuf-c would reject too. The pointers point into msg. */
+typedef struct rv_keyed {
+    uint32_t id;
+    const uint8_t *key, *value;
+    size_t key_len, value_len;
+    int has_value;
+} rv_keyed;
+int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out);
+
+/* Append a Callback frame (id; error if not NULL; value if val is not
+ * NULL), byte for byte what rv_encode would write for the message, without
+ * building it. 0 or RAVEL_ENOMEM. */
+int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *val, size_t vlen);
+
 /* An IteratorData frame built in place, entry by entry, straight into the
  * output buffer: the host's read-ahead otherwise copied every entry into a
  * message for protobuf-c to pack (a third of a scan's host CPU, perf on

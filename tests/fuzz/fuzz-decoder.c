@@ -214,6 +214,39 @@ static void check_batch(const uint8_t *msg, size_t len)
         ravelwire__batch__free_unpacked(pc, NULL);
 }
 
+/* Get, Put and Delete through rv_parse_keyed against protobuf-c. */
+static void check_keyed(const uint8_t *msg, size_t len)
+{
+    for (int kind = 0; kind < 3; kind++) {
+        ProtobufCMessage *pc = NULL;
+        const ProtobufCBinaryData *key = NULL, *value = NULL;
+        uint32_t id = 0;
+        if (kind == 0) {
+            Ravelwire__Get *m = ravelwire__get__unpack(NULL, len, msg);
+            if (m)
+                pc = &m->base, id = m->id, key = &m->key;
+        } else if (kind == 1) {
+            Ravelwire__Put *m = ravelwire__put__unpack(NULL, len, msg);
+            if (m)
+                pc = &m->base, id = m->id, key = &m->key, value = m->has_value ? &m->value : NULL;
+        } else {
+            Ravelwire__Delete *m = ravelwire__delete__unpack(NULL, len, msg);
+            if (m)
+                pc = &m->base, id = m->id, key = &m->key;
+        }
+        rv_keyed k;
+        int rc = rv_parse_keyed(msg, len, kind == 1, &k);
+        if (both_accept(pc, rc, kind == 0 ? "Get" : kind == 1 ? "Put" : "Delete")) {
+            if (k.id != id || !same_bytes(k.key, k.key_len, key->data, key->len) ||
+                k.has_value != (value != NULL) ||
+                (value && !same_bytes(k.value, k.value_len, value->data, value->len)))
+                fz_fail("rv_parse_keyed differs from protobuf-c (kind %d)", kind);
+        }
+        if (pc)
+            protobuf_c_message_free_unpacked(pc, NULL);
+    }
+}
+
 static int on_frame(void *ud, const uint8_t *p, size_t len)
 {
     decoded *dc = ud;
@@ -228,6 +261,7 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
         check_unpack(p, len, RV_OUT_COUNT, rv_unpack_out);
         /* Whatever the tag: the message bytes as either parser's input. */
         check_iter_data(p + 1, len - 1);
+        check_keyed(p + 1, len - 1);
         check_batch(p + 1, len - 1);
     }
     return 0;
