@@ -253,7 +253,9 @@ static int next_field(const uint8_t **p, const uint8_t *end, field *f)
     if (*p >= end)
         return 0;
     uint64_t key;
-    if (get_varint(p, end, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+    const uint8_t *start = *p;
+    /* protobuf-c takes a field key of at most 5 bytes. */
+    if (get_varint(p, end, &key) || *p - start > 5 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         return -1;
     f->num = (unsigned)(key >> 3);
     f->type = (unsigned)(key & 7);

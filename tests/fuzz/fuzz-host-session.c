@@ -165,9 +165,10 @@ static int any_op(void *ud, const rv_batch_op_view *op)
 }
 
 /* Mirrors what a host must treat as a request: a frame that unpacks. A
- * malformed one ends the connection, so parsing stops there too. Batches
- * take the host's own parser, stricter than protobuf-c about field numbers
- * protobuf forbids; fuzz-decoder holds it to protobuf-c otherwise. */
+ * malformed one ends the connection, so parsing stops there too. Batches,
+ * gets, puts and deletes take the host's own parsers, stricter than
+ * protobuf-c about field numbers protobuf forbids; fuzz-decoder holds them
+ * to protobuf-c otherwise. */
 static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
 {
     ledger *l = ud;
@@ -179,13 +180,17 @@ static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
             note_id(&l->asked, id);
         return rc;
     }
+    if (p[0] == RV_IN_GET || p[0] == RV_IN_PUT || p[0] == RV_IN_DEL) {
+        rv_keyed k;
+        rc = rv_parse_keyed(p + 1, len - 1, p[0] == RV_IN_PUT, &k);
+        if (rc == RAVEL_OK)
+            note_id(&l->asked, k.id);
+        return rc;
+    }
     ProtobufCMessage *m = rv_unpack_in(p, len, &rc);
     if (!m)
         return rc;
     switch (p[0]) {
-    case RV_IN_GET: note_id(&l->asked, ((Ravelwire__Get *)m)->id); break;
-    case RV_IN_PUT: note_id(&l->asked, ((Ravelwire__Put *)m)->id); break;
-    case RV_IN_DEL: note_id(&l->asked, ((Ravelwire__Delete *)m)->id); break;
     case RV_IN_CLEAR: note_id(&l->asked, ((Ravelwire__Clear *)m)->id); break;
     case RV_IN_GET_MANY: note_id(&l->asked, ((Ravelwire__GetMany *)m)->id); break;
     case RV_IN_ITERATOR:
