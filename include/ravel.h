@@ -327,7 +327,7 @@ RAVEL_EXPORT int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *
 
 typedef struct ravel_host ravel_host;
 
-/* Hooks run on a host worker thread before a write; return NULL to allow
+/* Hooks run on the connection's thread before a write; return NULL to allow
  * it, or a message to reject it (nothing is written; the guest gets
  * LEVEL_REJECTED, i.e. RAVEL_EREJECTED for a ravel guest). The returned
  * string must stay valid (e.g. a literal). */
