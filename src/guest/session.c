@@ -130,20 +130,10 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
     return enqueue(s, r, tag);
 }
 
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 static size_t batch_op_len(int type, size_t klen, size_t vlen)
 {
-    return 5 /* type */ + 1 + varint_len(klen) + klen +
-           (type == RV_OP_PUT ? 1 + varint_len(vlen) + vlen : 0);
+    return 5 /* type */ + 1 + rv_varint_len(klen) + klen +
+           (type == RV_OP_PUT ? 1 + rv_varint_len(vlen) + vlen : 0);
 }
 
 static uint8_t *put_field(uint8_t *p, uint8_t key, const void *data, size_t len)
@@ -167,10 +157,10 @@ int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
         size_t kl, vl;
         rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
         size_t n = batch_op_len(type, kl, vl);
-        body += 1 + varint_len(n) + n;
+        body += 1 + rv_varint_len(n) + n;
     }
     r->id = new_id(s, &s->reqs);
-    size_t size = 1 + 1 + varint_len(r->id) + body;
+    size_t size = 1 + 1 + rv_varint_len(r->id) + body;
     if (size > s->max_frame)
         return frame_too_big(s, size);
     r->frame.len = 0;

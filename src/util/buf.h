@@ -24,5 +24,7 @@ void rv_buf_free(rv_buf *b);
 /* Write the unsigned LEB128 varint of v at p (at most 10 bytes); returns
  * the number of bytes written. */
 size_t rv_varint_put(uint8_t *p, uint64_t v);
+/* The number of bytes rv_varint_put would write for v. */
+size_t rv_varint_len(uint64_t v);
 
 #endif

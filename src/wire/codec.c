@@ -89,21 +89,11 @@ int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg)
     return 0;
 }
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *val, size_t vlen)
 {
     size_t elen = error ? strlen(error) : 0;
-    size_t body = 1 + varint_size(id) + (error ? 1 + varint_size(elen) + elen : 0) +
-                  (val ? 1 + varint_size(vlen) + vlen : 0);
+    size_t body = 1 + rv_varint_len(id) + (error ? 1 + rv_varint_len(elen) + elen : 0) +
+                  (val ? 1 + rv_varint_len(vlen) + vlen : 0);
     if (rv_buf_reserve(out, body + 11))
         return RAVEL_ENOMEM;
     uint8_t *p = (uint8_t *)out->data + out->len;
