@@ -523,11 +523,10 @@ static int read_until(remote *r, const int *done)
     uint64_t start = r->poll_ns ? rv_now_ns() : 0;
     /* The lock is let go between reads: the stream may end meanwhile. */
     while (!*done && r->up && r->live && !r->ended) {
-        int got = read_some(r);
-        if (got)
+        if (read_some(r)) {
             settle_sync(r);
-        if (got)
             continue;
+        }
         if (spinning && rv_now_ns() - start < r->poll_ns) {
             uv_mutex_unlock(&r->mu);
             rv_cpu_relax();

@@ -118,12 +118,13 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
     int rc = can_submit(s);
     if (rc != RAVEL_OK)
         return rc;
-    size_t size = protobuf_c_message_get_packed_size(msg) + 1;
-    if (size > s->max_frame)
-        return frame_too_big(s, size);
+    /* The id first: its varint is part of the size. */
     r->id = *id_field = new_id(s, &s->reqs);
+    size_t packed = protobuf_c_message_get_packed_size(msg);
+    if (packed + 1 > s->max_frame)
+        return frame_too_big(s, packed + 1);
     r->frame.len = 0;
-    if (rv_encode(&r->frame, tag, msg)) {
+    if (rv_encode_sized(&r->frame, tag, msg, packed)) {
         rv_buf_free(&r->frame);
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }

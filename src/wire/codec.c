@@ -78,7 +78,11 @@ int rv_decoder_feed(rv_decoder *d, const uint8_t *p, size_t n, rv_frame_fn fn, v
 
 int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg)
 {
-    size_t size = protobuf_c_message_get_packed_size(msg);
+    return rv_encode_sized(out, tag, msg, protobuf_c_message_get_packed_size(msg));
+}
+
+int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_t size)
+{
     if (rv_buf_reserve(out, size + 11))
         return RAVEL_ENOMEM;
     uint8_t *p = (uint8_t *)out->data + out->len;

@@ -63,6 +63,8 @@ int rv_decoder_feed(rv_decoder *d, const uint8_t *p, size_t n, rv_frame_fn fn, v
 
 /* Append one frame (length, tag, packed message) to out. 0 or RAVEL_ENOMEM. */
 int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg);
+/* The same, for a caller that already has the message's packed size. */
+int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_t size);
 
 /* Unpack the message of a payload (tag byte first). Returns NULL with
  * *status = 0 for an unknown tag (to be ignored) and with *status =
