@@ -1,9 +1,9 @@
 /* Busy-polling: a thread that expects an answer within microseconds reads
  * its socket in a short loop instead of sleeping, because waking a sleeping
  * thread costs more than the answer takes. Measured on the 2-core benchmark
- * VM: a two-process socketpair ping-pong does ~26k round trips/s when both
- * ends sleep in read(), ~170k/s when both poll for up to 50 us first
- * (bench/RESULTS.md).
+ * VM (ravel-bench's floor rows, bench/RESULTS.md): a two-process socketpair
+ * ping-pong does 27k-44k round trips/s when both ends sleep in read(),
+ * 100k-166k/s when both poll for up to 50 us first.
  *
  * Polling is bounded three ways: by time (the budget), by adaptivity (a
  * thread polls only while its recent waits were shorter than the budget),
