@@ -153,6 +153,13 @@ RAVEL_EXPORT void ravel_options_init(ravel_options *opts);
 
 typedef struct ravel_db ravel_db;
 
+/* Handles and fork(): a child process must not use its parent's handles
+ * (their threads stay in the parent). And once a process has opened a
+ * local or party handle, a child it forks without exec must not open one
+ * either: LevelDB started a compaction thread the child does not have,
+ * and the child's writes stall for ever once a compaction is due. Fork
+ * before opening, or exec. */
+
 /* Open LevelDB directory `dir` in this process (a *local* handle).
  * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
  * handle holds the directory), RAVEL_EIO (missing parent directory,

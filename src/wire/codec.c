@@ -251,8 +251,9 @@ static int next_field(const uint8_t **p, const uint8_t *end, field *f)
     /* protobuf-c takes a field key of at most 5 bytes. */
     if (get_varint(p, end, &key) || *p - start > 5 || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         return -1;
-    f->num = (unsigned)(key >> 3);
-    f->type = (unsigned)(key & 7);
+    /* Every member is set, whatever the wire type: callers read only the
+     * ones their type check allows, but the compiler cannot know that. */
+    *f = (field){.num = (unsigned)(key >> 3), .type = (unsigned)(key & 7)};
     switch (f->type) {
     case 0:
         return get_varint(p, end, &f->varint) ? -1 : 1;
