@@ -50,6 +50,8 @@
 #define GET_SEQ_SEED 0x9E3779B97F4A7C15ULL
 #define GET_PIPE_SEED 0xD1B54A32D192ED03ULL
 #define F1_ROUNDS 20
+#define DEFAULT_RUNS 3 /* of each C variant, interleaved */
+#define MAX_RUNS 15
 #define QUICK_F1_ROUNDS 5
 #define NODE_SCRIPT RAVEL_INTEROP_DIR "/bench_node.js"
 
@@ -82,7 +84,9 @@ typedef struct workload_result {
 
 typedef struct variant_result {
     int measured;
-    workload_result w[W_COUNT];
+    int runs;                   /* how many runs w[] is the median of */
+    workload_result w[W_COUNT]; /* for several runs: the run with the median ops/s */
+    double lo[W_COUNT], hi[W_COUNT]; /* the slowest and fastest run's ops/s */
     double scan_rss_kib; /* peak RSS of a process that only opened the database and scanned it */
 } variant_result;
 
@@ -837,7 +841,41 @@ static void run_c_variant(int variant, uint64_t n, variant_result *out)
     out->scan_rss_kib = run_worker(variant, JOB_SCAN, dir, address, n).scan_rss_kib;
     if (g_server > 0)
         stop_server();
+    remove_tree(dir); /* the next run starts from nothing again */
     out->measured = 1;
+    out->runs = 1;
+    for (int w = 0; w < W_COUNT; w++)
+        out->lo[w] = out->hi[w] = out->w[w].ops_per_s;
+}
+
+static int compare_runs_w; /* the workload compare_runs sorts by */
+
+static int compare_runs(const void *a, const void *b)
+{
+    double x = ((const variant_result *)a)->w[compare_runs_w].ops_per_s;
+    double y = ((const variant_result *)b)->w[compare_runs_w].ops_per_s;
+    return (x > y) - (x < y);
+}
+
+/* One result from k runs of a variant: for each workload, the figures of
+ * the run with the median ops/s (the lower middle for even k), and the
+ * range of ops/s; the highest peak RSS. Sorts runs[]. */
+static variant_result combine_runs(variant_result *runs, int k)
+{
+    variant_result out = runs[0];
+    out.runs = k;
+    for (int w = 0; w < W_COUNT; w++) {
+        compare_runs_w = w;
+        qsort(runs, (size_t)k, sizeof runs[0], compare_runs);
+        out.w[w] = runs[(k - 1) / 2].w[w];
+        out.lo[w] = runs[0].w[w].ops_per_s;
+        out.hi[w] = runs[k - 1].w[w].ops_per_s;
+    }
+    for (int i = 0; i < k; i++) {
+        if (runs[i].scan_rss_kib > out.scan_rss_kib)
+            out.scan_rss_kib = runs[i].scan_rss_kib;
+    }
+    return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1141,6 +1179,9 @@ static void parse_node(char *text, variant_result *res)
     if (seen != (1u << (W_COUNT + 1)) - 1)
         die("bench_node.js", "incomplete output");
     res->measured = 1;
+    res->runs = 1;
+    for (int w = 0; w < W_COUNT; w++)
+        res->lo[w] = res->hi[w] = res->w[w].ops_per_s;
 }
 
 static void run_node_variant(int variant, uint64_t n, variant_result *out)
@@ -1209,9 +1250,13 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
            sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
     printf("Node: %s\n\n", node_note);
 
+    printf("C variants: the median of %d runs, interleaved (raw LevelDB, leader, follower, TCP "
+           "guest, then again), with the slowest and fastest run's ops/s; Node variants: one "
+           "run.\n\n",
+           raw->runs);
     printf("| workload | variant | ops/s | vs raw | vs Node follower | p50 us | p99 us | CPU us/op "
-           "| server CPU us/op |\n");
-    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+           "| server CPU us/op | slowest, fastest run |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int w = 0; w < W_COUNT; w++) {
         int timed = w == W_PUT_SEQ || w == W_GET_SEQ;
         for (int v = 0; v < V_COUNT; v++) {
@@ -1228,7 +1273,10 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
             print_value(timed ? r->p99_us : NAN, "%8.1f");
             print_value(r->cpu_us, "%8.2f");
             print_value(r->server_cpu_us, "%8.2f");
-            printf("\n");
+            if (res[v].runs > 1)
+                printf(" %.0f, %.0f |\n", res[v].lo[w], res[v].hi[w]);
+            else
+                printf(" %8s |\n", "-");
         }
     }
     printf("\n| floor: one request at a time over a socket | round trips/s | p50 us | p99 us | CPU "
@@ -1294,16 +1342,19 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ravel-bench [-n N] [--quick] [--no-node]\n"
+            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node]\n"
             "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
             "ravel party follower, a ravel guest over TCP and, when installed, the\n"
             "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
             "followers. Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
-            "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d\n"
+            "  -r RUNS     runs of each C variant, interleaved; the tables show the\n"
+            "              median (default %d, at most %d)\n"
+            "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d,\n"
+            "              one run of each variant unless -r says otherwise\n"
             "  --no-node   skip the Node variants\n"
             "  -h, --help  show this help\n",
-            DEFAULT_N, BATCH_SIZE, QUICK_N, QUICK_F1_ROUNDS, F1_ROUNDS);
+            DEFAULT_N, BATCH_SIZE, DEFAULT_RUNS, MAX_RUNS, QUICK_N, QUICK_F1_ROUNDS, F1_ROUNDS);
 }
 
 static uint64_t parse_n(const char *s)
@@ -1321,10 +1372,22 @@ static uint64_t parse_n(const char *s)
     return v;
 }
 
+static int parse_runs(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > MAX_RUNS) {
+        fprintf(stderr, "ravel-bench: -r wants a number from 1 to %d, not '%s'\n", MAX_RUNS, s);
+        exit(2);
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t n = 0;
-    int quick = 0, use_node = 1;
+    int quick = 0, use_node = 1, runs = 0;
     variant_result res[V_COUNT];
     double f1_store[F1_SETS][F1_ROUNDS];
     const double *f1_ms[F1_SETS];
@@ -1336,6 +1399,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             n = parse_n(argv[++i]);
+        } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
+            runs = parse_runs(argv[++i]);
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
         } else if (strcmp(argv[i], "--no-node") == 0) {
@@ -1347,6 +1412,8 @@ int main(int argc, char **argv)
     }
     if (n == 0)
         n = quick ? QUICK_N : DEFAULT_N;
+    if (runs == 0)
+        runs = quick ? 1 : DEFAULT_RUNS;
     read_load(load_start, sizeof load_start);
     int f1_rounds = quick ? QUICK_F1_ROUNDS : F1_ROUNDS;
 
@@ -1361,8 +1428,15 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    static variant_result run_res[V_TCP + 1][MAX_RUNS];
+    for (int r = 0; r < runs; r++) {
+        if (runs > 1)
+            fprintf(stderr, "ravel-bench: run %d of %d\n", r + 1, runs);
+        for (int v = V_RAW; v <= V_TCP; v++)
+            run_c_variant(v, n, &run_res[v][r]);
+    }
     for (int v = V_RAW; v <= V_TCP; v++)
-        run_c_variant(v, n, &res[v]);
+        res[v] = combine_runs(run_res[v], runs);
     workload_result ping[2] = {run_pingpong(n, 0), run_pingpong(n, PING_POLL_US)};
     double batch_floor_range[2][2];
     workload_result batch_floor[2] = {
