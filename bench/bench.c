@@ -923,6 +923,33 @@ static void ping(store *s, uint64_t index)
         die("ping-pong", "the echo process ended");
 }
 
+/* A unix socketpair and a child process (g_worker) on its other end: returns
+ * 0 in the child and 1 in the parent, with *fd this process's end. */
+static int fork_peer(int *fd)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        die("socketpair", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    close(g_worker == 0 ? sv[0] : sv[1]);
+    *fd = g_worker == 0 ? sv[1] : sv[0];
+    return g_worker != 0;
+}
+
+/* Close our end of fork_peer's socketpair (end of file: the child leaves)
+ * and fail the run, saying `what`, unless the child exited with 0. */
+static void end_peer(int fd, const char *what)
+{
+    close(fd);
+    int status = reap(g_worker);
+    g_worker = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die(what, "the other process failed");
+}
+
 /* The limit of any request made one at a time over a socket: n round
  * trips of PING_LEN bytes between this process and a child that echoes
  * them over a unix socketpair, with nothing else on the way (no threads,
@@ -930,7 +957,6 @@ static void ping(store *s, uint64_t index)
  * busy-poll first, as ravel does. The echo child is the "server" here. */
 static workload_result run_pingpong(uint64_t n, int poll_us)
 {
-    int sv[2];
     char msg[PING_LEN];
     ping_store p = {.fd = -1};
     clocks c = {0};
@@ -940,21 +966,12 @@ static workload_result run_pingpong(uint64_t n, int poll_us)
     fprintf(stderr, "ravel-bench: unix socket ping-pong ...\n");
     if (lat == NULL)
         die("latency samples", "out of memory");
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        die("socketpair", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
+    if (!fork_peer(&p.fd)) {
         int hot = 1;
-        close(sv[0]);
-        while (read_polling(sv[1], msg, sizeof msg, (uint64_t)poll_us * 1000, &hot) == sizeof msg)
-            write_full(sv[1], msg, sizeof msg);
+        while (read_polling(p.fd, msg, sizeof msg, (uint64_t)poll_us * 1000, &hot) == sizeof msg)
+            write_full(p.fd, msg, sizeof msg);
         _exit(0);
     }
-    close(sv[1]);
-    p.fd = sv[0];
     p.poll_ns = (uint64_t)poll_us * 1000;
     p.hot = 1;
     memcpy(p.msg, g_filler, sizeof p.msg);
@@ -966,11 +983,7 @@ static workload_result run_pingpong(uint64_t n, int poll_us)
     latency_stats(lat, n, &out);
     free(lat);
 
-    close(p.fd); /* end of file: the echo child leaves */
-    int status = reap(g_worker);
-    g_worker = -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("ping-pong", "the echo process failed");
+    end_peer(p.fd, "ping-pong");
     return out;
 }
 
@@ -1037,7 +1050,6 @@ static void floor_writer(int fd, const char *dir, uint64_t n, uint64_t poll_ns)
 /* One run of the W6 floor (below) with a fresh writer, in `dir`. */
 static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir)
 {
-    int sv[2];
     char ready;
     floor_store *f = calloc(1, sizeof *f);
     clocks c = {0};
@@ -1046,18 +1058,8 @@ static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir
 
     if (f == NULL)
         die("batch floor", "out of memory");
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        die("socketpair", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(sv[0]);
-        floor_writer(sv[1], dir, n, (uint64_t)poll_us * 1000);
-    }
-    close(sv[1]);
-    f->fd = sv[0];
+    if (!fork_peer(&f->fd))
+        floor_writer(f->fd, dir, n, (uint64_t)poll_us * 1000);
     f->poll_ns = (uint64_t)poll_us * 1000;
     f->hot = 1;
     if (read_full(f->fd, &ready, 1) != 1)
@@ -1070,12 +1072,8 @@ static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir
     finish(&c, t, batches * BATCH_SIZE, &out);
     out.p50_us = out.p99_us = NAN;
 
-    close(f->fd); /* end of file: the writer leaves */
+    end_peer(f->fd, "batch floor");
     free(f);
-    int status = reap(g_worker);
-    g_worker = -1;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("batch floor", "the writer process failed");
     return out;
 }
 
