@@ -86,7 +86,7 @@ typedef struct variant_result {
     int measured;
     int runs;                   /* how many runs w[] is the median of */
     workload_result w[W_COUNT]; /* for several runs: the run with the median ops/s */
-    double lo[W_COUNT], hi[W_COUNT]; /* the slowest and fastest run's ops/s */
+    double lo[W_COUNT], hi[W_COUNT]; /* the slowest and fastest run's ops/s (runs > 1) */
     double scan_rss_kib; /* peak RSS of a process that only opened the database and scanned it */
 } variant_result;
 
@@ -843,33 +843,29 @@ static void run_c_variant(int variant, uint64_t n, variant_result *out)
         stop_server();
     remove_tree(dir); /* the next run starts from nothing again */
     out->measured = 1;
-    out->runs = 1;
-    for (int w = 0; w < W_COUNT; w++)
-        out->lo[w] = out->hi[w] = out->w[w].ops_per_s;
 }
 
-static int compare_runs_w; /* the workload compare_runs sorts by */
-
-static int compare_runs(const void *a, const void *b)
+static int compare_ops(const void *a, const void *b)
 {
-    double x = ((const variant_result *)a)->w[compare_runs_w].ops_per_s;
-    double y = ((const variant_result *)b)->w[compare_runs_w].ops_per_s;
+    double x = ((const workload_result *)a)->ops_per_s, y = ((const workload_result *)b)->ops_per_s;
     return (x > y) - (x < y);
 }
 
 /* One result from k runs of a variant: for each workload, the figures of
  * the run with the median ops/s (the lower middle for even k), and the
- * range of ops/s; the highest peak RSS. Sorts runs[]. */
-static variant_result combine_runs(variant_result *runs, int k)
+ * range of ops/s; the highest peak RSS. */
+static variant_result combine_runs(const variant_result *runs, int k)
 {
     variant_result out = runs[0];
     out.runs = k;
     for (int w = 0; w < W_COUNT; w++) {
-        compare_runs_w = w;
-        qsort(runs, (size_t)k, sizeof runs[0], compare_runs);
-        out.w[w] = runs[(k - 1) / 2].w[w];
-        out.lo[w] = runs[0].w[w].ops_per_s;
-        out.hi[w] = runs[k - 1].w[w].ops_per_s;
+        workload_result col[MAX_RUNS];
+        for (int i = 0; i < k; i++)
+            col[i] = runs[i].w[w];
+        qsort(col, (size_t)k, sizeof col[0], compare_ops);
+        out.w[w] = col[(k - 1) / 2];
+        out.lo[w] = col[0].ops_per_s;
+        out.hi[w] = col[k - 1].ops_per_s;
     }
     for (int i = 0; i < k; i++) {
         if (runs[i].scan_rss_kib > out.scan_rss_kib)
@@ -1077,12 +1073,6 @@ static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir
     return out;
 }
 
-static int compare_ops(const void *a, const void *b)
-{
-    double x = ((const workload_result *)a)->ops_per_s, y = ((const workload_result *)b)->ops_per_s;
-    return (x > y) - (x < y);
-}
-
 /* The limit of W6 for any design that writes in another process: W6 run
  * against a child that holds raw LevelDB and gets each batch over a unix
  * socketpair as bare bytes (no framing, no threads, no parsing beyond
@@ -1178,8 +1168,6 @@ static void parse_node(char *text, variant_result *res)
         die("bench_node.js", "incomplete output");
     res->measured = 1;
     res->runs = 1;
-    for (int w = 0; w < W_COUNT; w++)
-        res->lo[w] = res->hi[w] = res->w[w].ops_per_s;
 }
 
 static void run_node_variant(int variant, uint64_t n, variant_result *out)
