@@ -620,7 +620,10 @@ static void latency_stats(double *lat, uint64_t n, workload_result *out)
     out->p99_us = percentile(lat, n, 0.99);
 }
 
-static void run_workloads(store *s, uint64_t n, const clocks *c, workload_result out[W_COUNT])
+/* Run W1 up to and including workload `last` (W_BATCH for all six) on s,
+ * each measured into out[]. */
+static void run_workloads(store *s, uint64_t n, const clocks *c, workload_result out[W_COUNT],
+                          int last)
 {
     uint64_t batches = n / BATCH_SIZE;
     double *lat = malloc(n * sizeof *lat);
@@ -655,6 +658,10 @@ static void run_workloads(store *s, uint64_t n, const clocks *c, workload_result
     t = read_clocks(c);
     s->scan(s, n);
     finish(c, t, n, &out[W_SCAN]);
+    if (last == W_SCAN) {
+        free(lat);
+        return;
+    }
 
     t = read_clocks(c);
     for (uint64_t b = 0; b < batches; b++)
@@ -776,7 +783,7 @@ static void worker_main(int variant, int job, const char *dir, const char *addre
     store *s = open_store(variant, dir, address);
     if (job == JOB_WORKLOADS) {
         c.has_server = g_server > 0 && clock_getcpuclockid(g_server, &c.server) == 0;
-        run_workloads(s, n, &c, res.w);
+        run_workloads(s, n, &c, res.w, W_BATCH);
     } else {
         s->scan(s, n);
         res.scan_rss_kib = peak_rss_kib();
@@ -1013,20 +1020,21 @@ static void floor_write_batch(floor_store *f, uint64_t first)
         die("batch floor", "the writer process ended");
 }
 
-/* The writer child: raw LevelDB in dir, first filled the way W6 finds a
- * variant's database (N entries, written twice: by W1 and by W2), then a
- * ready byte on fd; then, until end of file, each batch message read from
- * fd becomes one LevelDB write, answered with one byte. Never returns. */
+/* The writer child: raw LevelDB in dir, brought to the state in which W6
+ * finds every variant's database by running W1–W5 on it first, untimed
+ * (after the gets, LevelDB's writes cost more: bench/RESULTS.md); then a
+ * ready byte on fd; then,
+ * until end of file, each batch message read from fd becomes one LevelDB
+ * write, answered with one byte. Never returns. */
 static void floor_writer(int fd, const char *dir, uint64_t n, uint64_t poll_ns)
 {
     static char buf[FLOOR_BATCH];
+    static workload_result history[W_COUNT];
     raw_store *r = (raw_store *)raw_open(dir);
+    clocks none = {0};
     char *err = NULL;
     int hot = 1;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint64_t b = 0; b < n / BATCH_SIZE; b++)
-            raw_write_batch(&r->base, b * BATCH_SIZE);
-    }
+    run_workloads(&r->base, n, &none, history, W_SCAN);
     write_full(fd, "", 1);
     while (read_polling(fd, buf, sizeof buf, poll_ns, &hot) == sizeof buf) {
         for (size_t i = 0; i < BATCH_SIZE; i++) {
@@ -1077,12 +1085,11 @@ static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir
  * against a child that holds raw LevelDB and gets each batch over a unix
  * socketpair as bare bytes (no framing, no threads, no parsing beyond
  * fixed-size records), sleeping in read() or (poll_us > 0) busy-polling
- * first as ravel does. Measures the batches only, not the fill. Where the
- * scheduler puts the two processes moves a run a lot on the benchmark VM
- * (1.0-1.15M puts/s with both pinned to one CPU, 0.67M pinned to two, in
- * a scratch run), so this is the median of FLOOR_RUNS runs, each with
- * fresh processes and a fresh directory; *lo and *hi get the slowest and
- * fastest run. */
+ * first as ravel does. Measures the batches only, not the writer's
+ * replay of W1–W5. Where the scheduler puts the two processes moves a run
+ * a lot on the benchmark VM, so this is the median of FLOOR_RUNS runs,
+ * each with fresh processes and a fresh directory; *lo and *hi get the
+ * slowest and fastest run. */
 static workload_result run_batch_floor(uint64_t n, int poll_us, double *lo, double *hi)
 {
     workload_result runs[FLOOR_RUNS];
