@@ -42,8 +42,9 @@ typedef struct local_db {
     char name[4096];   /* the directory's name within its parent */
     pthread_t watcher;
     int watching;
-    /* Open iterators: LevelDB's must go before the database does, so a
-     * close or reopen takes them down and leaves the caller a shell. */
+    /* Iterators not yet freed: LevelDB's must go before the database
+     * does, so a close or reopen takes them down and leaves the caller a
+     * shell, which stays on this list until it is freed. */
     pthread_mutex_t mu;
     struct local_iter *iters;
 } local_db;
@@ -238,8 +239,8 @@ static void link_iter(local_db *l, local_iter *it)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* Take an iterator's LevelDB objects down. With l->mu held. */
-static void take_down(local_db *l, local_iter *it, int why)
+/* Remove an iterator from the database's list. With l->mu held. */
+static void unlink_iter(local_db *l, local_iter *it)
 {
     if (it->prev)
         it->prev->next = it->next;
@@ -247,6 +248,12 @@ static void take_down(local_db *l, local_iter *it, int why)
         l->iters = it->next;
     if (it->next)
         it->next->prev = it->prev;
+}
+
+/* Take an iterator's LevelDB objects down; it stays on the list until it
+ * is freed. With l->mu held. */
+static void take_down(local_db *l, local_iter *it, int why)
+{
     leveldb_iter_destroy(it->it);
     leveldb_readoptions_destroy(it->ropts);
     leveldb_release_snapshot(l->db, it->snap);
@@ -439,6 +446,7 @@ static void liter_free(ravel_iter *i)
         pthread_mutex_lock(&l->mu);
         if (it->it)
             take_down(l, it, RAVEL_ECLOSED);
+        unlink_iter(l, it);
         pthread_mutex_unlock(&l->mu);
         pthread_rwlock_unlock(&l->gate);
     }
@@ -458,8 +466,9 @@ static const rv_iter_ops local_iter_ops = {
 static void take_all_down(local_db *l, int why)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->iters)
-        take_down(l, l->iters, why);
+    for (local_iter *it = l->iters; it; it = it->next)
+        if (it->it)
+            take_down(l, it, why);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -601,8 +610,10 @@ static void lclose(ravel_db *d)
     if (l->db)
         take_all_down(l, RAVEL_ECLOSED);
     /* Shells of iterators the caller still holds must not touch us. */
-    for (local_iter *it = l->iters; it; it = it->next)
+    for (local_iter *it = l->iters; it; it = it->next) {
         it->db = NULL;
+        it->dead = RAVEL_ECLOSED;
+    }
     pthread_rwlock_unlock(&l->gate);
     if (l->db)
         leveldb_close(l->db);

@@ -354,6 +354,29 @@ static void test_iterator_many(void **state)
     }
 }
 
+/* An iterator left open when its handle closes: its next call says
+ * RAVEL_ECLOSED, and it is still freed with ravel_iter_free(). */
+static void test_iterator_after_close(void **state)
+{
+    fixture *f = *state;
+    fill_abc(f->db);
+    ravel_iter *it;
+    OK(ravel_iter_new(f->db, NULL, &it));
+    const char *k, *v;
+    size_t kl, vl;
+    OK(ravel_iter_next(it, &k, &kl, &v, &vl));
+    assert_int_equal(kl, 1);
+    assert_memory_equal(k, "a", 1);
+    ravel_db_close(f->db);
+    if (f->remote)
+        f->p.guest = NULL;
+    else
+        f->local = NULL;
+    assert_int_equal(ravel_iter_next(it, &k, &kl, &v, &vl), RAVEL_ECLOSED);
+    assert_int_equal(ravel_iter_next(it, &k, &kl, &v, &vl), RAVEL_ECLOSED);
+    ravel_iter_free(it);
+}
+
 static void test_clear(void **state)
 {
     ravel_db *db = ((fixture *)*state)->db;
@@ -502,6 +525,7 @@ static void test_async(void **state)
         cmocka_unit_test_setup_teardown(test_iterator_ranges, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_iterator_seek, setup, teardown),                 \
         cmocka_unit_test_setup_teardown(test_iterator_many, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_iterator_after_close, setup, teardown),          \
         cmocka_unit_test_setup_teardown(test_clear, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(test_async, setup, teardown),                         \
     }
