@@ -58,12 +58,24 @@ typedef struct local_iter {
     local_db *db;              /* NULL once the database is closed */
     rv_range_copy range;
     struct local_iter *prev, *next;
-    uint64_t count;   /* entries handed out, against the limit */
-    int pending;      /* the current position has not been handed out */
+    atomic_int down;  /* set once taken down (read without the gate) */
+    uint64_t count;   /* entries read from LevelDB, against the limit */
+    int pending;      /* the current position has not been read */
     int from_start;   /* positioned at the range's start: skip keys before it */
-    rv_buf key, val;  /* the entry handed out last (LevelDB's own memory
-                       * would not outlive a reopen by another thread) */
+    int bounded;      /* the range has a gt, gte, lt or lte */
+    /* Read-ahead: entries copied out of LevelDB under one hold of the gate
+     * and handed out one per call (LevelDB's own memory would not outlive
+     * a reopen by another thread). Each is klen, vlen (size_t) and the
+     * bytes; the refill size doubles from 1 entry up to AHEAD_ENTRIES or
+     * AHEAD_BYTES, and starts again at 1 after a seek. */
+    rv_buf ahead;
+    size_t ahead_pos;      /* the next entry to hand out */
+    size_t ahead_left;     /* entries not handed out yet */
+    unsigned ahead_want;   /* entries to read at the next refill */
 } local_iter;
+
+#define AHEAD_ENTRIES 128
+#define AHEAD_BYTES (16u << 10)
 
 static int reopen(local_db *l);
 
@@ -259,6 +271,7 @@ static void take_down(local_db *l, local_iter *it, int why)
     leveldb_release_snapshot(l->db, it->snap);
     it->it = NULL;
     it->dead = why;
+    atomic_store_explicit(&it->down, 1, memory_order_release);
 }
 
 /* Position at the start of the range, in its direction. */
@@ -302,6 +315,8 @@ static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
     }
     it->base.ops = &local_iter_ops;
     it->db = l;
+    it->ahead_want = 1;
+    it->bounded = r->has_gt || r->has_gte || r->has_lt || r->has_lte;
     /* An explicit snapshot: the iterator reads the database as it was when
      * it was opened, even across seeks. */
     it->snap = leveldb_create_snapshot(l->db);
@@ -346,6 +361,16 @@ static int iter_enter(local_iter *it)
     return RAVEL_OK;
 }
 
+/* Drop the entries read ahead and not handed out: they do not count
+ * against the limit, and the next refill starts small again. */
+static void drop_ahead(local_iter *it)
+{
+    it->count -= it->ahead_left;
+    it->ahead.len = it->ahead_pos = it->ahead_left = 0;
+    it->ahead_want = 1;
+}
+
+/* Move to the next entry of the range and append it to it->ahead. */
 static int liter_step(local_iter *it)
 {
     const ravel_range *r = &it->range.r;
@@ -353,9 +378,7 @@ static int liter_step(local_iter *it)
     if (r->limit >= 0 && it->count >= (uint64_t)r->limit)
         return RAVEL_END;
     for (;;) {
-        if (!it->pending) {
-            if (!leveldb_iter_valid(li))
-                return RAVEL_END;
+        if (!it->pending && leveldb_iter_valid(li)) {
             if (r->reverse)
                 leveldb_iter_prev(li);
             else
@@ -363,13 +386,15 @@ static int liter_step(local_iter *it)
         }
         it->pending = 0;
         if (!leveldb_iter_valid(li)) {
+            /* At the end, or stopped by an error, which LevelDB keeps:
+             * every later call says the same. */
             char *err = NULL;
             leveldb_iter_get_error(li, &err);
             return err ? rv_err_leveldb(err) : RAVEL_END;
         }
         size_t kl;
         const char *k = leveldb_iter_key(li, &kl);
-        int side = rv_range_side(r, k, kl);
+        int side = it->bounded ? rv_range_side(r, k, kl) : 0;
         if (side != 0) {
             /* Keys before the range's start are passed over only while
              * moving to that start; past its end, iteration is over. */
@@ -379,35 +404,66 @@ static int liter_step(local_iter *it)
             return RAVEL_END;
         }
         it->from_start = 0;
-        it->count++;
-        it->key.len = it->val.len = 0;
-        if (r->keys && rv_buf_append(&it->key, k, kl))
+        size_t vl = 0;
+        const char *v = r->values ? leveldb_iter_value(li, &vl) : NULL;
+        if (!r->keys)
+            kl = 0;
+        size_t sizes[2] = {kl, vl};
+        if (rv_buf_reserve(&it->ahead, sizeof sizes + kl + vl))
             return rv_err(RAVEL_ENOMEM, "out of memory");
-        if (r->values) {
-            size_t vl;
-            const char *v = leveldb_iter_value(li, &vl);
-            if (rv_buf_append(&it->val, v, vl))
-                return rv_err(RAVEL_ENOMEM, "out of memory");
-        }
+        char *p = it->ahead.data + it->ahead.len;
+        memcpy(p, sizes, sizeof sizes);
+        if (kl)
+            memcpy(p + sizeof sizes, k, kl);
+        if (vl)
+            memcpy(p + sizeof sizes + kl, v, vl);
+        it->ahead.len += sizeof sizes + kl + vl;
+        it->count++;
+        it->ahead_left++;
         return RAVEL_OK;
     }
+}
+
+/* Read the next entries into it->ahead, under one hold of the gate. An
+ * end or error met after some entries is met again by the next refill. */
+static int refill(local_iter *it)
+{
+    int rc = iter_enter(it);
+    if (rc)
+        return rc;
+    it->ahead.len = it->ahead_pos = it->ahead_left = 0;
+    while (it->ahead_left < it->ahead_want && it->ahead.len < AHEAD_BYTES)
+        if ((rc = liter_step(it)) != RAVEL_OK)
+            break;
+    leave(it->db);
+    if (it->ahead_left == 0)
+        return rc;
+    if (it->ahead_want < AHEAD_ENTRIES)
+        it->ahead_want *= 2;
+    return RAVEL_OK;
 }
 
 static int liter_next(ravel_iter *i, const char **key, size_t *klen, const char **val, size_t *vlen)
 {
     local_iter *it = (local_iter *)i;
-    int rc = iter_enter(it);
-    if (rc)
-        return rc;
-    rc = liter_step(it);
-    leave(it->db);
-    if (rc != RAVEL_OK)
-        return rc;
+    int rc;
+    if (it->ahead_left == 0) {
+        if ((rc = refill(it)) != RAVEL_OK)
+            return rc;
+    } else if (atomic_load_explicit(&it->down, memory_order_acquire)) {
+        return dead_error(it);
+    }
+    const char *p = it->ahead.data + it->ahead_pos;
+    size_t sizes[2];
+    memcpy(sizes, p, sizeof sizes);
+    p += sizeof sizes;
+    it->ahead_pos += sizeof sizes + sizes[0] + sizes[1];
+    it->ahead_left--;
     const ravel_range *r = &it->range.r;
-    *key = r->keys ? (it->key.data ? it->key.data : "") : NULL;
-    *klen = r->keys ? it->key.len : 0;
-    *val = r->values ? (it->val.data ? it->val.data : "") : NULL;
-    *vlen = r->values ? it->val.len : 0;
+    *key = r->keys ? p : NULL;
+    *klen = sizes[0];
+    *val = r->values ? p + sizes[0] : NULL;
+    *vlen = sizes[1];
     return RAVEL_OK;
 }
 
@@ -418,6 +474,7 @@ static int liter_seek(ravel_iter *i, const void *target, size_t len)
     if (rc)
         return rc;
     leveldb_iterator_t *li = it->it;
+    drop_ahead(it);
     leveldb_iter_seek(li, target, len);
     if (it->range.r.reverse) {
         /* LevelDB seeks to the first key >= target; reverse wants the last
@@ -451,8 +508,7 @@ static void liter_free(ravel_iter *i)
         pthread_rwlock_unlock(&l->gate);
     }
     rv_range_copy_free(&it->range);
-    rv_buf_free(&it->key);
-    rv_buf_free(&it->val);
+    rv_buf_free(&it->ahead);
     free(it);
 }
 

@@ -318,6 +318,22 @@ static void test_iterator_seek(void **state)
     OK(ravel_iter_seek(it, S("0"))); /* before everything */
     assert_int_equal(ravel_iter_next(it, &k, &kl, &v, &vl), RAVEL_END);
     ravel_iter_free(it);
+
+    /* The limit counts entries handed out, across seeks: entries an
+     * iterator read ahead of the caller and a seek passed over do not. */
+    ravel_range_init(&r);
+    r.limit = 4;
+    OK(ravel_iter_new(db, &r, &it));
+    for (int i = 0; i < 2; i++)
+        OK(ravel_iter_next(it, &k, &kl, &v, &vl));
+    assert_memory_equal(k, "aa", 2);
+    OK(ravel_iter_seek(it, S("c")));
+    OK(ravel_iter_next(it, &k, &kl, &v, &vl));
+    assert_memory_equal(k, "c", 1);
+    OK(ravel_iter_next(it, &k, &kl, &v, &vl));
+    assert_memory_equal(k, "d", 1);
+    assert_int_equal(ravel_iter_next(it, &k, &kl, &v, &vl), RAVEL_END);
+    ravel_iter_free(it);
 }
 
 static void test_iterator_many(void **state)
