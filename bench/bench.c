@@ -1226,6 +1226,69 @@ static void print_value(double v, const char *fmt)
     printf(" |");
 }
 
+/* One row of the targets table: `got` against the line `want` (at least,
+ * or at most when at_most), "-" when it could not be measured. */
+static void print_target(const char *what, double got, double want, int at_most, const char *fmt)
+{
+    printf("| %s |", what);
+    print_value(got, fmt);
+    printf(" %s", at_most ? "<= " : ">= ");
+    printf(fmt, want);
+    int met = at_most ? got <= want : got >= want;
+    printf(" | %s |\n", isnan(got) ? "-" : met ? "yes" : "no");
+}
+
+/* A ratio, NAN when either side is missing. */
+static double ratio(double a, double b)
+{
+    return b > 0 && !isnan(a) ? a / b : NAN;
+}
+
+/* The targets of the benchmark issue, checked against this run's medians
+ * (ratios as in the tables: the follower's W2 and W4 against raw
+ * LevelDB's W1 and W3, one at a time). */
+static void print_targets(const variant_result res[V_COUNT], const double *f1_ms[F1_SETS],
+                          int f1_rounds)
+{
+    const workload_result *raw = res[V_RAW].w, *lead = res[V_LEADER].w,
+                          *fol = res[V_FOLLOWER].w, *node = res[V_NODE_FOLLOWER].w;
+    int has_node = res[V_NODE_FOLLOWER].measured;
+    const double *ten = NULL;
+    for (size_t i = 0; i < F1_SETS; i++)
+        if (f1_followers[i] == 10)
+            ten = f1_ms[i];
+
+    printf("\n| target (figures from the tables above) | measured | line | met |\n");
+    printf("|---|---:|---:|---|\n");
+    print_target("follower W1 ÷ Node follower W1",
+                 has_node ? ratio(fol[W_PUT_SEQ].ops_per_s, node[W_PUT_SEQ].ops_per_s) : NAN,
+                 5, 0, "%.3fx");
+    print_target("follower W3 ÷ Node follower W3",
+                 has_node ? ratio(fol[W_GET_SEQ].ops_per_s, node[W_GET_SEQ].ops_per_s) : NAN,
+                 5, 0, "%.3fx");
+    print_target("leader W1 ÷ raw W1", ratio(lead[W_PUT_SEQ].ops_per_s, raw[W_PUT_SEQ].ops_per_s),
+                 0.9, 0, "%.3fx");
+    print_target("leader W3 ÷ raw W3", ratio(lead[W_GET_SEQ].ops_per_s, raw[W_GET_SEQ].ops_per_s),
+                 0.9, 0, "%.3fx");
+    print_target("follower W2 ÷ raw W1",
+                 ratio(fol[W_PUT_PIPE].ops_per_s, raw[W_PUT_SEQ].ops_per_s), 0.5, 0, "%.3fx");
+    print_target("follower W4 ÷ raw W3",
+                 ratio(fol[W_GET_PIPE].ops_per_s, raw[W_GET_SEQ].ops_per_s), 0.5, 0, "%.3fx");
+    print_target("follower W5 ÷ raw W5", ratio(fol[W_SCAN].ops_per_s, raw[W_SCAN].ops_per_s),
+                 0.5, 0, "%.3fx");
+    print_target("leader W5 ÷ raw W5", ratio(lead[W_SCAN].ops_per_s, raw[W_SCAN].ops_per_s), 0.9,
+                 0, "%.3fx");
+    print_target("follower W6 ÷ raw W6", ratio(fol[W_BATCH].ops_per_s, raw[W_BATCH].ops_per_s),
+                 0.5, 0, "%.3fx");
+    print_target("leader W6 ÷ raw W6", ratio(lead[W_BATCH].ops_per_s, raw[W_BATCH].ops_per_s),
+                 0.9, 0, "%.3fx");
+    print_target("F1, 10 followers: median ms",
+                 ten ? percentile(ten, (size_t)f1_rounds, 0.5) : NAN, 20, 1, "%.2f");
+    print_target("F1, 10 followers: max ms", ten ? ten[f1_rounds - 1] : NAN, 60, 1, "%.2f");
+    print_target("follower peak RSS during W5, MB (10^6 bytes)",
+                 res[V_FOLLOWER].scan_rss_kib * 1024 / 1e6, 16, 1, "%.1f");
+}
+
 static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
                          const workload_result *ping, const workload_result *batch_floor,
                          const double batch_floor_range[2][2],
@@ -1326,6 +1389,7 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
                f1_followers[i] == 1 ? "" : "s", f1_rounds,
                percentile(ms, (size_t)f1_rounds, 0.5), ms[f1_rounds - 1], ms[0]);
     }
+    print_targets(res, f1_ms, f1_rounds);
 }
 
 /* ------------------------------------------------------------------ */
