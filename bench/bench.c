@@ -1081,7 +1081,7 @@ static workload_result batch_floor_once(uint64_t n, int poll_us, const char *dir
     return out;
 }
 
-/* The limit of W6 for any design that writes in another process: W6 run
+/* W6 for a bare design that writes in another process: W6 run
  * against a child that holds raw LevelDB and gets each batch over a unix
  * socketpair as bare bytes (no framing, no threads, no parsing beyond
  * fixed-size records), sleeping in read() or (poll_us > 0) busy-polling
