@@ -14,7 +14,9 @@
  * stream happens with the mutex held, by the loop or by a polling caller,
  * so bytes are fed to the session in the order they came. While a caller
  * polls, the loop stops watching for input (else each answer would wake it
- * for nothing) and a timer or the caller resumes the watch. */
+ * for nothing) and a timer or the caller resumes the watch: the timer
+ * when no caller reads by then, else the caller once it is done (a caller
+ * that waits long for a slow answer is not checked on meanwhile). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -114,6 +116,8 @@ struct rv_remote {
     int nudge_fd;     /* eventfd */
     int paused;       /* the loop does not watch for input meanwhile */
     int want_resume;  /* ... and should again */
+    int resume_owed;  /* the resume timer came while a caller read: that
+                       * caller (or the next) resumes the watch when done */
     char rbuf[64 << 10];
     int attach_rfd, attach_wfd; /* an attach waiting for the loop */
     int wake_pending;
@@ -557,8 +561,10 @@ static int read_until(remote *r, const int *done)
     if (r->poll_ns)
         r->poll_hot = *done && rv_now_ns() - start < r->poll_ns;
     /* The loop stopped watching for input while we read: it must watch
-     * again now if anything else is expected, else its timer will. */
-    if (r->paused && (!*done || r->ended || r->s.pending_head || r->s.iter_head)) {
+     * again now if anything else is expected or its timer came meanwhile,
+     * else its timer will. */
+    if (r->paused &&
+        (r->resume_owed || !*done || r->ended || r->s.pending_head || r->s.iter_head)) {
         r->want_resume = 1;
         kick(r);
     }
@@ -600,7 +606,7 @@ static void on_resume(uv_timer_t *t)
     remote *r = t->data;
     uv_mutex_lock(&r->mu);
     if (r->paused && r->poller) {
-        uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
+        r->resume_owed = 1;
     } else if (r->paused) {
         r->paused = 0;
         watch(r);
@@ -642,6 +648,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if ((events & UV_READABLE) && r->poller) {
         /* A caller reads the answers now; don't wake for them. */
         r->paused = 1;
+        r->resume_owed = 0;
         watch(r);
         uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
     } else if ((events & UV_READABLE) && read_some(r) < 0) {
@@ -862,8 +869,11 @@ static void on_wake(uv_async_t *a)
         drop_locked(r);
     if (r->want_resume) {
         r->want_resume = 0;
-        if (!r->poller)
+        /* With another caller reading by now, the resume stays owed to it. */
+        if (!r->poller) {
             r->paused = 0;
+            r->resume_owed = 0;
+        }
         watch(r);
     }
     int rfd = r->attach_rfd, wfd = r->attach_wfd;

@@ -1,6 +1,7 @@
 /* A guest and a host talking over real streams: threads, streams of every
  * kind, readonly and hooks, bad bytes, and what happens to pending work
  * when a stream ends or the handle closes. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -427,6 +428,78 @@ static void test_busy_polling(void **state)
     pair_close(&p);
 }
 
+static const char *very_slow_puts(void *ud, const char *key, size_t klen, const char *val,
+                                  size_t vlen)
+{
+    (void)ud, (void)val, (void)vlen;
+    if (klen >= 4 && memcmp(key, "slow", 4) == 0) {
+        struct timespec ts = {0, 300000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Voluntary context switches of all this process's threads so far. */
+static long voluntary_switches(void)
+{
+    long total = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* a thread that just ended */
+        while (fgets(line, sizeof line, f) != NULL) {
+            long n;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+                total += n;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* A caller waiting 300 ms for one slow answer right after a run of fast
+ * ones: the handle's threads sleep meanwhile (the I/O thread used to look
+ * every 2 ms whether the caller was done, ~150 wake-ups). */
+static void test_slow_answer_sleeps(void **state)
+{
+    (void)state;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.preput = very_slow_puts;
+    pair p;
+    pair_open(&p, &ho, NULL);
+    for (int i = 0; i < 200; i++)
+        OK(ravel_put(p.guest, S("fast"), S("v")));
+    long before = voluntary_switches();
+    OK(ravel_put(p.guest, S("slow"), S("v")));
+    long during = voluntary_switches() - before;
+    assert_in_range(during, 0, 30);
+    /* Asynchronous requests made after it are still answered. */
+    async_seen a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, pthread_self()};
+    for (int i = 0; i < 10; i++)
+        OK(ravel_put_async(p.guest, S("after"), S("v"), on_async_put, &a));
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&a.mu);
+        int calls = a.calls;
+        pthread_mutex_unlock(&a.mu);
+        if (calls == 10)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(a.calls, 10);
+    assert_int_equal(a.failures, 0);
+    pair_close(&p);
+}
+
 static void test_sync_call_from_callback(void **state)
 {
     (void)state;
@@ -620,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_retry_off_stream_end_fails_pending),
         cmocka_unit_test(test_sync_call_from_callback),
         cmocka_unit_test(test_busy_polling),
+        cmocka_unit_test(test_slow_answer_sleeps),
         cmocka_unit_test(test_pipe_pair),
         cmocka_unit_test(test_slow_call_stalls_only_its_connection),
         cmocka_unit_test(test_listen_and_connect),
