@@ -117,7 +117,8 @@ struct rv_remote {
     int paused;       /* the loop does not watch for input meanwhile */
     int want_resume;  /* ... and should again */
     int resume_owed;  /* the resume timer came while a caller read: that
-                       * caller (or the next) resumes the watch when done */
+                       * caller has the loop resume the watch when done
+                       * (while paused, either this or the timer is set) */
     char rbuf[64 << 10];
     int attach_rfd, attach_wfd; /* an attach waiting for the loop */
     int wake_pending;
@@ -869,10 +870,14 @@ static void on_wake(uv_async_t *a)
         drop_locked(r);
     if (r->want_resume) {
         r->want_resume = 0;
-        /* With another caller reading by now, the resume stays owed to it. */
         if (!r->poller) {
             r->paused = 0;
             r->resume_owed = 0;
+        } else if (r->resume_owed) {
+            /* Another caller reads by now (one-at-a-time calls): look
+             * again in a while rather than at the end of every call. */
+            r->resume_owed = 0;
+            uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
         }
         watch(r);
     }
