@@ -129,10 +129,14 @@ static int conn_flush(void *ud)
 }
 
 /* Nothing to read: poll for the guest's next request a little while if
- * its recent requests came that fast, else sleep until it comes. Returns
- * what read() returned, -1 to read again, -2 when the host stops. */
+ * its last one came that fast, else sleep until it comes. The whole wait
+ * counts, polling included: a request that comes only after the polling
+ * gave up (often because the guest's thread shares this thread's CPU and
+ * could not run while we polled) turns polling off for the next wait.
+ * Returns what read() returned, -1 to read again, -2 when the host stops. */
 static ssize_t wait_request(hconn *c, char *buf)
 {
+    uint64_t start = c->poll_ns ? rv_now_ns() : 0;
     if (c->poll_hot && rv_spin_enter()) {
         uint64_t deadline = rv_now_ns() + c->poll_ns;
         ssize_t n;
@@ -144,7 +148,6 @@ static ssize_t wait_request(hconn *c, char *buf)
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return n;
     }
-    uint64_t start = c->poll_ns ? rv_now_ns() : 0;
     if (!wait_fd(c->h, c->rfd, POLLIN))
         return -2;
     c->poll_hot = c->poll_ns && rv_now_ns() - start < c->poll_ns;
