@@ -344,14 +344,25 @@ static int deadlock_done(void *p)
 
 /* Keys starting with "slow" take 3 ms on the host: longer than the
  * busy-poll budget, so a polling caller gives up and sleeps. */
+/* A host hook: puts of keys that start with "slow" take *ud nanoseconds. */
 static const char *slow_puts(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
 {
-    (void)ud, (void)val, (void)vlen;
+    (void)val, (void)vlen;
     if (klen >= 4 && memcmp(key, "slow", 4) == 0) {
-        struct timespec ts = {0, 3000000};
+        struct timespec ts = {0, *(const long *)ud};
         nanosleep(&ts, NULL);
     }
     return NULL;
+}
+
+/* A guest and a host whose "slow" puts take delay_ns. */
+static void pair_open_slow(pair *p, const long *delay_ns)
+{
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.preput = slow_puts;
+    ho.hook_ud = (void *)delay_ns;
+    pair_open(p, &ho, NULL);
 }
 
 typedef struct async_seen {
@@ -370,6 +381,25 @@ static void on_async_put(void *ud, int status)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* Wait (up to 5 s) until n asynchronous puts were called back; each must
+ * have been called back once, successfully, on another thread. */
+static void expect_async_calls(async_seen *a, int n)
+{
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&a->mu);
+        int calls = a->calls;
+        pthread_mutex_unlock(&a->mu);
+        if (calls == n)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&a->mu);
+    assert_int_equal(a->calls, n);
+    assert_int_equal(a->failures, 0);
+    pthread_mutex_unlock(&a->mu);
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -385,11 +415,9 @@ static double cpu_seconds(void)
 static void test_busy_polling(void **state)
 {
     (void)state;
-    ravel_host_options ho;
-    ravel_host_options_init(&ho);
-    ho.preput = slow_puts;
+    static const long delay_ns = 3000000;
     pair p;
-    pair_open(&p, &ho, NULL);
+    pair_open_slow(&p, &delay_ns);
     async_seen a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, pthread_self()};
     for (int round = 0; round < 200; round++) {
         char k[32], v[32];
@@ -407,18 +435,7 @@ static void test_busy_polling(void **state)
         assert_memory_equal(got, v, gl);
         ravel_free(got);
     }
-    /* Every asynchronous put was called back once, on another thread. */
-    for (int i = 0; i < 1000; i++) {
-        pthread_mutex_lock(&a.mu);
-        int calls = a.calls;
-        pthread_mutex_unlock(&a.mu);
-        if (calls == 200)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(a.calls, 200);
-    assert_int_equal(a.failures, 0);
+    expect_async_calls(&a, 200);
     /* Idle: nobody polls. 200 ms of wall time cost well under 50 ms of
      * CPU (a poller left running would cost all 200). */
     double before = cpu_seconds();
@@ -426,17 +443,6 @@ static void test_busy_polling(void **state)
     nanosleep(&idle, NULL);
     assert_true(cpu_seconds() - before < 0.05);
     pair_close(&p);
-}
-
-static const char *very_slow_puts(void *ud, const char *key, size_t klen, const char *val,
-                                  size_t vlen)
-{
-    (void)ud, (void)val, (void)vlen;
-    if (klen >= 4 && memcmp(key, "slow", 4) == 0) {
-        struct timespec ts = {0, 300000000};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
 }
 
 /* Voluntary context switches of all this process's threads so far. */
@@ -471,11 +477,9 @@ static long voluntary_switches(void)
 static void test_slow_answer_sleeps(void **state)
 {
     (void)state;
-    ravel_host_options ho;
-    ravel_host_options_init(&ho);
-    ho.preput = very_slow_puts;
+    static const long delay_ns = 300000000;
     pair p;
-    pair_open(&p, &ho, NULL);
+    pair_open_slow(&p, &delay_ns);
     for (int i = 0; i < 200; i++)
         OK(ravel_put(p.guest, S("fast"), S("v")));
     long before = voluntary_switches();
@@ -486,17 +490,7 @@ static void test_slow_answer_sleeps(void **state)
     async_seen a = {PTHREAD_MUTEX_INITIALIZER, 0, 0, pthread_self()};
     for (int i = 0; i < 10; i++)
         OK(ravel_put_async(p.guest, S("after"), S("v"), on_async_put, &a));
-    for (int i = 0; i < 5000; i++) {
-        pthread_mutex_lock(&a.mu);
-        int calls = a.calls;
-        pthread_mutex_unlock(&a.mu);
-        if (calls == 10)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(a.calls, 10);
-    assert_int_equal(a.failures, 0);
+    expect_async_calls(&a, 10);
     pair_close(&p);
 }
 
