@@ -620,8 +620,8 @@ static void latency_stats(double *lat, uint64_t n, workload_result *out)
     out->p99_us = percentile(lat, n, 0.99);
 }
 
-/* Run W1 up to and including workload `last` (W_BATCH for all six) on s,
- * each measured into out[]. */
+/* Run the workloads on s, each measured into out[]: all six when `last`
+ * is W_BATCH, W1–W5 when it is W_SCAN. */
 static void run_workloads(store *s, uint64_t n, const clocks *c, workload_result out[W_COUNT],
                           int last)
 {
@@ -1023,9 +1023,9 @@ static void floor_write_batch(floor_store *f, uint64_t first)
 /* The writer child: raw LevelDB in dir, brought to the state in which W6
  * finds every variant's database by running W1–W5 on it first, untimed
  * (after the gets, LevelDB's writes cost more: bench/RESULTS.md); then a
- * ready byte on fd; then,
- * until end of file, each batch message read from fd becomes one LevelDB
- * write, answered with one byte. Never returns. */
+ * ready byte on fd; then, until end of file, each batch message read
+ * from fd becomes one LevelDB write, answered with one byte. Never
+ * returns. */
 static void floor_writer(int fd, const char *dir, uint64_t n, uint64_t poll_ns)
 {
     static char buf[FLOOR_BATCH];
