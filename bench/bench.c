@@ -1206,15 +1206,6 @@ static void read_load(char *out, size_t size)
     fclose(f);
 }
 
-/* A ratio cell: a/b, or "-" when either is missing. */
-static void print_ratio(double a, double b)
-{
-    if (b > 0 && !isnan(a))
-        printf(" %7.3fx |", a / b);
-    else
-        printf(" %8s |", "-");
-}
-
 static void print_value(double v, const char *fmt)
 {
     if (isnan(v)) {
@@ -1224,6 +1215,18 @@ static void print_value(double v, const char *fmt)
     printf(" ");
     printf(fmt, v);
     printf(" |");
+}
+
+/* A ratio, NAN when either side is missing. */
+static double ratio(double a, double b)
+{
+    return b > 0 && !isnan(a) ? a / b : NAN;
+}
+
+/* A ratio cell: a/b, or "-" when either is missing. */
+static void print_ratio(double a, double b)
+{
+    print_value(ratio(a, b), "%7.3fx");
 }
 
 /* One row of the targets table: `got` against the line `want` (at least,
@@ -1236,12 +1239,6 @@ static void print_target(const char *what, double got, double want, int at_most,
     printf(fmt, want);
     int met = at_most ? got <= want : got >= want;
     printf(" | %s |\n", isnan(got) ? "-" : met ? "yes" : "no");
-}
-
-/* A ratio, NAN when either side is missing. */
-static double ratio(double a, double b)
-{
-    return b > 0 && !isnan(a) ? a / b : NAN;
 }
 
 /* The targets of the benchmark issue, checked against this run's medians
