@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "db/db.h"
 #include "error.h"
 #include "util/spin.h"
@@ -228,8 +229,8 @@ int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const 
         return rv_err(RAVEL_EINVAL, "callback is NULL");
     if (db->ops->get_many_async)
         return db->ops->get_many_async(db, n, keys, klens, cb, ud);
-    char **vals = calloc(n ? n : 1, sizeof *vals);
-    size_t *vlens = calloc(n ? n : 1, sizeof *vlens);
+    char **vals = rv_calloc(n ? n : 1, sizeof *vals);
+    size_t *vlens = rv_calloc(n ? n : 1, sizeof *vlens);
     if (!vals || !vlens) {
         free(vals);
         free(vlens);
@@ -261,7 +262,7 @@ int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud)
 
 ravel_batch *ravel_batch_new(void)
 {
-    return calloc(1, sizeof(ravel_batch));
+    return rv_calloc(1, sizeof(ravel_batch));
 }
 
 void ravel_batch_free(ravel_batch *b)
@@ -284,7 +285,7 @@ static int batch_add(ravel_batch *b, int type, const void *key, size_t klen, con
         return rv_err(RAVEL_ETOOBIG, "key or value over 4 GiB");
     if (b->count == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 16;
-        size_t *ops = realloc(b->ops, cap * sizeof *ops);
+        size_t *ops = rv_realloc(b->ops, cap * sizeof *ops);
         if (!ops)
             return rv_err(RAVEL_ENOMEM, "out of memory");
         b->ops = ops;

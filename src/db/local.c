@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "util/alloc.h"
 #include "db.h"
 #include "error.h"
 
@@ -302,7 +303,7 @@ static void seek_start(local_iter *it)
 
 static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
 {
-    local_iter *it = calloc(1, sizeof *it);
+    local_iter *it = rv_calloc(1, sizeof *it);
     if (!it)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     int rc = rv_range_copy_init(&it->range, r);
@@ -750,7 +751,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
         ravel_options_init(&defaults);
         opts = &defaults;
     }
-    local_db *l = calloc(1, sizeof *l);
+    local_db *l = rv_calloc(1, sizeof *l);
     if (!l)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     l->base.ops = &local_ops;
@@ -768,7 +769,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     l->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
     char *err = NULL;
-    l->dir = strdup(dir);
+    l->dir = rv_strdup(dir);
     l->db = leveldb_open(l->options, dir, &err);
     if (err || !l->dir) {
         int rc = err ? open_error(dir, opts->create_if_missing, err)

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "util/alloc.h"
 #include "error.h"
 #include "guest/remote.h"
 #include "guest/session.h"
@@ -252,7 +253,7 @@ static void describe(const remote *r, rreq *q, int status)
     snprintf(buf, sizeof buf, "%s%s%s%s", ravel_strerror(status), detail ? ": " : "",
              wire ? "host replied " : "", detail ? detail : "");
     free(q->errtext);
-    q->errtext = strdup(buf);
+    q->errtext = rv_strdup(buf);
 }
 
 static void fail_with(rreq *q, int status, const char *fmt, ...)
@@ -266,7 +267,7 @@ static void fail_with(rreq *q, int status, const char *fmt, ...)
     va_end(ap);
     q->status = status;
     free(q->errtext);
-    q->errtext = strdup(buf);
+    q->errtext = rv_strdup(buf);
 }
 
 static const char *errtext(const rreq *q)
@@ -291,7 +292,7 @@ static void fill_sync(remote *r, rreq *q)
     if (q->kind == RK_VALUE) {
         Ravelwire__Callback *m = (Ravelwire__Callback *)q->g.reply;
         size_t len = m && m->has_value ? m->value.len : 0;
-        char *p = malloc(len + 1);
+        char *p = rv_malloc(len + 1);
         if (!p) {
             fail_with(q, RAVEL_ENOMEM, "out of memory");
             return;
@@ -311,7 +312,7 @@ static void fill_sync(remote *r, rreq *q)
             if (!m->values[i]->has_value)
                 continue;
             size_t len = m->values[i]->value.len;
-            q->vals[i] = malloc(len + 1);
+            q->vals[i] = rv_malloc(len + 1);
             if (!q->vals[i]) {
                 for (size_t j = 0; j < i; j++) {
                     free(q->vals[j]);
@@ -350,8 +351,8 @@ static void run_async(rreq *q)
         if (st != RAVEL_OK) {
             q->cb.values(q->ud, st, 0, NULL, NULL);
         } else {
-            const char **vals = calloc(q->n + 1, sizeof *vals);
-            size_t *lens = calloc(q->n + 1, sizeof *lens);
+            const char **vals = rv_calloc(q->n + 1, sizeof *vals);
+            size_t *lens = rv_calloc(q->n + 1, sizeof *lens);
             if (!vals || !lens) {
                 q->cb.values(q->ud, rv_err(RAVEL_ENOMEM, "out of memory"), 0, NULL, NULL);
             } else {
@@ -370,7 +371,7 @@ static void run_async(rreq *q)
         }
     }
     if (reply)
-        protobuf_c_message_free_unpacked(reply, NULL);
+        protobuf_c_message_free_unpacked(reply, &rv_pb_allocator);
     rv_buf_free(&q->g.frame);
     free(q->errtext);
     free(q);
@@ -424,7 +425,7 @@ static void settle_sync(remote *r)
         if (q->sync) {
             fill_sync(r, q);
             if (q->g.reply)
-                protobuf_c_message_free_unpacked(q->g.reply, NULL);
+                protobuf_c_message_free_unpacked(q->g.reply, &rv_pb_allocator);
             q->g.reply = NULL;
             rv_buf_free(&q->g.frame);
             q->finished = 1;
@@ -909,7 +910,7 @@ static void loop_main(void *arg)
 int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
                   const rv_remote_hooks *hooks, int initial_fd)
 {
-    remote *r = calloc(1, sizeof *r);
+    remote *r = rv_calloc(1, sizeof *r);
     if (!r)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     r->base.ops = &remote_ops;
@@ -1085,7 +1086,7 @@ static int call_async(remote *r, rreq *q, uint8_t tag, ProtobufCMessage *msg, ui
 
 static rreq *new_async(int kind, void *cb, void *ud)
 {
-    rreq *q = calloc(1, sizeof *q);
+    rreq *q = rv_calloc(1, sizeof *q);
     if (!q)
         return NULL;
     q->kind = kind;
@@ -1228,7 +1229,7 @@ static int r_clear_async(ravel_db *d, const ravel_range *r, ravel_done_cb cb, vo
 static int r_get_many_any(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
                           char **vals, size_t *vlens, ravel_values_cb cb, void *ud)
 {
-    ProtobufCBinaryData *kb = malloc((n + 1) * sizeof *kb);
+    ProtobufCBinaryData *kb = rv_malloc((n + 1) * sizeof *kb);
     if (!kb)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
@@ -1273,7 +1274,7 @@ static const rv_iter_ops riter_ops;
 static int r_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out)
 {
     remote *r = (remote *)d;
-    riter *ri = calloc(1, sizeof *ri);
+    riter *ri = rv_calloc(1, sizeof *ri);
     if (!ri)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     ri->base.ops = &riter_ops;

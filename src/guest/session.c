@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "util/alloc.h"
 
 /* One IteratorData: its bytes, and (offset, length) of each item. */
 struct rv_gqueue_node {
@@ -435,10 +436,10 @@ static int on_iter_data(rv_gsession *s, const uint8_t *msg, size_t len)
     rv_giter *it = rv_idmap_get(&s->iters, id);
     if (!it || it->seq != seq || it->error)
         return RAVEL_OK; /* closed, or from before a seek: stale */
-    rv_gqueue_node *node = calloc(1, sizeof *node);
+    rv_gqueue_node *node = rv_calloc(1, sizeof *node);
     if (node) {
-        node->bytes = malloc(len ? len : 1);
-        node->items = malloc((n ? n : 1) * 2 * sizeof *node->items);
+        node->bytes = rv_malloc(len ? len : 1);
+        node->items = rv_malloc((n ? n : 1) * 2 * sizeof *node->items);
     }
     if (!node || !node->bytes || !node->items) {
         if (node)
@@ -499,7 +500,7 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     if (keep < 0)
         rc = RAVEL_EPROTO;
     if (keep <= 0)
-        protobuf_c_message_free_unpacked(msg, NULL);
+        protobuf_c_message_free_unpacked(msg, &rv_pb_allocator);
     return rc;
 }
 

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/alloc.h"
 #include "error.h"
 #include "host/host.h"
 #include "host/session.h"
@@ -165,7 +166,7 @@ static void *conn_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
-    char *buf = malloc(READ_CHUNK);
+    char *buf = rv_malloc(READ_CHUNK);
     int rc = buf ? 0 : RAVEL_ENOMEM;
     while (rc == 0) {
         ssize_t n = read(c->rfd, buf, READ_CHUNK);
@@ -228,7 +229,7 @@ static int set_nonblocking(int fd)
 
 static int conn_start(ravel_host *h, int rfd, int wfd)
 {
-    hconn *c = calloc(1, sizeof *c);
+    hconn *c = rv_calloc(1, sizeof *c);
     if (!c)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     c->h = h;
@@ -323,7 +324,7 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
     if (!out || !db)
         return rv_err(RAVEL_EINVAL, "result pointer or database is NULL");
     *out = NULL;
-    ravel_host *h = calloc(1, sizeof *h);
+    ravel_host *h = rv_calloc(1, sizeof *h);
     if (!h)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     h->db = db;

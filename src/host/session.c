@@ -5,6 +5,7 @@
 
 #include "db/db.h"
 #include "error.h"
+#include "util/alloc.h"
 
 typedef struct hiter {
     uint32_t id, seq;
@@ -95,7 +96,7 @@ static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t kle
 {
     if (s->group.count == s->group_cap) {
         size_t cap = s->group_cap ? s->group_cap * 2 : 64;
-        uint32_t *ids = realloc(s->group_ids, cap * sizeof *ids);
+        uint32_t *ids = rv_realloc(s->group_ids, cap * sizeof *ids);
         if (!ids)
             return RAVEL_ENOMEM;
         s->group_ids = ids;
@@ -218,12 +219,12 @@ static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
 static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
 {
     size_t n = m->n_keys;
-    const void **keys = malloc((n + 1) * sizeof *keys);
-    size_t *klens = malloc((n + 1) * sizeof *klens);
-    char **vals = calloc(n + 1, sizeof *vals);
-    size_t *vlens = calloc(n + 1, sizeof *vlens);
-    Ravelwire__GetManyCallback__Value *values = calloc(n + 1, sizeof *values);
-    Ravelwire__GetManyCallback__Value **vptrs = calloc(n + 1, sizeof *vptrs);
+    const void **keys = rv_malloc((n + 1) * sizeof *keys);
+    size_t *klens = rv_malloc((n + 1) * sizeof *klens);
+    char **vals = rv_calloc(n + 1, sizeof *vals);
+    size_t *vlens = rv_calloc(n + 1, sizeof *vlens);
+    Ravelwire__GetManyCallback__Value *values = rv_calloc(n + 1, sizeof *values);
+    Ravelwire__GetManyCallback__Value **vptrs = rv_calloc(n + 1, sizeof *vptrs);
     int erc = RAVEL_ENOMEM;
     if (keys && klens && vals && vlens && values && vptrs) {
         for (size_t i = 0; i < n; i++) {
@@ -367,7 +368,7 @@ static int on_iterator(rv_hsession *s, Ravelwire__Iterator *m)
     /* Keys are always read: a resume compares them with the bookmark. */
     r.keys = 1;
     r.values = o->has_values && o->values;
-    hiter *h = calloc(1, sizeof *h);
+    hiter *h = rv_calloc(1, sizeof *h);
     if (!h || rv_idmap_put(&s->iters, m->id, h)) {
         free(h);
         return RAVEL_ENOMEM;
@@ -462,7 +463,7 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     case RV_IN_ITER_ACK: rc = on_iter_ack(s, (Ravelwire__IteratorAck *)msg); break;
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
     }
-    protobuf_c_message_free_unpacked(msg, NULL);
+    protobuf_c_message_free_unpacked(msg, &rv_pb_allocator);
     return rc;
 }
 

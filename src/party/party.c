@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "util/alloc.h"
 #include "db/db.h"
 #include "error.h"
 #include "guest/remote.h"
@@ -330,7 +331,7 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
     if (!out || !dir || !*dir)
         return rv_err(RAVEL_EINVAL, "result pointer or directory is NULL or empty");
     *out = NULL;
-    party *p = calloc(1, sizeof *p);
+    party *p = rv_calloc(1, sizeof *p);
     if (!p)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     p->base.ops = &party_ops;

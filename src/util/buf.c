@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
+
 int rv_buf_reserve(rv_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
@@ -13,7 +15,7 @@ int rv_buf_reserve(rv_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
+    char *p = rv_realloc(b->data, cap);
     if (!p)
         return -1;
     b->data = p;

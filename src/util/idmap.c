@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "util/alloc.h"
+
 static size_t slot_of(uint32_t id, size_t cap)
 {
     return (size_t)(id * 2654435769u) & (cap - 1);
@@ -22,8 +24,8 @@ void *rv_idmap_get(const rv_idmap *m, uint32_t id)
 static int grow(rv_idmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
-    uint32_t *keys = calloc(cap, sizeof *keys);
-    void **vals = calloc(cap, sizeof *vals);
+    uint32_t *keys = rv_calloc(cap, sizeof *keys);
+    void **vals = rv_calloc(cap, sizeof *vals);
     if (!keys || !vals) {
         free(keys);
         free(vals);

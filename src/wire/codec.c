@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "ravel.h"
+#include "util/alloc.h"
 
 void rv_decoder_init(rv_decoder *d, size_t max_frame)
 {
@@ -199,7 +200,7 @@ static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *const *table, 
     *status = 0;
     if (len == 0 || payload[0] >= count)
         return NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], NULL, len - 1, payload + 1);
+    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], &rv_pb_allocator, len - 1, payload + 1);
     if (!m)
         *status = RAVEL_EPROTO;
     return m;

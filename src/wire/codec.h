@@ -69,7 +69,7 @@ int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_
 /* Unpack the message of a payload (tag byte first). Returns NULL with
  * *status = 0 for an unknown tag (to be ignored) and with *status =
  * RAVEL_EPROTO for a malformed message (required field missing, wrong wire
- * type, truncated). Free with protobuf_c_message_free_unpacked(m, NULL). */
+ * type, truncated). Free with protobuf_c_message_free_unpacked(m, &rv_pb_allocator). */
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status);
 ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status);
 
