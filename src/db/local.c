@@ -14,9 +14,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
-#include "db.h"
+#include "db/batch.h"
+#include "db/db.h"
+#include "db/range.h"
 #include "error.h"
+#include "util/alloc.h"
 
 typedef struct local_db {
     ravel_db base;

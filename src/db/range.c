@@ -1,6 +1,6 @@
 #include <string.h>
 
-#include "db.h"
+#include "db/range.h"
 #include "error.h"
 
 void ravel_range_init(ravel_range *r)

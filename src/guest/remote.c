@@ -35,6 +35,7 @@
 #include <uv.h>
 
 #include "util/alloc.h"
+#include "db/db.h"
 #include "error.h"
 #include "guest/remote.h"
 #include "guest/session.h"

@@ -6,7 +6,8 @@
 #define RAVEL_GUEST_SESSION_H
 
 #include "ravel.h"
-#include "db/db.h"
+#include "db/batch.h"
+#include "db/range.h"
 #include "util/buf.h"
 #include "util/idmap.h"
 #include "wire/codec.h"

@@ -7,7 +7,8 @@
 
 #include "ravel.h"
 #include "util/buf.h"
-#include "db/db.h"
+#include "db/batch.h"
+#include "db/range.h"
 #include "util/idmap.h"
 #include "wire/codec.h"
 

@@ -19,11 +19,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "util/alloc.h"
 #include "db/db.h"
 #include "error.h"
 #include "guest/remote.h"
 #include "host/host.h"
+#include "util/alloc.h"
 
 #define SOCKET_NAME "rave-level.sock"
 #define MAX_BACKOFF_MS 20 /* a follower that lost the race retries at least this often */

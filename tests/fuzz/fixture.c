@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/db.h"
+#include "db/batch.h"
+#include "db/range.h"
 
 void fz_fail(const char *fmt, ...)
 {

@@ -1,0 +1,102 @@
+/* Batches: the public functions and the layout's accessor. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/batch.h"
+#include "error.h"
+#include "util/alloc.h"
+
+#define CHECK_KEY(key, klen) \
+    if (!(key) && (klen))    \
+        return rv_err(RAVEL_EINVAL, "key pointer is NULL but its length is %zu", (size_t)(klen));
+
+ravel_batch *ravel_batch_new(void)
+{
+    return rv_calloc(1, sizeof(ravel_batch));
+}
+
+void ravel_batch_free(ravel_batch *b)
+{
+    if (!b)
+        return;
+    rv_buf_free(&b->data);
+    free(b->ops);
+    free(b);
+}
+
+static int batch_add(ravel_batch *b, int type, const void *key, size_t klen, const void *val,
+                     size_t vlen)
+{
+    if (!b)
+        return rv_err(RAVEL_EINVAL, "batch is NULL");
+    CHECK_KEY(key, klen);
+    CHECK_KEY(val, vlen);
+    if (klen > UINT32_MAX || vlen > UINT32_MAX)
+        return rv_err(RAVEL_ETOOBIG, "key or value over 4 GiB");
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        size_t *ops = rv_realloc(b->ops, cap * sizeof *ops);
+        if (!ops)
+            return rv_err(RAVEL_ENOMEM, "out of memory");
+        b->ops = ops;
+        b->cap = cap;
+    }
+    uint32_t lens[2] = {(uint32_t)klen, (uint32_t)vlen};
+    uint8_t t = (uint8_t)type;
+    size_t at = b->data.len;
+    if (rv_buf_reserve(&b->data, 1 + sizeof lens + klen + vlen))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    rv_buf_append(&b->data, &t, 1);
+    rv_buf_append(&b->data, lens, sizeof lens);
+    rv_buf_append(&b->data, key, klen);
+    rv_buf_append(&b->data, val, vlen);
+    b->ops[b->count++] = at;
+    return RAVEL_OK;
+}
+
+int ravel_batch_put(ravel_batch *b, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    return batch_add(b, RV_OP_PUT, key, klen, val, vlen);
+}
+
+int ravel_batch_del(ravel_batch *b, const void *key, size_t klen)
+{
+    return batch_add(b, RV_OP_DEL, key, klen, NULL, 0);
+}
+
+void ravel_batch_clear(ravel_batch *b)
+{
+    if (b) {
+        b->data.len = 0;
+        b->count = 0;
+    }
+}
+
+size_t ravel_batch_count(const ravel_batch *b)
+{
+    return b ? b->count : 0;
+}
+
+void rv_batch_op(const ravel_batch *b, size_t i, int *type, const char **key, size_t *klen,
+                 const char **val, size_t *vlen)
+{
+    const char *p = b->data.data + b->ops[i];
+    uint32_t lens[2];
+    memcpy(lens, p + 1, sizeof lens);
+    *type = (uint8_t)p[0];
+    *key = p + 1 + sizeof lens;
+    *klen = lens[0];
+    *val = *key + lens[0];
+    *vlen = lens[1];
+}
+
+int ravel_batch_op(const ravel_batch *b, size_t i, int *is_put, const char **key, size_t *klen,
+                   const char **val, size_t *vlen)
+{
+    if (!b || i >= b->count || !is_put || !key || !klen || !val || !vlen)
+        return rv_err(RAVEL_EINVAL, "no such batch operation");
+    int type;
+    rv_batch_op(b, i, &type, key, klen, val, vlen);
+    *is_put = type == RV_OP_PUT;
+    return RAVEL_OK;
+}
