@@ -1,4 +1,7 @@
-/* The public API: argument checks, then dispatch to the handle's kind. */
+/* The public API: argument checks, then each operation described once in
+ * a request record and handed to the handle's submit (db/db.h); the
+ * synchronous forms wait for its completion. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,13 +26,103 @@ void ravel_options_init(ravel_options *opts)
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
 }
 
+/* ---- the request path ---- */
+
+void rv_complete(const rv_reply_to *to, int status, const char *msg, rv_result *res)
+{
+    rv_sync *s = to->sync;
+    if (!s) {
+        if (status != RAVEL_OK && msg != ravel_errmsg())
+            rv_err(status, "%s", msg ? msg : ravel_strerror(status));
+        switch (to->op) {
+        case RV_GET:
+            to->cb.value(to->ud, status, status == RAVEL_OK ? (res->val ? res->val : "") : NULL,
+                         status == RAVEL_OK ? res->vlen : 0);
+            break;
+        case RV_GET_MANY:
+            if (status == RAVEL_OK)
+                to->cb.values(to->ud, status, res->n, res->vals, res->vlens);
+            else
+                to->cb.values(to->ud, status, 0, NULL, NULL);
+            break;
+        default:
+            to->cb.done(to->ud, status);
+        }
+        return;
+    }
+    if (status == RAVEL_OK && to->op == RV_GET) {
+        char *p = res->own;
+        res->own = NULL;
+        if (!p && (p = rv_malloc(res->vlen + 1)) != NULL) {
+            if (res->vlen)
+                memcpy(p, res->val, res->vlen);
+            p[res->vlen] = '\0';
+        }
+        if (p) {
+            *s->val = p;
+            *s->vlen = res->vlen;
+        } else {
+            status = RAVEL_ENOMEM;
+        }
+    } else if (status == RAVEL_OK && to->op == RV_GET_MANY) {
+        size_t i;
+        for (i = 0; i < res->n; i++) {
+            if (!res->vals[i])
+                continue;
+            char *p = res->own_vals ? res->own_vals[i] : rv_malloc(res->vlens[i] + 1);
+            if (!p)
+                break;
+            if (res->own_vals) {
+                res->own_vals[i] = NULL;
+            } else {
+                if (res->vlens[i])
+                    memcpy(p, res->vals[i], res->vlens[i]);
+                p[res->vlens[i]] = '\0';
+            }
+            s->vals[i] = p;
+            s->vlens[i] = res->vlens[i];
+        }
+        if (i < res->n) {
+            for (size_t j = 0; j < i; j++) {
+                free(s->vals[j]);
+                s->vals[j] = NULL;
+                s->vlens[j] = 0;
+            }
+            status = RAVEL_ENOMEM;
+        }
+    }
+    s->status = status;
+    if (status != RAVEL_OK)
+        snprintf(s->msg, sizeof s->msg, "%s",
+                 status == RAVEL_ENOMEM && !msg ? "out of memory" : msg ? msg : ravel_strerror(status));
+    s->done = 1;
+}
+
+/* The synchronous form of every operation: submit, then wait for the
+ * completion where the handle that took the request says. */
+static int run_sync(ravel_db *db, rv_req *req, rv_sync *s)
+{
+    s->done = 0;
+    req->to.sync = s;
+    int rc = db->ops->submit(db, req);
+    if (rc != RAVEL_OK)
+        return rc;
+    if (!s->done)
+        req->via->ops->wait(req->via, s);
+    if (s->status != RAVEL_OK)
+        return rv_err(s->status, "%s", s->msg);
+    return RAVEL_OK;
+}
+
 int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (!db)
         return rv_err(RAVEL_EINVAL, "database handle is NULL");
     CHECK_KEY(key, klen);
     CHECK_KEY(val, vlen);
-    return db->ops->put(db, key, klen, val, vlen);
+    rv_req req = {.to.op = RV_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen};
+    rv_sync s;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen)
@@ -39,7 +132,11 @@ int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vl
     CHECK_KEY(key, klen);
     *val = NULL;
     *vlen = 0;
-    return db->ops->get(db, key, klen, val, vlen);
+    rv_req req = {.to.op = RV_GET, .key = key, .klen = klen};
+    rv_sync s;
+    s.val = val;
+    s.vlen = vlen;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_del(ravel_db *db, const void *key, size_t klen)
@@ -47,7 +144,9 @@ int ravel_del(ravel_db *db, const void *key, size_t klen)
     if (!db)
         return rv_err(RAVEL_EINVAL, "database handle is NULL");
     CHECK_KEY(key, klen);
-    return db->ops->del(db, key, klen);
+    rv_req req = {.to.op = RV_DEL, .key = key, .klen = klen};
+    rv_sync s;
+    return run_sync(db, &req, &s);
 }
 
 static int check_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens)
@@ -71,14 +170,20 @@ int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t
         vals[i] = NULL;
         vlens[i] = 0;
     }
-    return db->ops->get_many(db, n, keys, klens, vals, vlens);
+    rv_req req = {.to.op = RV_GET_MANY, .n = n, .keys = keys, .klens = klens};
+    rv_sync s;
+    s.vals = vals;
+    s.vlens = vlens;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_write(ravel_db *db, const ravel_batch *b)
 {
     if (!db || !b)
         return rv_err(RAVEL_EINVAL, "database handle or batch is NULL");
-    return db->ops->write(db, b);
+    rv_req req = {.to.op = RV_WRITE, .batch = b};
+    rv_sync s;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_clear(ravel_db *db, const ravel_range *r)
@@ -90,7 +195,9 @@ int ravel_clear(ravel_db *db, const ravel_range *r)
         ravel_range_init(&all);
         r = &all;
     }
-    return db->ops->clear(db, r);
+    rv_req req = {.to.op = RV_CLEAR, .range = r};
+    rv_sync s;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out)
@@ -162,10 +269,9 @@ int ravel_put_async(ravel_db *db, const void *key, size_t klen, const void *val,
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
     CHECK_KEY(val, vlen);
-    if (db->ops->put_async)
-        return db->ops->put_async(db, key, klen, val, vlen, cb, ud);
-    cb(ud, db->ops->put(db, key, klen, val, vlen));
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_PUT, .cb.done = cb, .ud = ud},
+                  .key = key, .klen = klen, .val = val, .vlen = vlen};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb cb, void *ud)
@@ -173,14 +279,8 @@ int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb c
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
-    if (db->ops->get_async)
-        return db->ops->get_async(db, key, klen, cb, ud);
-    char *val = NULL;
-    size_t vlen = 0;
-    int rc = db->ops->get(db, key, klen, &val, &vlen);
-    cb(ud, rc, val, vlen);
-    free(val);
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_GET, .cb.value = cb, .ud = ud}, .key = key, .klen = klen};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_del_async(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb, void *ud)
@@ -188,20 +288,16 @@ int ravel_del_async(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
-    if (db->ops->del_async)
-        return db->ops->del_async(db, key, klen, cb, ud);
-    cb(ud, db->ops->del(db, key, klen));
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_DEL, .cb.done = cb, .ud = ud}, .key = key, .klen = klen};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_write_async(ravel_db *db, const ravel_batch *b, ravel_done_cb cb, void *ud)
 {
     if (!db || !b || !cb)
         return rv_err(RAVEL_EINVAL, "database handle, batch or callback is NULL");
-    if (db->ops->write_async)
-        return db->ops->write_async(db, b, cb, ud);
-    cb(ud, db->ops->write(db, b));
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_WRITE, .cb.done = cb, .ud = ud}, .batch = b};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud)
@@ -213,10 +309,8 @@ int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void
         ravel_range_init(&all);
         r = &all;
     }
-    if (db->ops->clear_async)
-        return db->ops->clear_async(db, r, cb, ud);
-    cb(ud, db->ops->clear(db, r));
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_CLEAR, .cb.done = cb, .ud = ud}, .range = r};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
@@ -227,22 +321,9 @@ int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const 
         return rc;
     if (!cb)
         return rv_err(RAVEL_EINVAL, "callback is NULL");
-    if (db->ops->get_many_async)
-        return db->ops->get_many_async(db, n, keys, klens, cb, ud);
-    char **vals = rv_calloc(n ? n : 1, sizeof *vals);
-    size_t *vlens = rv_calloc(n ? n : 1, sizeof *vlens);
-    if (!vals || !vlens) {
-        free(vals);
-        free(vlens);
-        return rv_err(RAVEL_ENOMEM, "out of memory");
-    }
-    rc = db->ops->get_many(db, n, keys, klens, vals, vlens);
-    cb(ud, rc, n, (const char *const *)vals, vlens);
-    for (size_t i = 0; i < n; i++)
-        free(vals[i]);
-    free(vals);
-    free(vlens);
-    return RAVEL_OK;
+    rv_req req = {.to = {.op = RV_GET_MANY, .cb.values = cb, .ud = ud},
+                  .n = n, .keys = keys, .klens = klens};
+    return db->ops->submit(db, &req);
 }
 
 int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud)

@@ -1,30 +1,115 @@
 /* The handle table: what every kind of handle (local, remote, party)
- * implements; the public API in api.c checks arguments and dispatches
- * here. */
+ * implements, and the request record that carries an operation to it.
+ *
+ * One request path. The public API (api.c) checks arguments, describes the
+ * operation once in an rv_req and hands it to the handle's one `submit`.
+ * The handle completes it exactly once through rv_complete(): at once on
+ * the calling thread (local), or later on another thread (remote). A
+ * synchronous call is the same submit plus a wait on an rv_sync, written
+ * once in api.c; a handle that completes later supplies `wait`, which is
+ * where a remote handle's caller reads its own answer off the socket (the
+ * measured fast path of one-at-a-time calls). A party handle forwards the
+ * request to whichever handle it uses now, which then owns it.
+ *
+ * Adding an operation: a value in rv_op and its arguments in rv_req, the
+ * public function in api.c, the local handle's case in local.c, the wire
+ * message (guest/ops.c turns the request into it and the reply into an
+ * rv_result; host/session.c answers it). */
 #ifndef RAVEL_DB_DB_H
 #define RAVEL_DB_DB_H
 
+#include <uv.h>
+
 #include "ravel.h"
 
+typedef enum rv_op {
+    RV_PUT,
+    RV_GET,
+    RV_DEL,
+    RV_GET_MANY,
+    RV_WRITE,
+    RV_CLEAR,
+} rv_op;
+
+typedef struct rv_sync rv_sync;
+
+/* Where a request's result goes: the callback of an asynchronous caller
+ * (its type follows op), or the waiter of a synchronous one. Handles that
+ * finish a request later keep a copy of this, not the rv_req. */
+typedef struct rv_reply_to {
+    rv_op op;
+    union {
+        ravel_done_cb done;     /* RV_PUT, RV_DEL, RV_WRITE, RV_CLEAR */
+        ravel_value_cb value;   /* RV_GET */
+        ravel_values_cb values; /* RV_GET_MANY */
+    } cb;
+    void *ud;
+    rv_sync *sync; /* a synchronous caller: cb is unused */
+} rv_reply_to;
+
+/* One operation and its arguments. The bytes are the caller's, valid
+ * until submit returns: a handle that keeps the request copies them (a
+ * remote handle encodes them into the request's frame). */
+typedef struct rv_req {
+    rv_reply_to to;
+    const void *key;                /* RV_PUT, RV_GET, RV_DEL */
+    size_t klen;
+    const void *val;                /* RV_PUT */
+    size_t vlen;
+    size_t n;                       /* RV_GET_MANY */
+    const void *const *keys;
+    const size_t *klens;
+    const ravel_batch *batch;       /* RV_WRITE */
+    const ravel_range *range;       /* RV_CLEAR */
+    ravel_db *via;                  /* set by submit: the handle that took it */
+} rv_req;
+
+/* A finished request's result, lent to rv_complete. The own* members, when
+ * set, are malloc'ed blocks holding the same bytes, which a synchronous
+ * caller takes instead of copying (rv_complete sets them to NULL); the
+ * handle frees what is left afterwards. */
+typedef struct rv_result {
+    const char *val;                /* RV_GET */
+    size_t vlen;
+    char *own;
+    size_t n;                       /* RV_GET_MANY: vals[i] NULL if absent */
+    const char *const *vals;
+    const size_t *vlens;
+    char **own_vals;                /* all or none of vals[i] */
+} rv_result;
+
+/* A synchronous caller's waiter. `done` is set last; a handle with a lock
+ * sets it under that lock, and wakes `cond` (initialised by that handle's
+ * submit when it needs it) after. */
+struct rv_sync {
+    int done;
+    int status;
+    char **val;         /* RV_GET: the caller's result pointers */
+    size_t *vlen;
+    char **vals;        /* RV_GET_MANY */
+    size_t *vlens;
+    uv_cond_t cond;
+    char msg[512];      /* the failure's detail, set again on the caller's thread */
+};
+
+/* Deliver a result: fill the synchronous caller's waiter (copying or
+ * taking the bytes; an allocation that fails makes the status
+ * RAVEL_ENOMEM), or call the asynchronous caller's callback with `msg` as
+ * ravel_errmsg() during it. msg NULL: the status's own words. With a
+ * waiter it takes no lock and calls no user code, so a handle may call it
+ * under its own lock, from any thread; then sets sync->done, last. */
+void rv_complete(const rv_reply_to *to, int status, const char *msg, rv_result *res);
+
 typedef struct rv_db_ops {
-    int (*put)(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen);
-    int (*get)(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen);
-    int (*del)(ravel_db *db, const void *key, size_t klen);
-    int (*get_many)(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
-                    char **vals, size_t *vlens);
-    int (*write)(ravel_db *db, const ravel_batch *b);
-    int (*clear)(ravel_db *db, const ravel_range *r);
+    /* Take a request: RAVEL_OK, and rv_complete(&req->to, …) exactly once,
+     * before submit returns or later; or an error, and no completion. Sets
+     * req->via to the handle that will complete it. */
+    int (*submit)(ravel_db *db, rv_req *req);
+    /* Block until sync->done, for a request submitted to this handle with
+     * that waiter. NULL: the handle completes every request before submit
+     * returns. */
+    void (*wait)(ravel_db *db, rv_sync *sync);
     int (*iter_new)(ravel_db *db, const ravel_range *r, ravel_iter **out);
-    /* Asynchronous forms; NULL means "run the synchronous one and call back
-     * before returning" (local handles). */
-    int (*put_async)(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen,
-                     ravel_done_cb cb, void *ud);
-    int (*get_async)(ravel_db *db, const void *key, size_t klen, ravel_value_cb cb, void *ud);
-    int (*del_async)(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb, void *ud);
-    int (*write_async)(ravel_db *db, const ravel_batch *b, ravel_done_cb cb, void *ud);
-    int (*clear_async)(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud);
-    int (*get_many_async)(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
-                          ravel_values_cb cb, void *ud);
     int (*role)(ravel_db *db);
     void (*close)(ravel_db *db);
 } rv_db_ops;

@@ -149,9 +149,8 @@ static int write_batch(local_db *l, leveldb_writebatch_t *wb)
     return rc;
 }
 
-static int lput(ravel_db *d, const void *key, size_t klen, const void *val, size_t vlen)
+static int lput(local_db *l, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    local_db *l = (local_db *)d;
     int rc = enter(l, 1);
     if (rc)
         return rc;
@@ -162,9 +161,8 @@ static int lput(ravel_db *d, const void *key, size_t klen, const void *val, size
     return rc;
 }
 
-static int lget(ravel_db *d, const void *key, size_t klen, char **val, size_t *vlen)
+static int lget(local_db *l, const void *key, size_t klen, char **val, size_t *vlen)
 {
-    local_db *l = (local_db *)d;
     int rc = enter(l, 0);
     if (rc)
         return rc;
@@ -180,9 +178,8 @@ static int lget(ravel_db *d, const void *key, size_t klen, char **val, size_t *v
     return RAVEL_OK;
 }
 
-static int ldel(ravel_db *d, const void *key, size_t klen)
+static int ldel(local_db *l, const void *key, size_t klen)
 {
-    local_db *l = (local_db *)d;
     int rc = enter(l, 1);
     if (rc)
         return rc;
@@ -193,10 +190,9 @@ static int ldel(ravel_db *d, const void *key, size_t klen)
     return rc;
 }
 
-static int lget_many(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
+static int lget_many(local_db *l, size_t n, const void *const *keys, const size_t *klens,
                      char **vals, size_t *vlens)
 {
-    local_db *l = (local_db *)d;
     int rc = enter(l, 0);
     if (rc)
         return rc;
@@ -222,9 +218,8 @@ static int lget_many(ravel_db *d, size_t n, const void *const *keys, const size_
     return rc;
 }
 
-static int lwrite(ravel_db *d, const ravel_batch *b)
+static int lwrite(local_db *l, const ravel_batch *b)
 {
-    local_db *l = (local_db *)d;
     leveldb_writebatch_t *wb = leveldb_writebatch_create();
     for (size_t i = 0; i < b->count; i++) {
         int type;
@@ -557,9 +552,8 @@ static int reopen(local_db *l)
     return rc;
 }
 
-static int lclear(ravel_db *d, const ravel_range *r)
+static int lclear(local_db *l, const ravel_range *r)
 {
-    local_db *l = (local_db *)d;
     ravel_range keys_only = *r;
     keys_only.keys = 1;
     keys_only.values = 0;
@@ -593,6 +587,58 @@ static int lclear(ravel_db *d, const ravel_range *r)
     leveldb_writebatch_destroy(wb);
     liter_free(&it->base);
     return rc == RAVEL_END ? RAVEL_OK : rc;
+}
+
+/* Every operation runs on the calling thread and completes before submit
+ * returns. Nothing here touches the handle after rv_complete: its
+ * callback may close it. */
+static int lsubmit(ravel_db *d, rv_req *req)
+{
+    local_db *l = (local_db *)d;
+    req->via = d;
+    rv_result res = {0};
+    char **vals = NULL;
+    size_t *vlens = NULL;
+    int rc;
+    switch (req->to.op) {
+    case RV_PUT:
+        rc = lput(l, req->key, req->klen, req->val, req->vlen);
+        break;
+    case RV_GET:
+        rc = lget(l, req->key, req->klen, &res.own, &res.vlen);
+        res.val = res.own;
+        break;
+    case RV_DEL:
+        rc = ldel(l, req->key, req->klen);
+        break;
+    case RV_GET_MANY:
+        vals = rv_calloc(req->n + 1, sizeof *vals);
+        vlens = rv_calloc(req->n + 1, sizeof *vlens);
+        rc = vals && vlens ? lget_many(l, req->n, req->keys, req->klens, vals, vlens)
+                           : rv_err(RAVEL_ENOMEM, "out of memory");
+        res.n = req->n;
+        res.vals = (const char *const *)vals;
+        res.vlens = vlens;
+        res.own_vals = vals;
+        break;
+    case RV_WRITE:
+        rc = lwrite(l, req->batch);
+        break;
+    case RV_CLEAR:
+        rc = lclear(l, req->range);
+        break;
+    default:
+        return rv_err(RAVEL_ENOTSUP, "operation %d is not supported by a local handle",
+                      (int)req->to.op);
+    }
+    rv_complete(&req->to, rc, rc == RAVEL_OK ? NULL : ravel_errmsg(), &res);
+    free(res.own);
+    if (vals)
+        for (size_t i = 0; i < req->n; i++)
+            free(vals[i]);
+    free(vals);
+    free(vlens);
+    return RAVEL_OK;
 }
 
 static void *watch_main(void *arg)
@@ -695,12 +741,7 @@ static int lrole(ravel_db *d)
 
 static const rv_db_ops local_ops = {
     .role = lrole,
-    .put = lput,
-    .get = lget,
-    .del = ldel,
-    .get_many = lget_many,
-    .write = lwrite,
-    .clear = lclear,
+    .submit = lsubmit,
     .iter_new = liter_new,
     .close = lclose,
 };

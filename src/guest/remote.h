@@ -1,7 +1,9 @@
 /* The remote handle's internals that party mode drives: instead of simply
  * reconnecting to an address, a party follower runs an election whenever
- * its stream ends. All rv_remote_* calls below but rv_remote_new run on the
- * handle's loop thread (from the hooks, or handles on rv_remote_loop). */
+ * its stream ends. rv_remote_new, rv_remote_db and rv_remote_in_loop may be
+ * called from any thread; the other rv_remote_* calls only on the handle's
+ * loop thread (from the hooks, or from handles on rv_remote_loop). The
+ * hooks run on the loop thread. */
 #ifndef RAVEL_GUEST_REMOTE_H
 #define RAVEL_GUEST_REMOTE_H
 
@@ -20,6 +22,10 @@ typedef struct rv_remote_hooks {
     void (*up)(rv_remote *r, void *ud);
     /* The loop is shutting down: close the handles you keep on it. */
     void (*shutdown)(rv_remote *r, void *ud);
+    /* The handle's close is complete and no hook runs again (called by
+     * ravel_db_close, or by the loop thread when the handle was closed
+     * from one of its own callbacks). */
+    void (*released)(void *ud);
     void *ud;
 } rv_remote_hooks;
 
@@ -29,6 +35,8 @@ typedef struct rv_remote_hooks {
 int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
                   const rv_remote_hooks *hooks, int initial_fd);
 ravel_db *rv_remote_db(rv_remote *r);
+/* Is the calling thread the handle's loop thread? */
+int rv_remote_in_loop(rv_remote *r);
 uv_loop_t *rv_remote_loop(rv_remote *r);
 /* Start connecting to addr; failure comes back through hooks.lost. */
 void rv_remote_connect(rv_remote *r);

@@ -24,6 +24,7 @@
 #include "guest/remote.h"
 #include "host/host.h"
 #include "util/alloc.h"
+#include "util/backoff.h"
 
 #define SOCKET_NAME "rave-level.sock"
 #define MAX_BACKOFF_MS 20 /* a follower that lost the race retries at least this often */
@@ -39,6 +40,7 @@ typedef struct party {
     int has_sock;
     _Atomic int role;
     _Atomic int closing;
+    int close_in_loop;     /* closed on the remote's loop thread: on_released finishes */
     ravel_db *local;       /* while leading */
     ravel_host *host;      /* while leading */
     rv_remote *remote;     /* once following */
@@ -56,6 +58,7 @@ typedef struct party {
     int sock_changed;      /* the socket file changed during a connect */
     int locked;            /* the last step found the database locked */
     unsigned fails;
+    rv_backoff backoff;
 } party;
 
 static const rv_db_ops party_ops;
@@ -214,10 +217,7 @@ static void on_dir_change(uv_poll_t *w, int status, int events)
 
 static void retry_later(party *p)
 {
-    unsigned ms = p->fails < 2 ? 1 : 1u << (p->fails - 2 > 5 ? 5 : p->fails - 2);
-    if (ms > MAX_BACKOFF_MS)
-        ms = MAX_BACKOFF_MS;
-    uv_timer_start(&p->timer, on_timer, ms, 0);
+    uv_timer_start(&p->timer, on_timer, rv_backoff_next(&p->backoff), 0);
 }
 
 static void election_step(party *p)
@@ -284,6 +284,7 @@ static void on_up(rv_remote *r, void *ud)
     party *p = ud;
     (void)r;
     p->fails = 0;
+    rv_backoff_reset(&p->backoff);
     p->sock_changed = 0;
     if (p->watching) {
         inotify_rm_watch(p->inotify_fd, p->wd);
@@ -309,6 +310,8 @@ static void on_shutdown(rv_remote *r, void *ud)
             uv_close((uv_handle_t *)&p->watch, on_watch_closed);
     }
 }
+
+static void on_released(void *ud);
 
 /* ---- opening ---- */
 
@@ -358,11 +361,12 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
     snprintf(p->sock_text, sizeof p->sock_text, "%s/%s", p->dir, SOCKET_NAME);
 
     double deadline = now_ms() + (p->opts.lock_timeout_ms > 0 ? p->opts.lock_timeout_ms : 0);
-    unsigned delay_ms = 1;
+    rv_backoff_init(&p->backoff, 1, MAX_BACKOFF_MS);
     for (;;) {
         int fd = connect_leader(p);
         if (fd >= 0) {
-            rv_remote_hooks hooks = {on_lost, on_up, on_shutdown, p};
+            rv_backoff_reset(&p->backoff);
+            rv_remote_hooks hooks = {on_lost, on_up, on_shutdown, on_released, p};
             int rc = rv_remote_new(&p->remote, &p->opts, p->retry, &p->sock, &hooks, fd);
             if (rc != RAVEL_OK) {
                 close(fd);
@@ -397,10 +401,8 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
         }
         /* Someone holds the lock but does not listen yet: a leader being
          * born. Look again soon. */
-        struct timespec ts = {0, (long)delay_ms * 1000000L};
+        struct timespec ts = {0, (long)rv_backoff_next(&p->backoff) * 1000000L};
         nanosleep(&ts, NULL);
-        if (delay_ms < MAX_BACKOFF_MS)
-            delay_ms *= 2;
     }
     *out = &p->base;
     return RAVEL_OK;
@@ -413,35 +415,12 @@ static ravel_db *target(party *p)
     return atomic_load(&p->role) == RAVEL_ROLE_LEADER ? p->local : rv_remote_db(p->remote);
 }
 
-static int p_put(ravel_db *d, const void *k, size_t kl, const void *v, size_t vl)
+/* The request goes to the handle in use now, which owns it from then on
+ * (and is the one a synchronous caller waits on). */
+static int p_submit(ravel_db *d, rv_req *req)
 {
-    return ravel_put(target((party *)d), k, kl, v, vl);
-}
-
-static int p_get(ravel_db *d, const void *k, size_t kl, char **v, size_t *vl)
-{
-    return ravel_get(target((party *)d), k, kl, v, vl);
-}
-
-static int p_del(ravel_db *d, const void *k, size_t kl)
-{
-    return ravel_del(target((party *)d), k, kl);
-}
-
-static int p_get_many(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
-                      char **vals, size_t *vlens)
-{
-    return ravel_get_many(target((party *)d), n, keys, klens, vals, vlens);
-}
-
-static int p_write(ravel_db *d, const ravel_batch *b)
-{
-    return ravel_write(target((party *)d), b);
-}
-
-static int p_clear(ravel_db *d, const ravel_range *r)
-{
-    return ravel_clear(target((party *)d), r);
+    ravel_db *t = target((party *)d);
+    return t->ops->submit(t, req);
 }
 
 static int p_iter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
@@ -449,70 +428,48 @@ static int p_iter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
     return ravel_iter_new(target((party *)d), r, out);
 }
 
-static int p_put_async(ravel_db *d, const void *k, size_t kl, const void *v, size_t vl,
-                       ravel_done_cb cb, void *ud)
-{
-    return ravel_put_async(target((party *)d), k, kl, v, vl, cb, ud);
-}
-
-static int p_get_async(ravel_db *d, const void *k, size_t kl, ravel_value_cb cb, void *ud)
-{
-    return ravel_get_async(target((party *)d), k, kl, cb, ud);
-}
-
-static int p_del_async(ravel_db *d, const void *k, size_t kl, ravel_done_cb cb, void *ud)
-{
-    return ravel_del_async(target((party *)d), k, kl, cb, ud);
-}
-
-static int p_write_async(ravel_db *d, const ravel_batch *b, ravel_done_cb cb, void *ud)
-{
-    return ravel_write_async(target((party *)d), b, cb, ud);
-}
-
-static int p_clear_async(ravel_db *d, const ravel_range *r, ravel_done_cb cb, void *ud)
-{
-    return ravel_clear_async(target((party *)d), r, cb, ud);
-}
-
-static int p_get_many_async(ravel_db *d, size_t n, const void *const *keys, const size_t *klens,
-                            ravel_values_cb cb, void *ud)
-{
-    return ravel_get_many_async(target((party *)d), n, keys, klens, cb, ud);
-}
-
 static int p_role(ravel_db *d)
 {
     return atomic_load(&((party *)d)->role);
 }
 
-static void p_close(ravel_db *d)
+/* The rest of a close, once the remote handle is done with the party:
+ * the host, then LevelDB, which releases the lock for the next leader. */
+static void finish_close(party *p)
 {
-    party *p = (party *)d;
-    atomic_store(&p->closing, 1);
-    /* First the remote (its loop runs elections), then the host, then
-     * LevelDB, which releases the lock for the next leader. */
-    if (p->remote)
-        ravel_db_close(rv_remote_db(p->remote));
     ravel_host_free(p->host);
     ravel_db_close(p->local);
     party_free(p);
 }
 
+static void on_released(void *ud)
+{
+    party *p = ud;
+    if (p->close_in_loop)
+        finish_close(p);
+}
+
+/* First the remote (its loop runs elections and its hooks use the party),
+ * then the rest. Closed from a callback on the remote's loop thread (an
+ * asynchronous result, or on_leader after a failover), the remote can only
+ * finish once that callback returns: the rest follows in on_released. */
+static void p_close(ravel_db *d)
+{
+    party *p = (party *)d;
+    atomic_store(&p->closing, 1);
+    if (p->remote && rv_remote_in_loop(p->remote)) {
+        p->close_in_loop = 1;
+        ravel_db_close(rv_remote_db(p->remote));
+        return;
+    }
+    if (p->remote)
+        ravel_db_close(rv_remote_db(p->remote));
+    finish_close(p);
+}
+
 static const rv_db_ops party_ops = {
-    .put = p_put,
-    .get = p_get,
-    .del = p_del,
-    .get_many = p_get_many,
-    .write = p_write,
-    .clear = p_clear,
+    .submit = p_submit,
     .iter_new = p_iter_new,
-    .put_async = p_put_async,
-    .get_async = p_get_async,
-    .del_async = p_del_async,
-    .write_async = p_write_async,
-    .clear_async = p_clear_async,
-    .get_many_async = p_get_many_async,
     .role = p_role,
     .close = p_close,
 };

@@ -1,0 +1,149 @@
+/* The remote handle's state, shared by its three parts:
+ *   stream.c     the stream and the loop thread: fds and their watches,
+ *                connect, reconnect and adopt, reads and writes, callers
+ *                that read their own answers, waking, closing;
+ *   requests.c   operations turned into messages, and results delivered;
+ *   iterators.c  remote iterators.
+ * Threads and locks: docs/DESIGN.md. Everything below `mu` is guarded by
+ * it unless said otherwise. */
+#ifndef RAVEL_GUEST_HANDLE_H
+#define RAVEL_GUEST_HANDLE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "db/db.h"
+#include "guest/remote.h"
+#include "guest/session.h"
+#include "util/backoff.h"
+
+/* The stream, one state at a time. */
+typedef enum rv_stream_state {
+    RS_NONE,       /* no stream: waiting for an attach, a connect or an election */
+    RS_OPENING,    /* fds watched; a connect under way, or about to be up */
+    RS_UP,         /* attached and usable: callers read and write it */
+    RS_ENDED,      /* a reader saw it end, or a write failed: the loop drops it */
+    RS_DROPPING,   /* its watches are closing; its fds close with them */
+} rv_stream_state;
+
+/* The handle's life. */
+typedef enum rv_life {
+    RL_OPEN,
+    RL_CLOSING,    /* close asked for: the loop shuts down on its next turn */
+    RL_SHUT,       /* the loop shut down: no stream any more */
+} rv_life;
+
+/* The loop's input watch, which a caller reading the stream pauses. */
+typedef enum rv_input {
+    RI_WATCHED,
+    RI_PAUSED,     /* a caller reads; the resume timer will look again */
+    RI_OWED,       /* the timer came while a caller read: that caller has
+                    * the loop resume the watch when it is done */
+} rv_input;
+
+/* Why the loop thread is woken (bits of rv_remote.wake_for): the one way
+ * other threads hand it work. */
+enum {
+    RW_FLUSH = 1,      /* request bytes wait to be written */
+    RW_DELIVER = 2,    /* asynchronous completions or nexts to call back */
+    RW_RESUME = 4,     /* a reader is done: watch the input again */
+    RW_DROP = 8,       /* the stream ended (RS_ENDED) */
+    RW_ATTACH = 16,    /* ravel_guest_attach_fd gave a stream */
+    RW_CLOSE = 32,     /* ravel_db_close */
+};
+
+typedef struct rreq rreq;
+typedef struct riter riter;
+
+struct rv_remote {
+    ravel_db base;
+    ravel_options opts;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_timer_t timer;    /* reconnect backoff */
+    uv_timer_t resume;   /* turns the input watch back on */
+    uv_timer_t stand_in; /* a stream that could not be watched */
+    rv_backoff backoff;  /* loop thread only */
+    uv_mutex_t mu;
+    rv_gsession s;
+    rv_life life;
+    int close_in_loop;   /* closed from its own callback: the loop thread frees */
+    int refs;            /* the handle's, and one per open iterator */
+    unsigned wake_for;   /* RW_* bits; the async is sent when this becomes non-zero */
+    /* The stream. */
+    rv_stream_state state;
+    int rfd, wfd;        /* -1 when none; closed when the watches are */
+    uv_poll_t rpoll, wpoll; /* wpoll only for a pipe pair (split) */
+    int split;
+    int handles;         /* watches open */
+    int rev, wev;        /* events each watch has now */
+    int is_socket;       /* callers may send() on wfd (MSG_NOSIGNAL) */
+    int write_error;     /* errno of the failed write that ended it */
+    int connect_error;   /* errno of the last failed connect, else 0 */
+    char why[700];       /* how the last stream ended, for error messages */
+    size_t queued;       /* requests submitted since out was last empty */
+    int attach_rfd, attach_wfd; /* an attach waiting for the loop */
+    /* Callers reading their own answers (stream.c, rv_remote_await). */
+    rv_input input;
+    uint64_t poll_ns;    /* busy-poll budget; 0 off */
+    int poll_hot;        /* recent answers came within the budget */
+    int poller;          /* a caller reads the stream */
+    int blocked;         /* ... asleep in poll(2); nudge_fd wakes it */
+    int nudge_fd;        /* eventfd */
+    char rbuf[64 << 10];
+    /* Completions for the loop to call back. */
+    riter *ready;        /* asynchronous nexts to serve */
+    rreq *async_head, *async_tail; /* finished asynchronous requests */
+    /* Where addresses come from. */
+    int has_addr;
+    rv_address addr;
+    rv_remote_hooks hooks; /* party mode: who finds the next stream */
+    int initial_fd;      /* adopted when the loop starts */
+};
+
+typedef struct rv_remote remote;
+
+/* ---- stream.c ---- */
+
+int rv_remote_on_loop(remote *r);
+/* With the lock held: have the loop thread do `what` (RW_* bits). */
+void rv_remote_kick(remote *r, unsigned what);
+/* With the lock held, from a thread about to wait for an answer: write
+ * what is queued itself where it can (saves a thread hand-off per
+ * request); what does not fit goes to the loop. */
+void rv_remote_send_now(remote *r);
+/* With the lock held, from a synchronous caller: wait until *done,
+ * reading the stream itself (if may_read) when no other thread does,
+ * else sleeping on cond while the loop thread reads. */
+void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read);
+/* With the lock held, on the loop thread: write what is queued, as far as
+ * the stream takes it, and watch for the rest. */
+void rv_remote_flush(remote *r);
+/* With the lock held: wake a caller asleep in poll(2) on the stream. */
+void rv_remote_nudge(remote *r);
+/* Without the lock: drop a reference (the handle's at close, an
+ * iterator's when freed); the last frees the memory. */
+void rv_remote_unref(remote *r);
+
+/* ---- requests.c ---- */
+
+/* With the lock held, any thread: hand out what the session finished.
+ * Synchronous callers are filled in and woken; asynchronous completions
+ * and iterator news for asynchronous nexts are queued for the loop. */
+void rv_remote_settle(remote *r);
+/* With the lock held, on the loop thread: settle, unlock, then call back
+ * what was queued (never under the lock: callbacks may call in). */
+void rv_remote_settle_and_unlock(remote *r);
+int rv_remote_submit(ravel_db *d, rv_req *req);
+void rv_remote_wait(ravel_db *d, rv_sync *sync);
+
+/* ---- iterators.c ---- */
+
+int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out);
+/* With the lock held: an iterator has news (from rv_remote_settle). */
+void rv_remote_iter_news(remote *r, rv_giter *g);
+/* On the loop thread, without the lock: serve asynchronous nexts. */
+void rv_remote_serve_ready(remote *r);
+
+#endif

@@ -1,0 +1,763 @@
+/* The remote handle's stream and its loop thread: the guest session behind
+ * a mutex, and one libuv loop thread that watches the stream (an attached
+ * fd or pipe pair, or a unix or TCP connection it makes and remakes
+ * itself). Synchronous callers from any thread queue their request, write
+ * it to a socket themselves and wait for the answer; all requests share
+ * one stream, so calls from many threads are pipelined.
+ *
+ * Why the stream is a uv_poll watch with our own reads and writes rather
+ * than a libuv stream: a caller waiting for its answer may read the socket
+ * itself for a few microseconds (busy-polling, util/spin.h) instead of
+ * sleeping until the loop thread has read the answer and woken it — two
+ * thread wake-ups per request, which capped one-at-a-time calls at ~28k/s
+ * on the benchmark machine (bench/RESULTS.md). Every read and write of the
+ * stream happens with the mutex held, by the loop or by a reading caller,
+ * so bytes are fed to the session in the order they came. While a caller
+ * reads, the loop stops watching for input (else each answer would wake it
+ * for nothing) and a timer or the caller resumes the watch: the timer
+ * when no caller reads by then, else the caller once it is done (a caller
+ * that waits long for a slow answer is not checked on meanwhile).
+ *
+ * Closing from the handle's own callback (which runs on the loop thread)
+ * cannot join that thread: the close is recorded, the loop shuts down once
+ * the callback returns, and the loop thread frees the handle itself. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "guest/handle.h"
+#include "transport/sock.h"
+#include "util/alloc.h"
+#include "util/spin.h"
+
+/* How long the loop leaves the input watch off after a caller read, in
+ * milliseconds: it notices a closed stream at most this late when no
+ * request is pending. */
+#define RESUME_MS 2
+
+static const rv_db_ops remote_ops;
+
+int rv_remote_on_loop(remote *r)
+{
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &r->thread);
+}
+
+static int stream_live(const remote *r)
+{
+    return r->state == RS_OPENING || r->state == RS_UP || r->state == RS_ENDED;
+}
+
+void rv_remote_kick(remote *r, unsigned what)
+{
+    if (r->life == RL_SHUT)
+        return; /* the loop is gone, or going: it has nothing left to do */
+    if (r->s.out.len)
+        what |= RW_FLUSH;
+    if (r->ready || r->async_head)
+        what |= RW_DELIVER;
+    if (r->state == RS_ENDED)
+        what |= RW_DROP;
+    if (!what || (r->wake_for & what) == what)
+        return;
+    int idle = r->wake_for == 0;
+    r->wake_for |= what;
+    if (idle)
+        uv_async_send(&r->wake);
+}
+
+/* With the lock held, any thread: write what is queued, as far as the
+ * stream takes it now. Threads other than the loop write only to sockets,
+ * with MSG_NOSIGNAL: a write to a pipe whose reader left would raise
+ * SIGPIPE in the caller's thread (the loop thread blocks it). A failed
+ * write ends the stream. */
+static void send_some(remote *r)
+{
+    if (r->state != RS_UP || (!r->is_socket && !rv_remote_on_loop(r)))
+        return;
+    while (r->s.out.len) {
+        ssize_t n = r->is_socket
+                        ? send(r->wfd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(r->wfd, r->s.out.data, r->s.out.len);
+        if (n > 0) {
+            rv_buf_consume(&r->s.out, (size_t)n);
+            if (!r->s.out.len)
+                r->queued = 0;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                r->write_error = n == 0 ? EPIPE : errno;
+                r->state = RS_ENDED;
+            }
+            return;
+        }
+    }
+}
+
+void rv_remote_send_now(remote *r)
+{
+    send_some(r);
+    rv_remote_kick(r, 0);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* With the lock held, on the loop thread: make the watches match what is
+ * wanted — output while bytes wait or a connect is under way, input unless
+ * a caller reads. */
+static void watch(remote *r)
+{
+    if (!stream_live(r))
+        return;
+    int want_w = r->state == RS_OPENING || (r->state == RS_UP && r->s.out.len);
+    int want_r = r->state == RS_UP && r->input == RI_WATCHED;
+    int rev = want_r ? UV_READABLE : 0, wev = want_w ? UV_WRITABLE : 0;
+    if (!r->split) {
+        rev |= wev;
+        wev = 0;
+    }
+    if (rev != r->rev) {
+        r->rev = rev;
+        if (rev)
+            uv_poll_start(&r->rpoll, rev, on_poll);
+        else
+            uv_poll_stop(&r->rpoll);
+    }
+    if (r->split && wev != r->wev) {
+        r->wev = wev;
+        if (wev)
+            uv_poll_start(&r->wpoll, wev, on_poll);
+        else
+            uv_poll_stop(&r->wpoll);
+    }
+}
+
+/* With the lock held, on the loop thread. */
+static void set_why(remote *r, const char *what, const char *detail)
+{
+    snprintf(r->why, sizeof r->why, "%s %s%s%s", r->has_addr ? r->addr.text : "the stream", what,
+             detail ? ": " : "", detail ? detail : "");
+}
+
+static void on_watch_closed(uv_handle_t *h);
+
+/* With the lock held, on the loop thread: end the stream. No thread reads
+ * or writes its fds from now on; they are closed with the watches. */
+static void drop_locked(remote *r)
+{
+    if (!r->handles || !stream_live(r))
+        return;
+    r->state = RS_DROPPING;
+    rv_remote_nudge(r);
+    uv_close((uv_handle_t *)&r->rpoll, on_watch_closed);
+    if (r->split)
+        uv_close((uv_handle_t *)&r->wpoll, on_watch_closed);
+}
+
+void rv_remote_flush(remote *r)
+{
+    send_some(r);
+    if (r->state == RS_ENDED && r->write_error) {
+        set_why(r, "failed", strerror(r->write_error));
+        drop_locked(r);
+        return;
+    }
+    watch(r);
+}
+
+/* With the lock held, by the loop or a reading caller: read what the
+ * stream has now and feed it to the session. Returns 1 when bytes came, 0
+ * when none were there, -1 when the stream ended (RS_ENDED, r->why says
+ * how). */
+static int read_some(remote *r)
+{
+    int got = 0;
+    for (int chunks = 0; chunks < 4; chunks++) {
+        ssize_t n = read(r->rfd, r->rbuf, sizeof r->rbuf);
+        if (n > 0) {
+            got = 1;
+            int rc = rv_gsession_feed(&r->s, (const uint8_t *)r->rbuf, (size_t)n);
+            if (rc) { /* this stream cannot be trusted further */
+                set_why(r, "sent a malformed reply", ravel_strerror(rc));
+                r->state = RS_ENDED;
+                return -1;
+            }
+            if ((size_t)n < sizeof r->rbuf)
+                break;
+        } else if (n < 0 && errno == EINTR) {
+            chunks--;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            set_why(r, n == 0 ? "closed the connection" : "failed", n == 0 ? NULL : strerror(errno));
+            r->state = RS_ENDED;
+            return -1;
+        }
+    }
+    return got;
+}
+
+/* With the lock held, from a synchronous caller waiting for *done: be the
+ * thread that reads the stream until *done — in a loop at first, within
+ * the budget, if answers have been coming that fast, then asleep in
+ * poll(2) on it — so that the answer wakes this thread directly instead of
+ * the loop thread, which would then have to wake this one. Returns 0 when
+ * another thread reads the stream or there is none to read: sleep on the
+ * condition variable then. */
+static int read_until(remote *r, const int *done)
+{
+    if (r->poller || r->state != RS_UP)
+        return 0;
+    r->poller = 1;
+    int spinning = r->poll_hot && rv_spin_enter();
+    uint64_t start = r->poll_ns ? rv_now_ns() : 0;
+    /* The lock is let go between reads: the stream may end meanwhile. */
+    while (!*done && r->state == RS_UP) {
+        if (read_some(r)) {
+            rv_remote_settle(r);
+            continue;
+        }
+        if (spinning && rv_now_ns() - start < r->poll_ns) {
+            uv_mutex_unlock(&r->mu);
+            rv_cpu_relax();
+            uv_mutex_lock(&r->mu);
+            continue;
+        }
+        if (spinning) {
+            rv_spin_leave();
+            spinning = 0;
+        }
+        /* Whoever finishes our request or ends the stream meanwhile nudges
+         * us: the nudge stays readable until we drain it, so a poll on an
+         * fd number closed and reused since cannot sleep through it. */
+        struct pollfd p[2] = {{r->rfd, POLLIN, 0}, {r->nudge_fd, POLLIN, 0}};
+        r->blocked = 1;
+        uv_mutex_unlock(&r->mu);
+        if (poll(p, 2, -1) > 0 && p[1].revents) {
+            uint64_t drained;
+            ssize_t n = read(r->nudge_fd, &drained, sizeof drained);
+            (void)n;
+        }
+        uv_mutex_lock(&r->mu);
+        r->blocked = 0;
+    }
+    if (spinning)
+        rv_spin_leave();
+    r->poller = 0;
+    if (r->poll_ns)
+        r->poll_hot = *done && rv_now_ns() - start < r->poll_ns;
+    /* The loop stopped watching for input while we read: it must watch
+     * again now if anything else is expected or its timer came meanwhile,
+     * else its timer will. */
+    if (r->input != RI_WATCHED && (r->input == RI_OWED || !*done || r->state == RS_ENDED ||
+                                   r->s.pending_head || r->s.iter_head))
+        rv_remote_kick(r, RW_RESUME);
+    return 1;
+}
+
+void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read)
+{
+    while (!*done) {
+        if (may_read && read_until(r, done))
+            continue;
+        if (r->input != RI_WATCHED && !r->poller)
+            rv_remote_kick(r, RW_RESUME);
+        uv_cond_wait(cond, &r->mu);
+    }
+}
+
+void rv_remote_nudge(remote *r)
+{
+    if (r->blocked) {
+        uint64_t one = 1;
+        ssize_t n = write(r->nudge_fd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+static void connect_soon(remote *r);
+static void stream_up(remote *r);
+
+static void on_resume(uv_timer_t *t)
+{
+    remote *r = t->data;
+    uv_mutex_lock(&r->mu);
+    if (r->input == RI_PAUSED && r->poller) {
+        r->input = RI_OWED;
+    } else if (r->input != RI_WATCHED) {
+        r->input = RI_WATCHED;
+        watch(r);
+    }
+    uv_mutex_unlock(&r->mu);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    remote *r = p->data;
+    uv_mutex_lock(&r->mu);
+    if (!stream_live(r)) {
+        uv_mutex_unlock(&r->mu);
+        return;
+    }
+    if (status < 0) {
+        set_why(r, "failed", uv_strerror(status));
+        drop_locked(r);
+        uv_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->state == RS_OPENING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            r->connect_error = err;
+            set_why(r, "could not be reached", strerror(err));
+            drop_locked(r);
+            uv_mutex_unlock(&r->mu);
+            return;
+        }
+        uv_mutex_unlock(&r->mu);
+        stream_up(r);
+        return;
+    }
+    if ((events & UV_READABLE) && r->poller) {
+        /* A caller reads the answers now; don't wake for them. */
+        r->input = RI_PAUSED;
+        watch(r);
+        uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
+    } else if ((events & UV_READABLE) && r->state == RS_UP && read_some(r) < 0) {
+        drop_locked(r);
+    }
+    rv_remote_settle_and_unlock(r);
+}
+
+/* The watches are closed: close the fds and find the next stream. */
+static void on_watch_closed(uv_handle_t *h)
+{
+    remote *r = h->data;
+    if (--r->handles)
+        return;
+    uv_mutex_lock(&r->mu);
+    if (r->rfd >= 0)
+        close(r->rfd);
+    if (r->wfd != r->rfd && r->wfd >= 0)
+        close(r->wfd);
+    r->rfd = r->wfd = -1;
+    r->state = RS_NONE;
+    int shut = r->life == RL_SHUT;
+    if (!shut)
+        rv_gsession_lost(&r->s);
+    rv_remote_settle_and_unlock(r);
+    if (shut)
+        return;
+    if (r->hooks.lost)
+        r->hooks.lost(r, r->hooks.ud);
+    else if (r->has_addr && r->opts.retry)
+        connect_soon(r);
+}
+
+/* On the loop thread: make rfd/wfd the stream and watch them. If they
+ * cannot be watched, the stream ends at once, the usual way (closing its
+ * fds, with the reason in r->why). Returns whether it is live. */
+static int open_stream(remote *r, int rfd, int wfd, const char *failed, int err)
+{
+    struct stat st;
+    int rc = err ? uv_translate_sys_error(err) : 0;
+    if (rc == 0 && (fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK) != 0 ||
+                    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) != 0)) {
+        failed = "cannot be used";
+        rc = uv_translate_sys_error(errno);
+    }
+    r->split = rfd != wfd;
+    if (rc == 0 && (rc = uv_poll_init(&r->loop, &r->rpoll, rfd)) != 0)
+        failed = "cannot be watched";
+    if (rc == 0 && r->split && (rc = uv_poll_init(&r->loop, &r->wpoll, wfd)) != 0) {
+        failed = "cannot be watched";
+        uv_close((uv_handle_t *)&r->rpoll, NULL);
+    }
+    uv_mutex_lock(&r->mu);
+    r->rfd = rfd;
+    r->wfd = wfd;
+    r->rev = r->wev = 0;
+    r->write_error = 0;
+    r->input = RI_WATCHED;
+    r->is_socket = wfd >= 0 && fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+    r->connect_error = err;
+    if (rc != 0) {
+        set_why(r, failed, uv_strerror(rc));
+        /* Closing a stand-in handle ends the stream on the next turn. */
+        uv_timer_init(&r->loop, &r->stand_in);
+        r->stand_in.data = r;
+        r->handles = 1;
+        r->state = RS_DROPPING;
+        uv_close((uv_handle_t *)&r->stand_in, on_watch_closed);
+    } else {
+        r->rpoll.data = r;
+        r->wpoll.data = r;
+        r->handles = r->split ? 2 : 1;
+        r->state = RS_OPENING;
+        watch(r);
+    }
+    uv_mutex_unlock(&r->mu);
+    return rc == 0;
+}
+
+/* On the loop thread: the stream is connected; (re)send what is pending. */
+static void stream_up(remote *r)
+{
+    uv_mutex_lock(&r->mu);
+    if (r->state != RS_OPENING) {
+        uv_mutex_unlock(&r->mu);
+        return;
+    }
+    r->state = RS_UP;
+    rv_backoff_reset(&r->backoff);
+    int rc = rv_gsession_connected(&r->s);
+    r->queued = r->s.reqs.len; /* all pending requests are to be (re)sent */
+    if (rc != RAVEL_OK) {
+        set_why(r, "could not be used", ravel_strerror(rc));
+        drop_locked(r);
+    } else {
+        rv_remote_flush(r);
+    }
+    int up = stream_live(r);
+    uv_mutex_unlock(&r->mu);
+    if (up && r->hooks.up)
+        r->hooks.up(r, r->hooks.ud);
+}
+
+void rv_remote_connect(rv_remote *r)
+{
+    int fd = socket(r->addr.is_unix ? AF_UNIX : r->addr.sa.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        open_stream(r, -1, -1, "cannot make a socket for it", errno);
+        return;
+    }
+    int rc;
+    if (r->addr.is_unix) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        memcpy(sun.sun_path, r->addr.path, sizeof sun.sun_path);
+        rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    } else {
+        rv_tune_socket(fd);
+        rc = connect(fd, (const struct sockaddr *)&r->addr.sa,
+                     r->addr.sa.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                     : sizeof(struct sockaddr_in6));
+    }
+    int err = rc == 0 ? 0 : errno;
+    int pending = err == EINPROGRESS || err == EINTR;
+    if (open_stream(r, fd, fd, "could not be reached", pending ? 0 : err) && !pending)
+        stream_up(r);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    remote *r = t->data;
+    if (r->life == RL_OPEN && !r->handles)
+        rv_remote_connect(r);
+}
+
+/* Back off 1 ms, doubling to 1 s, so a host that is down is not hammered,
+ * and one that comes back is found quickly. */
+static void connect_soon(remote *r)
+{
+    uv_timer_start(&r->timer, on_timer, rv_backoff_next(&r->backoff), 0);
+}
+
+void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
+{
+    rv_tune_socket(rfd);
+    if (open_stream(r, rfd, wfd, NULL, 0))
+        stream_up(r);
+}
+
+int rv_remote_connect_error(rv_remote *r)
+{
+    return r->connect_error;
+}
+
+uv_loop_t *rv_remote_loop(rv_remote *r)
+{
+    return &r->loop;
+}
+
+ravel_db *rv_remote_db(rv_remote *r)
+{
+    return &r->base;
+}
+
+int rv_remote_in_loop(rv_remote *r)
+{
+    return rv_remote_on_loop(r);
+}
+
+/* On the loop thread: fail everything with RAVEL_ECLOSED (callbacks run
+ * now) and close the loop's handles, after which uv_run returns. */
+static void shutdown_loop(remote *r)
+{
+    uv_mutex_lock(&r->mu);
+    r->life = RL_SHUT;
+    uv_mutex_unlock(&r->mu);
+    if (r->hooks.shutdown)
+        r->hooks.shutdown(r, r->hooks.ud);
+    uv_timer_stop(&r->timer);
+    uv_mutex_lock(&r->mu);
+    drop_locked(r);
+    rv_gsession_close(&r->s);
+    rv_remote_settle_and_unlock(r);
+    uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_close((uv_handle_t *)&r->resume, NULL);
+    uv_close((uv_handle_t *)&r->wake, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    remote *r = a->data;
+    uv_mutex_lock(&r->mu);
+    unsigned what = r->wake_for;
+    r->wake_for = 0;
+    if (r->life == RL_CLOSING) {
+        uv_mutex_unlock(&r->mu);
+        shutdown_loop(r);
+        return;
+    }
+    if (r->state == RS_ENDED)
+        drop_locked(r);
+    if ((what & RW_RESUME) && r->input != RI_WATCHED) {
+        if (!r->poller) {
+            r->input = RI_WATCHED;
+        } else if (r->input == RI_OWED) {
+            /* Another caller reads by now (one-at-a-time calls): look
+             * again in a while rather than at the end of every call. */
+            r->input = RI_PAUSED;
+            uv_timer_start(&r->resume, on_resume, RESUME_MS, 0);
+        }
+        watch(r);
+    }
+    int rfd = r->attach_rfd, wfd = r->attach_wfd;
+    r->attach_rfd = r->attach_wfd = -1;
+    uv_mutex_unlock(&r->mu);
+    if (rfd >= 0)
+        rv_remote_adopt(r, rfd, wfd);
+    uv_mutex_lock(&r->mu);
+    rv_remote_settle_and_unlock(r);
+}
+
+/* Drop one reference: the handle holds one, each open iterator one (an
+ * iterator may outlive its handle until it is freed). */
+void rv_remote_unref(remote *r)
+{
+    uv_mutex_lock(&r->mu);
+    int last = --r->refs == 0;
+    uv_mutex_unlock(&r->mu);
+    if (!last)
+        return;
+    rv_gsession_free(&r->s);
+    uv_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* The handle's part of the close, once its loop thread has ended. */
+static void remote_free(remote *r)
+{
+    uv_loop_close(&r->loop);
+    if (r->attach_rfd >= 0) {
+        close(r->attach_rfd);
+        if (r->attach_wfd != r->attach_rfd)
+            close(r->attach_wfd);
+    }
+    close(r->nudge_fd);
+    void (*released)(void *) = r->hooks.released;
+    void *ud = r->hooks.ud;
+    rv_remote_unref(r);
+    if (released)
+        released(ud);
+}
+
+static void loop_main(void *arg)
+{
+    remote *r = arg;
+    /* A peer that went away must give EPIPE, not kill the process: the
+     * signal is thread-directed, so blocking it here covers every write. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    if (r->initial_fd >= 0)
+        rv_remote_adopt(r, r->initial_fd, r->initial_fd);
+    else if (r->has_addr && !r->hooks.lost)
+        rv_remote_connect(r);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    /* Closed from one of its own callbacks: nobody joins this thread. */
+    if (r->close_in_loop) {
+        pthread_detach(pthread_self());
+        remote_free(r);
+    }
+}
+
+static void r_close(ravel_db *d)
+{
+    remote *r = (remote *)d;
+    int in_loop = rv_remote_on_loop(r);
+    uv_mutex_lock(&r->mu);
+    if (r->life == RL_OPEN) {
+        r->life = RL_CLOSING;
+        r->close_in_loop = in_loop;
+        rv_remote_kick(r, RW_CLOSE);
+    }
+    uv_mutex_unlock(&r->mu);
+    if (in_loop)
+        return; /* the loop finishes the close once this callback returns */
+    uv_thread_join(&r->thread);
+    remote_free(r);
+}
+
+static int r_role(ravel_db *d)
+{
+    (void)d;
+    return RAVEL_ROLE_REMOTE;
+}
+
+static const rv_db_ops remote_ops = {
+    .submit = rv_remote_submit,
+    .wait = rv_remote_wait,
+    .iter_new = rv_remote_iter_new,
+    .role = r_role,
+    .close = r_close,
+};
+
+int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
+                  const rv_remote_hooks *hooks, int initial_fd)
+{
+    remote *r = rv_calloc(1, sizeof *r);
+    if (!r)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    r->base.ops = &remote_ops;
+    if (opts)
+        r->opts = *opts;
+    else
+        ravel_options_init(&r->opts);
+    r->opts.retry = retry;
+    if (addr) {
+        r->has_addr = 1;
+        r->addr = *addr;
+    }
+    if (hooks)
+        r->hooks = *hooks;
+    r->initial_fd = initial_fd;
+    r->rfd = r->wfd = -1;
+    r->poll_ns = rv_spin_budget_ns(r->opts.busy_poll_us);
+    r->poll_hot = r->poll_ns != 0;
+    r->attach_rfd = r->attach_wfd = -1;
+    rv_backoff_init(&r->backoff, 1, 1000);
+    r->refs = 1;
+    rv_gsession_init(&r->s, retry, r->opts.max_frame, r->opts.max_pending);
+    /* Someone always looks for the next stream: requests made meanwhile
+     * wait for it even with retry off. */
+    r->s.queue_when_lost = hooks && hooks->lost;
+    r->nudge_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rc = r->nudge_fd < 0 ? uv_translate_sys_error(errno) : uv_loop_init(&r->loop);
+    if (rc == 0) {
+        uv_mutex_init(&r->mu);
+        uv_async_init(&r->loop, &r->wake, on_wake);
+        r->wake.data = r;
+        uv_timer_init(&r->loop, &r->timer);
+        r->timer.data = r;
+        uv_timer_init(&r->loop, &r->resume);
+        r->resume.data = r;
+        /* Hooks may run as soon as the thread starts: the caller's pointer
+         * must be set by then. */
+        *out = r;
+        rc = uv_thread_create(&r->thread, loop_main, r);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&r->wake, NULL);
+            uv_close((uv_handle_t *)&r->timer, NULL);
+            uv_close((uv_handle_t *)&r->resume, NULL);
+            uv_run(&r->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&r->loop);
+            uv_mutex_destroy(&r->mu);
+        }
+    }
+    if (rc != 0) {
+        *out = NULL;
+        if (r->nudge_fd >= 0)
+            close(r->nudge_fd);
+        rv_gsession_free(&r->s);
+        free(r);
+        return rv_err(RAVEL_EIO, "cannot start the guest's I/O thread: %s", uv_strerror(rc));
+    }
+    return RAVEL_OK;
+}
+
+int ravel_guest_new(ravel_db **out, const ravel_options *opts)
+{
+    if (!out)
+        return rv_err(RAVEL_EINVAL, "result pointer is NULL");
+    *out = NULL;
+    remote *r;
+    int rc = rv_remote_new(&r, opts, opts && opts->retry > 0, NULL, NULL, -1);
+    if (rc == RAVEL_OK)
+        *out = &r->base;
+    return rc;
+}
+
+int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts)
+{
+    if (!out)
+        return rv_err(RAVEL_EINVAL, "result pointer is NULL");
+    *out = NULL;
+    rv_address a;
+    int rc = rv_address_parse(&a, address);
+    if (rc)
+        return rc;
+    remote *r;
+    rc = rv_remote_new(&r, opts, !opts || opts->retry != 0, &a, NULL, -1);
+    if (rc == RAVEL_OK)
+        *out = &r->base;
+    return rc;
+}
+
+int ravel_guest_attach_fd(ravel_db *db, int read_fd, int write_fd)
+{
+    if (!db || db->ops != &remote_ops || read_fd < 0 || write_fd < 0)
+        return rv_err(RAVEL_EINVAL, "not a remote handle, or a negative fd");
+    remote *r = (remote *)db;
+    uv_mutex_lock(&r->mu);
+    int busy = r->state != RS_NONE || r->attach_rfd >= 0 || r->has_addr || r->life != RL_OPEN;
+    if (!busy) {
+        r->attach_rfd = read_fd;
+        r->attach_wfd = write_fd;
+        rv_remote_kick(r, RW_ATTACH);
+    }
+    uv_mutex_unlock(&r->mu);
+    if (busy)
+        return rv_err(RAVEL_EINVAL, "a stream is already attached (or the handle connects itself)");
+    return RAVEL_OK;
+}
+
+int ravel_guest_connected(ravel_db *db)
+{
+    if (!db || db->ops != &remote_ops)
+        return 0;
+    remote *r = (remote *)db;
+    uv_mutex_lock(&r->mu);
+    /* Attached from the moment it is up until it is fully dropped (and a
+     * new one may be attached). */
+    int up = r->state == RS_UP || r->state == RS_ENDED || r->state == RS_DROPPING;
+    uv_mutex_unlock(&r->mu);
+    return up;
+}
