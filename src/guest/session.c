@@ -291,6 +291,10 @@ static int limit_reached(const rv_giter *it)
     return it->range.r.limit >= 0 && it->consumed >= (uint64_t)it->range.r.limit;
 }
 
+/* Room in `out` for an IteratorAck (id, seq and consumed, tag, length):
+ * made before anything is handed out, so that a failure loses nothing. */
+#define ACK_ROOM 40
+
 /* Pop the head message once all of it is handed out, and acknowledge it,
  * which lets the host read further ahead. */
 static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
@@ -298,6 +302,8 @@ static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
     rv_gqueue_node *n = it->head;
     if (n->next + per <= n->n)
         return RAVEL_OK;
+    if (s->state == RV_STREAM_UP && rv_buf_reserve(&s->out, ACK_ROOM))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
     it->head = n->next_node;
     if (!it->head)
         it->tail = NULL;
@@ -311,6 +317,12 @@ static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
     if (rv_encode(&s->out, RV_IN_ITER_ACK, &ack.base))
         return rv_err(RAVEL_ENOMEM, "out of memory");
     return RAVEL_OK;
+}
+
+/* Room for n bytes in b, whatever it holds now. */
+static int room(rv_buf *b, size_t n)
+{
+    return n > b->len ? rv_buf_reserve(b, n - b->len) : 0;
 }
 
 int rv_giter_take(rv_gsession *s, rv_giter *it)
@@ -333,11 +345,18 @@ int rv_giter_take(rv_gsession *s, rv_giter *it)
         }
         const size_t *k = it->wire_keys ? &n->items[2 * n->next] : NULL;
         const size_t *v = it->wire_values ? &n->items[2 * (n->next + per - 1)] : NULL;
+        /* What can fail comes first: the entry stays queued, and the key
+         * handed out last (the resume bookmark) stays as it was. */
+        if ((k && room(&it->cur_key, k[1])) || (v && room(&it->cur_val, v[1])) ||
+            (n->next + 2 * per > n->n && s->state == RV_STREAM_UP &&
+             rv_buf_reserve(&s->out, ACK_ROOM)))
+            return rv_err(RAVEL_ENOMEM, "out of memory");
         n->next += per;
         it->cur_key.len = it->cur_val.len = 0;
-        if ((k && rv_buf_append(&it->cur_key, n->bytes + k[0], k[1])) ||
-            (v && rv_buf_append(&it->cur_val, n->bytes + v[0], v[1])))
-            return rv_err(RAVEL_ENOMEM, "out of memory");
+        if (k)
+            rv_buf_append(&it->cur_key, n->bytes + k[0], k[1]);
+        if (v)
+            rv_buf_append(&it->cur_val, n->bytes + v[0], v[1]);
         /* The key handed out last is where a resume continues from; once a
          * seek's first result is handed out, no longer the seek target. */
         it->has_bookmark = k != NULL;

@@ -53,6 +53,10 @@ void rv_hsession_free(rv_hsession *s)
 static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error, const char *val,
                     size_t vlen)
 {
+    /* Out of memory closes the connection instead of failing the request
+     * for good: a retrying guest sends it again. */
+    if (rc == RAVEL_ENOMEM)
+        return rc;
     const char *error = wire_error ? wire_error : rc != RAVEL_OK ? rv_wire_error(rc) : NULL;
     return rv_encode_callback(&s->out, id, error, val, vlen);
 }
@@ -234,7 +238,9 @@ static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
         int rc = ravel_get_many(s->db, n, keys, klens, vals, vlens);
         Ravelwire__GetManyCallback reply = RAVELWIRE__GET_MANY_CALLBACK__INIT;
         reply.id = m->id;
-        if (rc != RAVEL_OK) {
+        if (rc == RAVEL_ENOMEM) {
+            erc = rc; /* as in callback() */
+        } else if (rc != RAVEL_OK) {
             reply.error = (char *)rv_wire_error(rc);
         } else {
             for (size_t i = 0; i < n; i++) {
@@ -250,7 +256,8 @@ static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
             reply.n_values = n;
             reply.values = vptrs;
         }
-        erc = rv_encode(&s->out, RV_OUT_GET_MANY_CB, &reply.base);
+        if (rc != RAVEL_ENOMEM)
+            erc = rv_encode(&s->out, RV_OUT_GET_MANY_CB, &reply.base);
         for (size_t i = 0; i < n; i++)
             free(vals[i]);
     }
@@ -274,6 +281,8 @@ static int iter_end(rv_hsession *s, hiter *h)
 
 static int iter_error(rv_hsession *s, hiter *h, int rc)
 {
+    if (rc == RAVEL_ENOMEM)
+        return rc; /* as in callback() */
     Ravelwire__IteratorError m = RAVELWIRE__ITERATOR_ERROR__INIT;
     m.id = h->id;
     m.seq = h->seq;

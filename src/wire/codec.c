@@ -194,15 +194,27 @@ static const ProtobufCMessageDescriptor *const out_desc[RV_OUT_COUNT] = {
     [RV_OUT_ITER_END] = &ravelwire__iterator_end__descriptor,
 };
 
+/* protobuf-c returns NULL both for a malformed message and when an
+ * allocation fails: this allocator tells the two apart. */
+static void *unpack_alloc(void *ud, size_t n)
+{
+    void *p = rv_pb_allocator.alloc(rv_pb_allocator.allocator_data, n);
+    if (!p)
+        *(int *)ud = 1;
+    return p;
+}
+
 static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *const *table, size_t count,
                                 const uint8_t *payload, size_t len, int *status)
 {
     *status = 0;
     if (len == 0 || payload[0] >= count)
         return NULL;
-    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], &rv_pb_allocator, len - 1, payload + 1);
+    int oom = 0;
+    ProtobufCAllocator a = {unpack_alloc, rv_pb_allocator.free, &oom};
+    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], &a, len - 1, payload + 1);
     if (!m)
-        *status = RAVEL_EPROTO;
+        *status = oom ? RAVEL_ENOMEM : RAVEL_EPROTO;
     return m;
 }
 
