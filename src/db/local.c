@@ -407,8 +407,10 @@ static int liter_step(local_iter *it)
         if (!r->keys)
             kl = 0;
         size_t sizes[2] = {kl, vl};
-        if (rv_buf_reserve(&it->ahead, sizeof sizes + kl + vl))
+        if (rv_buf_reserve(&it->ahead, sizeof sizes + kl + vl)) {
+            it->pending = 1; /* this entry is still to be read */
             return rv_err(RAVEL_ENOMEM, "out of memory");
+        }
         char *p = it->ahead.data + it->ahead.len;
         memcpy(p, sizes, sizeof sizes);
         if (kl)
