@@ -176,7 +176,6 @@ typedef struct world {
     int niters;
     size_t down, up;         /* bytes moved on this stream, host->guest and back */
     size_t down_cut, up_cut; /* the stream is cut once this many moved */
-    int streams;
 } world;
 
 static void world_open(world *w, int retry, const ravel_host_options *hopts)
@@ -190,7 +189,6 @@ static void world_open(world *w, int retry, const ravel_host_options *hopts)
     rv_hsession_init(&w->h, g_db, &w->hopts);
     OK(rv_gsession_connected(&w->g));
     w->down_cut = w->up_cut = SIZE_MAX;
-    w->streams = 1;
 }
 
 static void render_reply(treq *r)
@@ -354,7 +352,6 @@ static void reconnect(world *w)
     OK(rv_gsession_connected(&w->g));
     w->down = w->up = 0;
     w->down_cut = w->up_cut = SIZE_MAX;
-    w->streams++;
 }
 
 static void world_close(world *w)
@@ -952,7 +949,6 @@ static const char *const exchange_want[] = {
  * instead fail with RAVEL_ECONNLOST, and an iterator stop early with it. */
 static void exchange_check(exchange *x, int retry, const char *how, ssize_t at)
 {
-    world *w = &x->w;
     for (size_t i = 0; i < NEXCH; i++) {
         treq *r = x->r[i];
         const char *got = text(&r->result);
@@ -983,7 +979,6 @@ static void exchange_check(exchange *x, int retry, const char *how, ssize_t at)
         expect_db(S("wd"), "RAVEL_ENOTFOUND");
         expect_db(S("we1"), "RAVEL_ENOTFOUND");
     }
-    (void)w;
 }
 
 /* Run the exchange; cut a stream once `at` bytes went host->guest (down)
