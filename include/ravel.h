@@ -34,7 +34,16 @@
  *   Callbacks of a remote handle run on that handle's I/O thread: do not
  *   block in them (a synchronous call on the same handle from inside one
  *   fails with RAVEL_EDEADLK). Callbacks of a local handle run on the
- *   calling thread before the call returns.
+ *   calling thread before the call returns. A party handle's callbacks run
+ *   where its current way to the data runs them: on the calling thread
+ *   while it leads, on its I/O thread while it follows.
+ * - Closing from a callback: ravel_db_close() and ravel_iter_free() may be
+ *   called from inside any of the handle's own callbacks (an asynchronous
+ *   result or next, on_leader). The close then completes once that
+ *   callback returns: every other pending request still completes exactly
+ *   once (RAVEL_ECLOSED if it had no answer yet), and the handle is not
+ *   touched after that. Don't use the handle after closing it.
+ * - Who runs where, and the locks: docs/DESIGN.md.
  */
 #ifndef RAVEL_H
 #define RAVEL_H
@@ -103,8 +112,11 @@ RAVEL_EXPORT void ravel_free(void *ptr);
 /* Options                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Called when a party handle becomes the leader of its directory (on an
- * internal thread; do not block in it). */
+/* Called when a party handle becomes the leader of its directory: inside
+ * ravel_open, on the calling thread, when it leads from the start; on the
+ * handle's I/O thread when it takes over after a failover (do not block
+ * long there: requests the handle made while following finish on that
+ * thread). It may use the handle, which leads by then, and may close it. */
 typedef void (*ravel_leader_cb)(void *ud);
 
 typedef struct ravel_options {
@@ -216,7 +228,9 @@ RAVEL_EXPORT int ravel_db_role(ravel_db *db);
 
 /* Close a handle: pending requests and iterators fail with RAVEL_ECLOSED,
  * their callbacks run before this returns; streams are closed; LevelDB is
- * closed. Iterators must still be freed with ravel_iter_free(). NULL ok. */
+ * closed. Iterators must still be freed with ravel_iter_free(). NULL ok.
+ * Called from one of the handle's own callbacks, it returns at once and
+ * the close completes when that callback returns (see Conventions). */
 RAVEL_EXPORT void ravel_db_close(ravel_db *db);
 
 /* ------------------------------------------------------------------ */
