@@ -2,6 +2,9 @@
  * session, in memory, playing a ravel host (which announces) and a
  * many-level host (which does not); then a remote handle end to end
  * against a ravel host whose hook rejects a write with a message. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -434,10 +437,22 @@ static void test_remote_shows_hook_message(void **state)
     (void)state;
     char *dir = make_tmpdir();
     ravel_db *local, *guest;
-    OK(ravel_open_local(&local, dir, NULL));
+    char dbpath[4200];
+    snprintf(dbpath, sizeof dbpath, "%s/db", dir);
+    OK(ravel_open_local(&local, dbpath, NULL));
     ravel_host_options ho;
     ravel_host_options_init(&ho);
     ho.preput = no_sys;
+    ho.verbose = 1; /* logs to stderr, which goes to a file meanwhile */
+    char logpath[4200];
+    snprintf(logpath, sizeof logpath, "%s/host.log", dir);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(logfd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(logfd, 2), 2);
+    close(logfd);
     ravel_host *host;
     OK(ravel_host_new(&host, local, &ho));
     int sv[2];
@@ -464,6 +479,17 @@ static void test_remote_shows_hook_message(void **state)
     ravel_free(val);
     ravel_db_close(guest);
     ravel_host_free(host);
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    /* The verbose host logged the hook's words. */
+    FILE *f = fopen(logpath, "r");
+    assert_non_null(f);
+    char log[8192];
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    assert_non_null(strstr(log, "ravel host: the preput hook rejected a write: no writes under /sys"));
     ravel_db_close(local);
     rm_tmpdir(dir);
 }
