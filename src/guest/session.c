@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pe
     s->max_frame = max_frame ? max_frame : RV_DEFAULT_MAX_FRAME;
     s->max_pending = max_pending ? max_pending : 100000;
     s->state = RV_STREAM_NEVER;
+    s->ext_wanted = RV_EXT_ALL;
+    s->host = RV_HOST_UNKNOWN;
     rv_decoder_init(&s->dec, max_frame);
 }
 
@@ -53,6 +56,10 @@ static uint32_t new_id(rv_gsession *s, const rv_idmap *m)
 
 static void complete(rv_gsession *s, rv_greq *r, int status, ProtobufCMessage *reply)
 {
+    if (r->held) {
+        r->held = 0;
+        s->held--;
+    }
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -80,6 +87,134 @@ static int can_submit(rv_gsession *s)
     return RAVEL_OK;
 }
 
+/* ---- extensions ---- */
+
+/* Words for needs that the current host (known by now) cannot meet, into
+ * buf. */
+static void say_missing(const rv_gsession *s, uint32_t needs, char *buf, size_t cap)
+{
+    uint32_t lack = needs & ~s->ext_on;
+    uint32_t bit = lack & -lack;
+    const char *name = rv_ext_name(bit);
+    char unknown[32];
+    if (!name) {
+        snprintf(unknown, sizeof unknown, "bit 0x%x", (unsigned)bit);
+        name = unknown;
+    }
+    if (s->host == RV_HOST_PLAIN)
+        snprintf(buf, cap, "the host announced no extensions (a many-level host); "
+                           "missing extension \"%s\"", name);
+    else if (s->host_ext & bit)
+        snprintf(buf, cap, "this guest does not use extension \"%s\"", name);
+    else
+        snprintf(buf, cap, "the host does not offer extension \"%s\"", name);
+}
+
+/* Before a request is encoded: refuse one the known host cannot serve. */
+static int ext_gate(rv_gsession *s, const rv_greq *r)
+{
+    if (!r->needs || s->host == RV_HOST_UNKNOWN || !(r->needs & ~s->ext_on))
+        return RAVEL_OK;
+    char why[sizeof r->note];
+    say_missing(s, r->needs, why, sizeof why);
+    return rv_err(RAVEL_ENOTSUP, "%s", why);
+}
+
+/* Requests awaiting a reply on this stream, the probe aside. */
+static size_t in_flight(const rv_gsession *s)
+{
+    return s->reqs.len - s->held - (rv_idmap_get(&s->reqs, s->probe.id) == &s->probe);
+}
+
+/* Requests wait to learn the host and nothing else will make it answer:
+ * ask it something harmless (every host answers GetMany; a ravel host's
+ * Announce comes before the answer, a many-level host has none). */
+static int maybe_probe(rv_gsession *s)
+{
+    if (s->state != RV_STREAM_UP || s->host != RV_HOST_UNKNOWN || !s->held || s->probed ||
+        in_flight(s))
+        return RAVEL_OK;
+    Ravelwire__GetMany m = RAVELWIRE__GET_MANY__INIT;
+    m.id = new_id(s, &s->reqs);
+    s->probe.id = m.id;
+    s->probe.reply_tag = RV_OUT_GET_MANY_CB;
+    if (rv_idmap_put(&s->reqs, m.id, &s->probe))
+        return RAVEL_ENOMEM;
+    if (rv_encode(&s->out, RV_IN_GET_MANY, &m.base)) {
+        rv_idmap_del(&s->reqs, m.id);
+        return RAVEL_ENOMEM;
+    }
+    s->probed = 1;
+    return RAVEL_OK;
+}
+
+/* The host is known now: send the waiting requests it can serve, in the
+ * order they came, and fail the others. */
+static int release_held(rv_gsession *s)
+{
+    rv_greq *next;
+    for (rv_greq *r = s->pending_head; r && s->held; r = next) {
+        next = r->next;
+        if (!r->held)
+            continue;
+        if (r->needs & ~s->ext_on) {
+            say_missing(s, r->needs, r->note, sizeof r->note);
+            rv_idmap_del(&s->reqs, r->id);
+            complete(s, r, RAVEL_ENOTSUP, NULL);
+            continue;
+        }
+        if (rv_buf_append(&s->out, r->frame.data, r->frame.len))
+            return RAVEL_ENOMEM; /* the stream is dropped; resent on the next */
+        r->held = 0;
+        s->held--;
+    }
+    return RAVEL_OK;
+}
+
+/* A reply came with no Announce before it: a host without extensions. */
+static void host_is_plain(rv_gsession *s)
+{
+    s->host = RV_HOST_PLAIN;
+    release_held(s); /* fails every one of them: nothing to append */
+}
+
+static int on_announce(rv_gsession *s, const Ravelwire__Announce *m)
+{
+    if (s->host != RV_HOST_UNKNOWN)
+        return RAVEL_OK; /* not the stream's first frame: ignored */
+    s->host = RV_HOST_RAVEL;
+    s->host_version = m->version;
+    s->host_ext = rv_ext_from_names(m->extensions, m->n_extensions);
+    s->ext_on = s->host_ext & s->ext_wanted;
+    if (rv_encode_hello(&s->out, s->ext_on))
+        return RAVEL_ENOMEM;
+    return release_held(s);
+}
+
+/* What the stream's host announced is forgotten with the stream. */
+static void forget_host(rv_gsession *s)
+{
+    s->host = RV_HOST_UNKNOWN;
+    s->host_version = 0;
+    s->host_ext = s->ext_on = 0;
+    s->probed = 0;
+    if (rv_idmap_get(&s->reqs, s->probe.id) == &s->probe)
+        rv_idmap_del(&s->reqs, s->probe.id);
+}
+
+const char *rv_greq_detail(const rv_greq *r)
+{
+    if (r->note[0])
+        return r->note;
+    if (!r->reply)
+        return NULL;
+    if (r->reply->descriptor == &ravelwire__callback__descriptor)
+        return ((const Ravelwire__Callback *)r->reply)->message;
+    if (r->reply->descriptor == &ravelwire__get_many_callback__descriptor)
+        return ((const Ravelwire__GetManyCallback *)r->reply)->message;
+    return NULL;
+}
+
 static int frame_too_big(const rv_gsession *s, size_t size)
 {
     return rv_err(RAVEL_ETOOBIG, "the request needs a %zu-byte frame; the limit is %zu", size,
@@ -92,6 +227,8 @@ static int enqueue(rv_gsession *s, rv_greq *r, uint8_t tag)
 {
     r->reply_tag = tag == RV_IN_GET_MANY ? RV_OUT_GET_MANY_CB : RV_OUT_CALLBACK;
     r->reply = NULL;
+    r->held = 0;
+    r->note[0] = '\0';
     if (rv_idmap_put(&s->reqs, r->id, r)) {
         rv_buf_free(&r->frame);
         return rv_err(RAVEL_ENOMEM, "out of memory");
@@ -103,7 +240,13 @@ static int enqueue(rv_gsession *s, rv_greq *r, uint8_t tag)
     else
         s->pending_head = r;
     s->pending_tail = r;
-    if (s->state == RV_STREAM_UP && rv_buf_append(&s->out, r->frame.data, r->frame.len)) {
+    if (r->needs && s->host == RV_HOST_UNKNOWN) {
+        /* ext_gate let it through: it waits until the host is known. */
+        r->held = 1;
+        s->held++;
+    }
+    if (r->held ? maybe_probe(s) != RAVEL_OK
+                : s->state == RV_STREAM_UP && rv_buf_append(&s->out, r->frame.data, r->frame.len)) {
         rv_idmap_del(&s->reqs, r->id);
         complete(s, r, RAVEL_ENOMEM, NULL);
         s->done = r->done_next;
@@ -117,6 +260,8 @@ int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage
                        uint32_t *id_field)
 {
     int rc = can_submit(s);
+    if (rc == RAVEL_OK)
+        rc = ext_gate(s, r);
     if (rc != RAVEL_OK)
         return rc;
     /* The id first: its varint is part of the size. */
@@ -150,6 +295,8 @@ static uint8_t *put_field(uint8_t *p, uint8_t key, const void *data, size_t len)
 int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
 {
     int rc = can_submit(s);
+    if (rc == RAVEL_OK)
+        rc = ext_gate(s, r);
     if (rc != RAVEL_OK)
         return rc;
     size_t body = 0;
@@ -424,6 +571,7 @@ void rv_giter_release(rv_giter *it)
     rv_buf_free(&it->seek);
     rv_buf_free(&it->cur_key);
     rv_buf_free(&it->cur_val);
+    rv_buf_free(&it->error_msg);
 }
 
 /* ---- replies ---- */
@@ -441,6 +589,8 @@ static int answer(rv_gsession *s, uint8_t tag, uint32_t id, const char *error,
     if (r->reply_tag != tag)
         return -1;
     rv_idmap_del(&s->reqs, id);
+    if (r == &s->probe)
+        return 0; /* it served its purpose by coming */
     complete(s, r, error ? rv_code_from_wire(error) : RAVEL_OK, reply);
     return 1;
 }
@@ -479,6 +629,9 @@ static int on_iter_data(rv_gsession *s, const uint8_t *msg, size_t len)
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     rv_gsession *s = ud;
+    /* A ravel host writes its Announce before anything else. */
+    if (payload[0] < RV_OUT_COUNT && s->host == RV_HOST_UNKNOWN)
+        host_is_plain(s);
     if (payload[0] == RV_OUT_ITER_DATA)
         return on_iter_data(s, payload + 1, len - 1);
     int rc;
@@ -511,10 +664,15 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
         rv_giter *it = rv_idmap_get(&s->iters, m->id);
         if (it && it->seq == m->seq && !it->error) {
             it->error = rv_code_from_wire(m->error);
+            if (m->message && rv_buf_set(&it->error_msg, m->message, strlen(m->message)))
+                rc = RAVEL_ENOMEM;
             notify(s, it);
         }
         break;
     }
+    case RV_OUT_ANNOUNCE:
+        rc = on_announce(s, (Ravelwire__Announce *)msg);
+        break;
     }
     if (keep < 0)
         rc = RAVEL_EPROTO;
@@ -533,9 +691,19 @@ int rv_gsession_connected(rv_gsession *s)
     s->state = RV_STREAM_UP;
     s->out.len = 0;
     rv_decoder_reset(&s->dec);
+    forget_host(s);
     int oom = 0;
-    for (rv_greq *r = s->pending_head; r; r = r->next)
+    for (rv_greq *r = s->pending_head; r; r = r->next) {
+        if (r->needs) {
+            /* Whatever the last host offered, this one may not. */
+            if (!r->held) {
+                r->held = 1;
+                s->held++;
+            }
+            continue;
+        }
         oom |= rv_buf_append(&s->out, r->frame.data, r->frame.len);
+    }
     for (rv_giter *it = s->iter_head; it; it = it->next) {
         if (it->error)
             continue;
@@ -545,6 +713,7 @@ int rv_gsession_connected(rv_gsession *s)
         it->ended = 0;
         oom |= send_open(s, it);
     }
+    oom |= maybe_probe(s) != RAVEL_OK;
     return oom ? RAVEL_ENOMEM : RAVEL_OK;
 }
 
@@ -568,6 +737,7 @@ void rv_gsession_lost(rv_gsession *s)
     s->state = RV_STREAM_LOST;
     s->out.len = 0;
     rv_decoder_reset(&s->dec);
+    forget_host(s);
     if (!s->retry) {
         fail_all(s, RAVEL_ECONNLOST);
         return;
@@ -582,5 +752,6 @@ void rv_gsession_close(rv_gsession *s)
 {
     s->closed = 1;
     s->out.len = 0;
+    forget_host(s);
     fail_all(s, RAVEL_ECLOSED);
 }

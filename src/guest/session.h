@@ -12,10 +12,17 @@
 #include "util/idmap.h"
 #include "wire/codec.h"
 
-/* A pending request. The transport embeds it and fills the callback part. */
+/* A pending request. The transport embeds it (zeroed) and fills the
+ * callback part. */
 typedef struct rv_greq {
+    uint32_t needs;               /* RV_EXT_* bits the request cannot go
+                                   * without; set before submit (0: none).
+                                   * See rv_gsession_submit. */
     uint32_t id;
     uint8_t reply_tag;            /* the reply it expects (RV_OUT_*) */
+    int held;                     /* waits to learn what the host offers */
+    char note[112];               /* why the session failed it, if it did
+                                   * (see rv_greq_detail) */
     rv_buf frame;                 /* the encoded request, re-sent on retry */
     int status;                   /* set on completion */
     ProtobufCMessage *reply;      /* set on completion (may be NULL) */
@@ -39,12 +46,19 @@ typedef struct rv_giter {
     int ended;                    /* IteratorEnd seen for this seq */
     int error;                    /* final error status, 0 if none */
     rv_buf cur_key, cur_val;      /* the entry handed out last */
+    rv_buf error_msg;             /* the host's words for `error`, if it
+                                   * sent any ("error-messages"), else empty */
     int notified;                 /* on the notify list */
     struct rv_giter *prev, *next; /* open list */
     struct rv_giter *notify_next;
 } rv_giter;
 
 enum { RV_STREAM_NEVER, RV_STREAM_UP, RV_STREAM_LOST };
+
+/* What the current stream's host is, as far as the guest knows. A ravel
+ * host's Announce is the first frame of a stream; a reply of any kind
+ * before one means a host that has no extensions (many-level's). */
+enum { RV_HOST_UNKNOWN, RV_HOST_RAVEL, RV_HOST_PLAIN };
 
 typedef struct rv_gsession {
     int retry;
@@ -63,6 +77,17 @@ typedef struct rv_gsession {
     rv_giter *iter_head;
     rv_greq *done;        /* completed, for the transport to deliver */
     rv_giter *notify;     /* iterators with news */
+    /* Extensions (docs/protocol-extensions.md), per stream: forgotten when
+     * it is lost, as the next one may reach another host. */
+    uint32_t ext_wanted;  /* the ones this guest uses where offered
+                           * (default RV_EXT_ALL); set before a stream */
+    int host;             /* RV_HOST_* */
+    uint32_t host_version; /* from its Announce */
+    uint32_t host_ext;    /* what it announced, of what we know */
+    uint32_t ext_on;      /* named in our Hello: on for this stream */
+    size_t held;          /* requests waiting to learn the host */
+    int probed;           /* the probe went out on this stream */
+    rv_greq probe;        /* its record (a GetMany of no keys) */
 } rv_gsession;
 
 #define RV_WAIT (-1) /* rv_giter_take: nothing to hand out yet */
@@ -73,10 +98,27 @@ void rv_gsession_free(rv_gsession *s);
 /* Queue a request whose message is `msg` (its id field is set here).
  * RAVEL_OK, RAVEL_ECONNLOST (stream lost, retry off), RAVEL_ECLOSED,
  * RAVEL_ETOOBIG (frame over max_frame), RAVEL_ELIMIT (max_pending
- * reached), RAVEL_ENOMEM. The id is written through id_field before
- * encoding. */
+ * reached), RAVEL_ENOTSUP (below), RAVEL_ENOMEM. The id is written
+ * through id_field before encoding.
+ *
+ * A request with r->needs set is sent only to a host that announced those
+ * extensions and to which this guest said Hello with them. If the current
+ * host is known to lack one, submit fails with RAVEL_ENOTSUP (the message
+ * names it) and nothing is sent. While the host is not known yet (no
+ * stream, or no frame from it yet) the request waits, unsent: the
+ * Announce releases it (or fails it, RAVEL_ENOTSUP through s->done, with
+ * r->note saying why); a reply of any kind without an Announce first fails
+ * it so. On a stream with no other request awaiting a reply, the session
+ * sends a probe (a GetMany of no keys) to make the host answer. After a
+ * loss, waiting and resent requests go through this again. A request with
+ * needs 0 is sent at once, as ever. */
 int rv_gsession_submit(rv_gsession *s, rv_greq *r, uint8_t tag, ProtobufCMessage *msg,
                        uint32_t *id_field);
+
+/* The words for a failed request beyond its code: the session's own
+ * (r->note: a missing extension) or the host's (the `message` field of
+ * the reply, "error-messages"); NULL if none. Valid while r->reply is. */
+const char *rv_greq_detail(const rv_greq *r);
 
 /* Queue a Batch request for the operations of b, encoded straight from
  * the batch (as protobuf-c would pack it) without building a message of
@@ -93,7 +135,8 @@ int rv_gsession_feed(rv_gsession *s, const uint8_t *p, size_t n);
  * that could not be queued (drop the stream and try again later). */
 int rv_gsession_connected(rv_gsession *s);
 /* The stream ended. With retry, pending work waits for the next stream;
- * without, it fails with RAVEL_ECONNLOST. */
+ * without, it fails with RAVEL_ECONNLOST. What the host announced is
+ * forgotten (s->host is RV_HOST_UNKNOWN again). */
 void rv_gsession_lost(rv_gsession *s);
 /* Fail everything with RAVEL_ECLOSED. */
 void rv_gsession_close(rv_gsession *s);

@@ -155,6 +155,13 @@ static ssize_t wait_request(hconn *c, char *buf)
     return -1;
 }
 
+/* A line from the session (a hook's rejection), for a verbose host. */
+static void conn_log(void *ud, const char *line)
+{
+    hconn *c = ud;
+    logf_(c->h, "%s", line);
+}
+
 static void *conn_main(void *arg)
 {
     hconn *c = arg;
@@ -168,6 +175,11 @@ static void *conn_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     char *buf = rv_malloc(READ_CHUNK);
     int rc = buf ? 0 : RAVEL_ENOMEM;
+    /* The session's Announce goes out first, before the guest says
+     * anything: a ravel guest learns from it what this host offers. */
+    if (rc == 0 && write_all(c, c->s.out.data, c->s.out.len) != 0)
+        rc = RAVEL_ECONNLOST;
+    c->s.out.len = 0;
     while (rc == 0) {
         ssize_t n = read(c->rfd, buf, READ_CHUNK);
         if (n < 0 && errno == EINTR)
@@ -243,9 +255,17 @@ static int conn_start(ravel_host *h, int rfd, int wfd)
         free(c);
         return rv_err(RAVEL_EINVAL, "cannot use fd: %s", strerror(errno));
     }
-    rv_hsession_init(&c->s, h->db, &h->opts);
+    if (rv_hsession_init(&c->s, h->db, &h->opts) != RAVEL_OK) {
+        rv_hsession_free(&c->s);
+        free(c);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
     c->s.flush = conn_flush;
     c->s.flush_ud = c;
+    if (h->opts.verbose) {
+        c->s.log = conn_log;
+        c->s.log_ud = c;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK);

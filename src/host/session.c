@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,12 +21,13 @@ typedef struct hiter {
     rv_buf skip;
 } hiter;
 
-void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts)
+int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts)
 {
     memset(s, 0, sizeof *s);
     s->db = db;
     s->opts = opts;
     rv_decoder_init(&s->dec, opts->max_frame);
+    return rv_encode_announce(&s->out, RV_EXT_ALL);
 }
 
 static void hiter_free(hiter *h)
@@ -50,15 +52,41 @@ void rv_hsession_free(rv_hsession *s)
     free(s->group_ids);
 }
 
-static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error, const char *val,
-                    size_t vlen)
+/* The detail of a failure to put in a reply: only for a guest that turned
+ * "error-messages" on, which is what keeps a Node guest's bytes as
+ * many-level's. */
+static const char *detail(const rv_hsession *s, const char *message)
+{
+    return s->ext_on & RV_EXT_ERROR_MESSAGES ? message : NULL;
+}
+
+/* The words of a failed call on the database, right after it. */
+static const char *db_detail(const rv_hsession *s, int rc)
+{
+    return rc != RAVEL_OK && rc != RAVEL_ENOTFOUND ? detail(s, ravel_errmsg()) : NULL;
+}
+
+/* A hook refused a write: its words go to the log and, if the guest asked
+ * for them, into the reply. */
+static const char *rejected(const rv_hsession *s, const char *hook, const char *message)
+{
+    if (s->log) {
+        char line[512];
+        snprintf(line, sizeof line, "the %s hook rejected a write: %s", hook, message);
+        s->log(s->log_ud, line);
+    }
+    return detail(s, message);
+}
+
+static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error,
+                    const char *message, const char *val, size_t vlen)
 {
     /* Out of memory closes the connection instead of failing the request
      * for good: a retrying guest sends it again. */
     if (rc == RAVEL_ENOMEM)
         return rc;
     const char *error = wire_error ? wire_error : rc != RAVEL_OK ? rv_wire_error(rc) : NULL;
-    return rv_encode_callback(&s->out, id, error, val, vlen);
+    return rv_encode_callback_msg(&s->out, id, error, error ? message : NULL, val, vlen);
 }
 
 /* Get, Put and Delete come parsed by hand (rv_parse_keyed), answered with
@@ -69,7 +97,8 @@ static int on_get(rv_hsession *s, const rv_keyed *m)
     char *val = NULL;
     size_t vlen = 0;
     int rc = ravel_get(s->db, m->key, m->key_len, &val, &vlen);
-    int erc = callback(s, m->id, rc, NULL, rc == RAVEL_OK ? (val ? val : "") : NULL, vlen);
+    int erc = callback(s, m->id, rc, NULL, db_detail(s, rc),
+                       rc == RAVEL_OK ? (val ? val : "") : NULL, vlen);
     free(val);
     return erc;
 }
@@ -88,10 +117,11 @@ static int group_commit(rv_hsession *s)
     if (!n)
         return RAVEL_OK;
     int rc = ravel_write(s->db, &s->group);
+    const char *message = db_detail(s, rc);
     ravel_batch_clear(&s->group);
     int erc = RAVEL_OK;
     for (size_t i = 0; i < n && erc == RAVEL_OK; i++)
-        erc = callback(s, s->group_ids[i], rc, NULL, NULL, 0);
+        erc = callback(s, s->group_ids[i], rc, NULL, message, NULL, 0);
     return erc;
 }
 
@@ -116,38 +146,45 @@ static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t kle
     return RAVEL_OK;
 }
 
-/* Answer now, after the writes grouped before this request. */
-static int answer(rv_hsession *s, uint32_t id, int rc, const char *wire_error)
+/* Answer now, after the writes grouped before this request. message: the
+ * words for a failure (NULL, or kept only after detail()). */
+static int answer(rv_hsession *s, uint32_t id, int rc, const char *wire_error,
+                  const char *message)
 {
     int erc = group_commit(s);
-    return erc != RAVEL_OK ? erc : callback(s, id, rc, wire_error, NULL, 0);
+    return erc != RAVEL_OK ? erc : callback(s, id, rc, wire_error, message, NULL, 0);
 }
 
 static int on_put(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
-        return answer(s, m->id, RAVEL_EREADONLY, NULL);
+        return answer(s, m->id, RAVEL_EREADONLY, NULL, NULL);
     if (!m->has_value)
-        return answer(s, m->id, 0, "LEVEL_INVALID_VALUE");
-    if (s->opts->preput &&
-        s->opts->preput(s->opts->hook_ud, (const char *)m->key, m->key_len,
-                        (const char *)m->value, m->value_len))
-        return answer(s, m->id, RAVEL_EREJECTED, NULL);
+        return answer(s, m->id, 0, "LEVEL_INVALID_VALUE", detail(s, "a put without a value"));
+    const char *no = s->opts->preput ? s->opts->preput(s->opts->hook_ud, (const char *)m->key,
+                                                       m->key_len, (const char *)m->value,
+                                                       m->value_len)
+                                     : NULL;
+    if (no)
+        return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "preput", no));
     return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len);
 }
 
 static int on_del(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
-        return answer(s, m->id, RAVEL_EREADONLY, NULL);
-    if (s->opts->predel && s->opts->predel(s->opts->hook_ud, (const char *)m->key, m->key_len))
-        return answer(s, m->id, RAVEL_EREJECTED, NULL);
+        return answer(s, m->id, RAVEL_EREADONLY, NULL, NULL);
+    const char *no = s->opts->predel
+                         ? s->opts->predel(s->opts->hook_ud, (const char *)m->key, m->key_len)
+                         : NULL;
+    if (no)
+        return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "predel", no));
     return group_add(s, m->id, m->key, m->key_len, NULL, 0);
 }
 
 typedef struct batch_ctx {
     ravel_batch *b;
-    const char *wire_error;
+    const char *wire_error, *message;
     int rc;
 } batch_ctx;
 
@@ -157,6 +194,7 @@ static int batch_add(void *ud, const rv_batch_op_view *op)
     if (op->type_len == 3 && memcmp(op->type, "put", 3) == 0) {
         if (!op->has_value) {
             c->wire_error = "LEVEL_INVALID_VALUE";
+            c->message = "a batch put without a value";
             return 1;
         }
         c->rc = ravel_batch_put(c->b, op->key, op->key_len, op->value, op->value_len);
@@ -164,6 +202,7 @@ static int batch_add(void *ud, const rv_batch_op_view *op)
         c->rc = ravel_batch_del(c->b, op->key, op->key_len);
     } else {
         c->wire_error = "LEVEL_INVALID_VALUE";
+        c->message = "a batch operation neither \"put\" nor \"del\"";
         return 1;
     }
     return c->rc != RAVEL_OK;
@@ -175,20 +214,25 @@ static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
 {
     uint32_t id = 0;
     ravel_batch_clear(&s->batch);
-    batch_ctx c = {&s->batch, NULL, RAVEL_OK};
+    batch_ctx c = {&s->batch, NULL, NULL, RAVEL_OK};
     int prc = rv_parse_batch(msg, len, &id, batch_add, &c);
     if (prc == RAVEL_EPROTO)
         return prc;
     int rc = c.rc;
     if (s->opts->readonly)
-        return callback(s, id, RAVEL_EREADONLY, NULL, NULL, 0);
+        return callback(s, id, RAVEL_EREADONLY, NULL, NULL, NULL, 0);
+    const char *message = rc != RAVEL_OK ? db_detail(s, rc) : detail(s, c.message);
     if (rc == RAVEL_OK && !c.wire_error) {
-        if (s->opts->prebatch && s->opts->prebatch(s->opts->hook_ud, &s->batch))
+        const char *no = s->opts->prebatch ? s->opts->prebatch(s->opts->hook_ud, &s->batch) : NULL;
+        if (no) {
             rc = RAVEL_EREJECTED;
-        else
+            message = rejected(s, "prebatch", no);
+        } else {
             rc = ravel_write(s->db, &s->batch);
+            message = db_detail(s, rc);
+        }
     }
-    return callback(s, id, rc, c.wire_error, NULL, 0);
+    return callback(s, id, rc, c.wire_error, message, NULL, 0);
 }
 
 #define COPY_BOUND(dst, src, name)                      \
@@ -203,7 +247,7 @@ static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
 static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
 {
     if (s->opts->readonly)
-        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, 0);
+        return callback(s, m->id, RAVEL_EREADONLY, NULL, NULL, NULL, 0);
     ravel_range r;
     ravel_range_init(&r);
     Ravelwire__Clear__ClearOptions *o = m->options;
@@ -217,7 +261,7 @@ static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
         r.reverse = o->has_reverse && o->reverse;
     }
     int rc = ravel_clear(s->db, &r);
-    return callback(s, m->id, rc, NULL, NULL, 0);
+    return callback(s, m->id, rc, NULL, db_detail(s, rc), NULL, 0);
 }
 
 static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
@@ -242,6 +286,7 @@ static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
             erc = rc; /* as in callback() */
         } else if (rc != RAVEL_OK) {
             reply.error = (char *)rv_wire_error(rc);
+            reply.message = (char *)db_detail(s, rc);
         } else {
             for (size_t i = 0; i < n; i++) {
                 Ravelwire__GetManyCallback__Value v = RAVELWIRE__GET_MANY_CALLBACK__VALUE__INIT;
@@ -279,6 +324,7 @@ static int iter_end(rv_hsession *s, hiter *h)
     return rv_encode(&s->out, RV_OUT_ITER_END, &m.base);
 }
 
+/* Right after a failed call on the iterator (its words are ravel_errmsg). */
 static int iter_error(rv_hsession *s, hiter *h, int rc)
 {
     if (rc == RAVEL_ENOMEM)
@@ -287,6 +333,7 @@ static int iter_error(rv_hsession *s, hiter *h, int rc)
     m.id = h->id;
     m.seq = h->seq;
     m.error = (char *)rv_wire_error(rc);
+    m.message = (char *)db_detail(s, rc);
     h->ended = 1;
     return rv_encode(&s->out, RV_OUT_ITER_ERROR, &m.base);
 }
@@ -360,10 +407,14 @@ static int on_iterator(rv_hsession *s, Ravelwire__Iterator *m)
     if (rv_idmap_get(&s->iters, m->id))
         return RAVEL_OK; /* id in use: ignored, as many-level does */
     if (s->iters.len >= s->opts->max_iterators) {
+        char why[96];
+        snprintf(why, sizeof why, "at most %zu iterators are open per connection",
+                 s->opts->max_iterators);
         Ravelwire__IteratorError e = RAVELWIRE__ITERATOR_ERROR__INIT;
         e.id = m->id;
         e.seq = m->seq;
         e.error = (char *)rv_wire_error(RAVEL_ELIMIT);
+        e.message = (char *)detail(s, why);
         return rv_encode(&s->out, RV_OUT_ITER_ERROR, &e.base);
     }
     Ravelwire__Iterator__Options *o = m->options;
@@ -434,6 +485,17 @@ static int on_iter_close(rv_hsession *s, Ravelwire__IteratorClose *m)
     return RAVEL_OK;
 }
 
+/* The guest's Hello: turn on the extensions it names that we have. Only
+ * a guest that saw our Announce sends one; a second is ignored. */
+static int on_hello(rv_hsession *s, Ravelwire__Hello *m)
+{
+    if (s->hello_seen)
+        return RAVEL_OK;
+    s->hello_seen = 1;
+    s->ext_on = rv_ext_from_names(m->extensions, m->n_extensions) & RV_EXT_ALL;
+    return RAVEL_OK;
+}
+
 static int on_message(rv_hsession *s, const uint8_t *payload, size_t len);
 
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
@@ -471,6 +533,7 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     case RV_IN_ITER_CLOSE: rc = on_iter_close(s, (Ravelwire__IteratorClose *)msg); break;
     case RV_IN_ITER_ACK: rc = on_iter_ack(s, (Ravelwire__IteratorAck *)msg); break;
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
+    case RV_IN_HELLO: rc = on_hello(s, (Ravelwire__Hello *)msg); break;
     }
     protobuf_c_message_free_unpacked(msg, &rv_pb_allocator);
     return rc;

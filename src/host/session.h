@@ -1,7 +1,12 @@
 /* The host side of the protocol, sans-IO: bytes from one guest go in,
  * requests run against a ravel_db on the calling thread, reply bytes
  * collect in `out`. The transport (host.c) decides which thread calls in
- * and when `out` is written. */
+ * and when `out` is written.
+ *
+ * Extensions (docs/protocol-extensions.md): `out` starts with an Announce
+ * of every extension this host has, which a Node guest ignores; each one
+ * is turned on for the connection only when the guest's Hello names it,
+ * so a guest that never says Hello gets many-level's bytes exactly. */
 #ifndef RAVEL_HOST_SESSION_H
 #define RAVEL_HOST_SESSION_H
 
@@ -29,6 +34,12 @@ typedef struct rv_hsession {
      * gone. NULL: `out` grows until the feed returns. */
     int (*flush)(void *ud);
     void *flush_ud;
+    /* Called with a line worth logging (a hook's rejection and its
+     * message); NULL: nothing is logged. */
+    void (*log)(void *ud, const char *line);
+    void *log_ud;
+    uint32_t ext_on;  /* RV_EXT_* the guest's Hello turned on */
+    int hello_seen;   /* a later Hello is ignored */
 } rv_hsession;
 
 #define RV_HOST_HIGH_WATER (1u << 20)
@@ -37,7 +48,10 @@ typedef struct rv_hsession {
 #define RV_GROUP_OPS 1024
 #define RV_GROUP_BYTES (1u << 20)
 
-void rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
+/* Set up a session for a new stream, with the Announce queued in `out`,
+ * to be written before anything else. RAVEL_OK, or RAVEL_ENOMEM (free the
+ * session with rv_hsession_free and drop the stream). */
+int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection
  * must be closed (malformed frame, frame over the limit, out of memory);
  * replies to the requests before the bad frame are in `out`. */

@@ -96,9 +96,17 @@ int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_
 
 int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *val, size_t vlen)
 {
+    return rv_encode_callback_msg(out, id, error, NULL, val, vlen);
+}
+
+int rv_encode_callback_msg(rv_buf *out, uint32_t id, const char *error, const char *message,
+                           const void *val, size_t vlen)
+{
     size_t elen = error ? strlen(error) : 0;
+    size_t mlen = message ? strlen(message) : 0;
     size_t body = 1 + rv_varint_len(id) + (error ? 1 + rv_varint_len(elen) + elen : 0) +
-                  (val ? 1 + rv_varint_len(vlen) + vlen : 0);
+                  (val ? 1 + rv_varint_len(vlen) + vlen : 0) +
+                  (message ? 2 + rv_varint_len(mlen) + mlen : 0);
     if (rv_buf_reserve(out, body + 11))
         return RAVEL_ENOMEM;
     uint8_t *p = (uint8_t *)out->data + out->len;
@@ -118,6 +126,13 @@ int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *
         if (vlen)
             memcpy(p, val, vlen);
         p += vlen;
+    }
+    if (message) {
+        *p++ = 0x82; /* field 64, length-delimited: a two-byte key */
+        *p++ = 0x04;
+        p += rv_varint_put(p, mlen);
+        memcpy(p, message, mlen);
+        p += mlen;
     }
     out->len = (size_t)(p - (uint8_t *)out->data);
     return 0;
@@ -173,6 +188,57 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
     f->out->len = f->start + nh + body;
 }
 
+static const char *const ext_names[] = {"error-messages"};
+#define NEXT (sizeof ext_names / sizeof ext_names[0])
+
+const char *rv_ext_name(uint32_t bit)
+{
+    for (size_t i = 0; i < NEXT; i++)
+        if (bit == 1u << i)
+            return ext_names[i];
+    return NULL;
+}
+
+uint32_t rv_ext_from_names(char *const *names, size_t n)
+{
+    uint32_t bits = 0;
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < NEXT; i++)
+            if (names[j] && strcmp(names[j], ext_names[i]) == 0)
+                bits |= 1u << i;
+    return bits;
+}
+
+/* The names of the bits in exts, into names (room for NEXT). */
+static size_t ext_list(uint32_t exts, char **names)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NEXT; i++)
+        if (exts & (1u << i))
+            names[n++] = (char *)ext_names[i];
+    return n;
+}
+
+int rv_encode_announce(rv_buf *out, uint32_t exts)
+{
+    char *names[NEXT];
+    Ravelwire__Announce m = RAVELWIRE__ANNOUNCE__INIT;
+    m.version = RV_PROTO_VERSION;
+    m.n_extensions = ext_list(exts, names);
+    m.extensions = names;
+    return rv_encode(out, RV_OUT_ANNOUNCE, &m.base) ? RAVEL_ENOMEM : 0;
+}
+
+int rv_encode_hello(rv_buf *out, uint32_t exts)
+{
+    char *names[NEXT];
+    Ravelwire__Hello m = RAVELWIRE__HELLO__INIT;
+    m.version = RV_PROTO_VERSION;
+    m.n_extensions = ext_list(exts, names);
+    m.extensions = names;
+    return rv_encode(out, RV_IN_HELLO, &m.base) ? RAVEL_ENOMEM : 0;
+}
+
 static const ProtobufCMessageDescriptor *const in_desc[RV_IN_COUNT] = {
     [RV_IN_GET] = &ravelwire__get__descriptor,
     [RV_IN_PUT] = &ravelwire__put__descriptor,
@@ -204,15 +270,37 @@ static void *unpack_alloc(void *ud, size_t n)
     return p;
 }
 
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *const *table, size_t count,
-                                const uint8_t *payload, size_t len, int *status)
+static const ProtobufCMessageDescriptor *in_message(uint8_t tag)
+{
+    return tag < RV_IN_COUNT ? in_desc[tag] : tag == RV_IN_HELLO ? &ravelwire__hello__descriptor : NULL;
+}
+
+static const ProtobufCMessageDescriptor *out_message(uint8_t tag)
+{
+    return tag < RV_OUT_COUNT ? out_desc[tag]
+           : tag == RV_OUT_ANNOUNCE ? &ravelwire__announce__descriptor
+                                    : NULL;
+}
+
+int rv_known_in(uint8_t tag)
+{
+    return in_message(tag) != NULL;
+}
+
+int rv_known_out(uint8_t tag)
+{
+    return out_message(tag) != NULL;
+}
+
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *payload,
+                                size_t len, int *status)
 {
     *status = 0;
-    if (len == 0 || payload[0] >= count)
+    if (!desc)
         return NULL;
     int oom = 0;
     ProtobufCAllocator a = {unpack_alloc, rv_pb_allocator.free, &oom};
-    ProtobufCMessage *m = protobuf_c_message_unpack(table[payload[0]], &a, len - 1, payload + 1);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len - 1, payload + 1);
     if (!m)
         *status = oom ? RAVEL_ENOMEM : RAVEL_EPROTO;
     return m;
@@ -220,12 +308,12 @@ static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *const *table, 
 
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status)
 {
-    return unpack(in_desc, RV_IN_COUNT, payload, len, status);
+    return unpack(len ? in_message(payload[0]) : NULL, payload, len, status);
 }
 
 ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status)
 {
-    return unpack(out_desc, RV_OUT_COUNT, payload, len, status);
+    return unpack(len ? out_message(payload[0]) : NULL, payload, len, status);
 }
 
 /* A varint at *p (before end); 0 on success, -1 when truncated or longer

@@ -36,6 +36,39 @@ enum {
     RV_OUT_COUNT
 };
 
+/* ravel's extensions (docs/protocol-extensions.md): tags from 64 up, far
+ * from many-level's, which a Node peer ignores (a guest) or never receives
+ * (a host: a ravel guest sends Hello only to a host that announced). */
+enum {
+    RV_OUT_ANNOUNCE = 64, /* Announce, the first frame of every stream */
+    RV_IN_HELLO = 64      /* Hello, the guest's answer to it */
+};
+
+/* The version of the extension scheme this code speaks: Announce and Hello
+ * carry the highest each side speaks, and a peer uses what both do. */
+#define RV_PROTO_VERSION 1
+
+/* Extensions, as bits; on the wire they travel by name. */
+enum {
+    RV_EXT_ERROR_MESSAGES = 1u << 0, /* "error-messages": the `message`
+                                      * field (64) of Callback,
+                                      * GetManyCallback and IteratorError */
+};
+#define RV_EXT_ALL ((uint32_t)RV_EXT_ERROR_MESSAGES)
+
+/* The name of one extension bit ("error-messages"), NULL if unknown. */
+const char *rv_ext_name(uint32_t bit);
+/* The bits of the names this code knows; unknown names are skipped (a
+ * newer peer may offer more). */
+uint32_t rv_ext_from_names(char *const *names, size_t n);
+/* Append an Announce (host to guest) or a Hello (guest to host) frame:
+ * RV_PROTO_VERSION and the names of the bits in exts. 0 or RAVEL_ENOMEM. */
+int rv_encode_announce(rv_buf *out, uint32_t exts);
+int rv_encode_hello(rv_buf *out, uint32_t exts);
+/* Does a tag have a message here (many-level's, or an extension)? */
+int rv_known_in(uint8_t tag);
+int rv_known_out(uint8_t tag);
+
 #define RV_DEFAULT_MAX_FRAME (64u << 20)
 
 /* Splits a byte stream into frames. The length of each frame is checked
@@ -66,8 +99,9 @@ int rv_encode(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg);
 /* The same, for a caller that already has the message's packed size. */
 int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_t size);
 
-/* Unpack the message of a payload (tag byte first). Returns NULL with
- * *status = 0 for an unknown tag (to be ignored) and with *status =
+/* Unpack the message of a payload (tag byte first), the extensions' tags
+ * included. Returns NULL with *status = 0 for an unknown tag (to be
+ * ignored) and with *status =
  * RAVEL_EPROTO for a malformed message (required field missing, wrong wire
  * type, truncated). Free with protobuf_c_message_free_unpacked(m, &rv_pb_allocator). */
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status);
@@ -101,6 +135,10 @@ int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out
  * NULL), byte for byte what rv_encode would write for the message, without
  * building it. 0 or RAVEL_ENOMEM. */
 int rv_encode_callback(rv_buf *out, uint32_t id, const char *error, const void *val, size_t vlen);
+/* The same with the extension field `message` (64) when message is not
+ * NULL: only for a guest that turned on "error-messages". */
+int rv_encode_callback_msg(rv_buf *out, uint32_t id, const char *error, const char *message,
+                           const void *val, size_t vlen);
 
 /* An IteratorData frame built in place, entry by entry, straight into the
  * output buffer: the host's read-ahead otherwise copied every entry into a

@@ -103,11 +103,11 @@ static void check_reencode(const ProtobufCMessage *m, uint8_t tag, unpack_fn unp
     rv_buf_free(&second);
 }
 
-static void check_unpack(const uint8_t *p, size_t len, size_t count, unpack_fn unpack)
+static void check_unpack(const uint8_t *p, size_t len, int (*known_tag)(uint8_t), unpack_fn unpack)
 {
     int status;
     ProtobufCMessage *m = unpack(p, len, &status);
-    int known = p[0] < count;
+    int known = known_tag(p[0]);
     if (m && status != 0)
         fz_fail("unpacked a message but reported status %d", status);
     if (!m && status != (known ? RAVEL_EPROTO : 0))
@@ -257,8 +257,8 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
     if (rv_buf_append(&dc->frames, hdr, hl) || rv_buf_append(&dc->frames, p, len))
         fz_fail("out of memory");
     if (dc->unpack) {
-        check_unpack(p, len, RV_IN_COUNT, rv_unpack_in);
-        check_unpack(p, len, RV_OUT_COUNT, rv_unpack_out);
+        check_unpack(p, len, rv_known_in, rv_unpack_in);
+        check_unpack(p, len, rv_known_out, rv_unpack_out);
         /* Whatever the tag: the message bytes as either parser's input. */
         check_iter_data(p + 1, len - 1);
         check_keyed(p + 1, len - 1);

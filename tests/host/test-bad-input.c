@@ -30,6 +30,8 @@ static int grab(void *ud, const uint8_t *payload, size_t len)
     return 1; /* one frame at a time */
 }
 
+static int read_frame(void);
+
 static void raw_open(void)
 {
     int sv[2];
@@ -37,6 +39,9 @@ static void raw_open(void)
     OK(ravel_host_attach_fd(p.host, sv[0], sv[0]));
     raw = sv[1];
     rv_decoder_init(&dec, 0);
+    /* A ravel host's first frame: its Announce (docs/protocol-extensions.md). */
+    assert_true(read_frame());
+    assert_int_equal(last[0], RV_OUT_ANNOUNCE);
 }
 
 static void raw_close(void)
