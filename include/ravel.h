@@ -350,8 +350,11 @@ typedef struct ravel_host ravel_host;
 
 /* Hooks run on the connection's thread before a write; return NULL to allow
  * it, or a message to reject it (nothing is written; the guest gets
- * LEVEL_REJECTED, i.e. RAVEL_EREJECTED for a ravel guest). The returned
- * string must stay valid (e.g. a literal). */
+ * LEVEL_REJECTED, i.e. RAVEL_EREJECTED for a ravel guest). The message
+ * reaches a ravel guest, which shows it in ravel_errmsg() (after the
+ * stream's negotiation: docs/protocol-extensions.md); a Node guest gets
+ * the code only, as many-level has no field for it; a verbose host logs
+ * it. The returned string must stay valid (e.g. a literal). */
 typedef const char *(*ravel_preput_fn)(void *ud, const char *key, size_t klen,
                                        const char *val, size_t vlen);
 typedef const char *(*ravel_predel_fn)(void *ud, const char *key, size_t klen);

@@ -24,11 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/alloc.h"
 #include "error.h"
 #include "host/host.h"
 #include "host/session.h"
 #include "transport/sock.h"
+#include "util/alloc.h"
 #include "util/spin.h"
 
 #define MAX_LISTENERS 16
