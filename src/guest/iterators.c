@@ -143,6 +143,8 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
     why[0] = '\0';
     if (rc == RAVEL_ECONNLOST)
         snprintf(why, sizeof why, "%s", r->why);
+    else if (rc != RAVEL_OK && rc != RAVEL_END && ri->g.error_msg.len) /* the host's words */
+        snprintf(why, sizeof why, "%.*s", (int)ri->g.error_msg.len, ri->g.error_msg.data);
     uv_mutex_unlock(&r->mu);
     if (rc == RAVEL_ECLOSED)
         return rv_err(rc, "iterator failed: the handle is closed");

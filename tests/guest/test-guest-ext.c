@@ -494,10 +494,39 @@ static void test_remote_shows_hook_message(void **state)
     rm_tmpdir(dir);
 }
 
+/* An iterator the host refuses says why: the IteratorError's message. */
+static void test_remote_iterator_error_message(void **state)
+{
+    (void)state;
+    ravel_host_options ho;
+    ravel_host_options_init(&ho);
+    ho.max_iterators = 1;
+    pair p;
+    pair_open(&p, &ho, NULL);
+    char *val = NULL;
+    size_t vlen;
+    assert_int_equal(ravel_get(p.guest, "none", 4, &val, &vlen), RAVEL_ENOTFOUND);
+    OK(ravel_put(p.guest, "a", 1, "1", 1));
+    ravel_iter *first, *second;
+    OK(ravel_iter_new(p.guest, NULL, &first));
+    const char *k, *v;
+    size_t kl, vl;
+    OK(ravel_iter_next(first, &k, &kl, &v, &vl));
+    OK(ravel_iter_new(p.guest, NULL, &second));
+    assert_int_equal(ravel_iter_next(second, &k, &kl, &v, &vl), RAVEL_ELIMIT);
+    const char *msg = ravel_errmsg();
+    assert_non_null(strstr(msg, "iterator failed"));
+    assert_non_null(strstr(msg, "at most 1 iterators are open per connection"));
+    ravel_iter_free(second);
+    ravel_iter_free(first);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_announcement_recorded_and_forgotten),
+        cmocka_unit_test(test_remote_iterator_error_message),
         cmocka_unit_test(test_hello_only_after_announcement),
         cmocka_unit_test(test_enotsup_when_not_announced),
         cmocka_unit_test(test_enotsup_from_node_like_host),
