@@ -89,7 +89,8 @@ extern "C" {
     X(EDEADLK, 15, NULL, "synchronous call from the handle's own callback")  \
     X(ELOCKED, 16, "LEVEL_LOCKED", "database is locked by another process")  \
     X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")                  \
-    X(ELIMIT, 18, "LEVEL_LIMIT_EXCEEDED", "too many pending requests or iterators")
+    X(ELIMIT, 18, "LEVEL_LIMIT_EXCEEDED", "too many pending requests or iterators") \
+    X(ECONFLICT, 19, "LEVEL_CONFLICT", "a check of the batch failed: nothing was written")
 
 typedef enum {
 #define RAVEL_X_(name, value, wire, msg) RAVEL_##name = value,
@@ -239,12 +240,34 @@ RAVEL_EXPORT void ravel_db_close(ravel_db *db);
 
 /* Errors common to all: RAVEL_EINVAL, RAVEL_ECLOSED, RAVEL_ECONNLOST,
  * RAVEL_EREMOTE, RAVEL_EIO, RAVEL_ECORRUPT; writes also RAVEL_EREADONLY
- * and RAVEL_EREJECTED. */
+ * and RAVEL_EREJECTED.
+ *
+ * Reserved keys: keys that start with eight 0xff bytes hold ravel's own
+ * records (README, "ravel's own records in the database"). Reads never
+ * show them (a get answers RAVEL_ENOTFOUND, iterators, clears and
+ * get_many pass them by) and writes of them fail with RAVEL_EINVAL. */
 RAVEL_EXPORT int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen);
 /* On success *val is malloc'ed (free with ravel_free); RAVEL_ENOTFOUND if
  * the key is absent. */
 RAVEL_EXPORT int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen);
 RAVEL_EXPORT int ravel_del(ravel_db *db, const void *key, size_t klen);
+
+/* Per-write options, as LevelDB's leveldb_writeoptions_t. */
+typedef struct ravel_writeoptions {
+    /* Wait until the write is on disk (fsync) before answering, as
+     * LevelDB's sync. A remote or following handle asks its host to do so;
+     * a host that cannot (a Node many-level host or rave-level leader)
+     * makes the write fail with RAVEL_ENOTSUP, never silently without it.
+     * ravel_options.sync asks it of every write of a handle. */
+    int sync;
+} ravel_writeoptions;
+
+/* ravel_put, ravel_del and ravel_write with per-write options (wo NULL:
+ * none). */
+RAVEL_EXPORT int ravel_put_opt(ravel_db *db, const ravel_writeoptions *wo, const void *key,
+                               size_t klen, const void *val, size_t vlen);
+RAVEL_EXPORT int ravel_del_opt(ravel_db *db, const ravel_writeoptions *wo, const void *key,
+                               size_t klen);
 
 /* Look up n keys at once. On success vals[i] is malloc'ed, or NULL where
  * the key is absent; free each with ravel_free. */
@@ -264,7 +287,22 @@ RAVEL_EXPORT size_t ravel_batch_count(const ravel_batch *b);
  * while the batch is unchanged. */
 RAVEL_EXPORT int ravel_batch_op(const ravel_batch *b, size_t i, int *is_put, const char **key, size_t *klen,
                    const char **val, size_t *vlen);
+/* Conditions: the batch applies only if, at the moment it is applied, key
+ * holds exactly these bytes (ravel_batch_check) or is absent
+ * (ravel_batch_check_absent). Any number per batch. ravel_write applies a
+ * batch with checks atomically with respect to every other write on the
+ * database (from any process of a party and any thread); if a check fails
+ * nothing is written and it answers RAVEL_ECONFLICT. On every handle kind;
+ * a remote or following handle whose host is not a ravel host (a Node
+ * many-level host or rave-level leader) answers RAVEL_ENOTSUP and sends
+ * nothing. ravel_batch_count does not count checks. */
+RAVEL_EXPORT int ravel_batch_check(ravel_batch *b, const void *key, size_t klen, const void *val,
+                                   size_t vlen);
+RAVEL_EXPORT int ravel_batch_check_absent(ravel_batch *b, const void *key, size_t klen);
+RAVEL_EXPORT size_t ravel_batch_check_count(const ravel_batch *b);
+/* Apply a batch atomically. RAVEL_ECONFLICT: a check failed. */
 RAVEL_EXPORT int ravel_write(ravel_db *db, const ravel_batch *b);
+RAVEL_EXPORT int ravel_write_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_batch *b);
 
 /* A key range with options, for iterators and ravel_clear(). Bounds are
  * optional: set the matching has_* flag. When both are set, gte takes
@@ -289,6 +327,7 @@ RAVEL_EXPORT void ravel_range_init(ravel_range *r);
 
 /* Delete every entry in the range (up to its limit, in its direction). */
 RAVEL_EXPORT int ravel_clear(ravel_db *db, const ravel_range *r);
+RAVEL_EXPORT int ravel_clear_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_range *r);
 
 /* ------------------------------------------------------------------ */
 /* Iterators                                                            */
@@ -334,6 +373,16 @@ RAVEL_EXPORT int ravel_put_async(ravel_db *db, const void *key, size_t klen, con
 RAVEL_EXPORT int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb cb, void *ud);
 RAVEL_EXPORT int ravel_del_async(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb, void *ud);
 RAVEL_EXPORT int ravel_write_async(ravel_db *db, const ravel_batch *b, ravel_done_cb cb, void *ud);
+/* The same with per-write options (wo NULL: none). */
+RAVEL_EXPORT int ravel_clear_opt_async(ravel_db *db, const ravel_writeoptions *wo,
+                                       const ravel_range *r, ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_put_opt_async(ravel_db *db, const ravel_writeoptions *wo, const void *key,
+                                     size_t klen, const void *val, size_t vlen, ravel_done_cb cb,
+                                     void *ud);
+RAVEL_EXPORT int ravel_del_opt_async(ravel_db *db, const ravel_writeoptions *wo, const void *key,
+                                     size_t klen, ravel_done_cb cb, void *ud);
+RAVEL_EXPORT int ravel_write_opt_async(ravel_db *db, const ravel_writeoptions *wo,
+                                       const ravel_batch *b, ravel_done_cb cb, void *ud);
 RAVEL_EXPORT int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud);
 RAVEL_EXPORT int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                          ravel_values_cb cb, void *ud);

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/range.h"
+#include "db/reserved.h"
 #include "error.h"
 #include "util/alloc.h"
 #include "util/spin.h"
@@ -14,6 +16,28 @@
 #define CHECK_KEY(key, klen) \
     if (!(key) && (klen))    \
         return rv_err(RAVEL_EINVAL, "key pointer is NULL but its length is %zu", (size_t)(klen));
+
+int rv_err_reserved(void)
+{
+    return rv_err(RAVEL_EINVAL, "keys that start with eight 0xff bytes are reserved for ravel's "
+                                "own records");
+}
+
+/* A range without ravel's records: they are every key from RV_RESERVED
+ * on, so an upper bound at or past it becomes lt RV_RESERVED. */
+static const ravel_range *visible(const ravel_range *r, ravel_range *copy)
+{
+    if (r->has_lte ? rv_keycmp(r->lte.data, r->lte.len, RV_RESERVED, RV_RESERVED_LEN) < 0
+        : r->has_lt ? rv_keycmp(r->lt.data, r->lt.len, RV_RESERVED, RV_RESERVED_LEN) <= 0
+                    : 0)
+        return r;
+    *copy = *r;
+    copy->has_lte = 0;
+    copy->has_lt = 1;
+    copy->lt.data = RV_RESERVED;
+    copy->lt.len = RV_RESERVED_LEN;
+    return copy;
+}
 
 void ravel_options_init(ravel_options *opts)
 {
@@ -116,11 +140,20 @@ static int run_sync(ravel_db *db, rv_req *req, rv_sync *s)
 
 int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen)
 {
+    return ravel_put_opt(db, NULL, key, klen, val, vlen);
+}
+
+int ravel_put_opt(ravel_db *db, const ravel_writeoptions *wo, const void *key, size_t klen,
+                  const void *val, size_t vlen)
+{
     if (!db)
         return rv_err(RAVEL_EINVAL, "database handle is NULL");
     CHECK_KEY(key, klen);
     CHECK_KEY(val, vlen);
-    rv_req req = {.to.op = RV_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen};
+    if (rv_is_reserved(key, klen))
+        return rv_err_reserved();
+    rv_req req = {.to.op = RV_PUT, .key = key, .klen = klen, .val = val, .vlen = vlen,
+                  .sync = wo && wo->sync};
     rv_sync s;
     return run_sync(db, &req, &s);
 }
@@ -132,6 +165,8 @@ int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vl
     CHECK_KEY(key, klen);
     *val = NULL;
     *vlen = 0;
+    if (rv_is_reserved(key, klen))
+        return rv_err(RAVEL_ENOTFOUND, "key not found");
     rv_req req = {.to.op = RV_GET, .key = key, .klen = klen};
     rv_sync s;
     s.val = val;
@@ -141,27 +176,61 @@ int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vl
 
 int ravel_del(ravel_db *db, const void *key, size_t klen)
 {
+    return ravel_del_opt(db, NULL, key, klen);
+}
+
+int ravel_del_opt(ravel_db *db, const ravel_writeoptions *wo, const void *key, size_t klen)
+{
     if (!db)
         return rv_err(RAVEL_EINVAL, "database handle is NULL");
     CHECK_KEY(key, klen);
-    rv_req req = {.to.op = RV_DEL, .key = key, .klen = klen};
+    if (rv_is_reserved(key, klen))
+        return rv_err_reserved();
+    rv_req req = {.to.op = RV_DEL, .key = key, .klen = klen, .sync = wo && wo->sync};
     rv_sync s;
     return run_sync(db, &req, &s);
 }
 
-static int check_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens)
+/* Checks the keys; *reserved is set when one of them is ravel's. */
+static int check_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
+                      int *reserved)
 {
     if (!db || (n && (!keys || !klens)))
         return rv_err(RAVEL_EINVAL, "database handle or key array is NULL");
-    for (size_t i = 0; i < n; i++)
+    *reserved = 0;
+    for (size_t i = 0; i < n; i++) {
         CHECK_KEY(keys[i], klens[i]);
+        *reserved |= rv_is_reserved(keys[i], klens[i]);
+    }
+    return RAVEL_OK;
+}
+
+/* A key list in which ravel's keys are replaced by RV_RESERVED itself,
+ * which ravel never writes: they come back absent, the others as asked.
+ * (Rare: only a caller who asks for a reserved key pays for the copy.) */
+static int hide_many(size_t n, const void *const *keys, const size_t *klens,
+                     const void ***kout, size_t **lout)
+{
+    *kout = rv_malloc((n + 1) * sizeof **kout);
+    *lout = rv_malloc((n + 1) * sizeof **lout);
+    if (!*kout || !*lout) {
+        free(*kout);
+        free(*lout);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = rv_is_reserved(keys[i], klens[i]);
+        (*kout)[i] = r ? RV_RESERVED : keys[i];
+        (*lout)[i] = r ? RV_RESERVED_LEN : klens[i];
+    }
     return RAVEL_OK;
 }
 
 int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                    char **vals, size_t *vlens)
 {
-    int rc = check_many(db, n, keys, klens);
+    int reserved;
+    int rc = check_many(db, n, keys, klens, &reserved);
     if (rc)
         return rc;
     if (n && (!vals || !vlens))
@@ -170,32 +239,49 @@ int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t
         vals[i] = NULL;
         vlens[i] = 0;
     }
-    rv_req req = {.to.op = RV_GET_MANY, .n = n, .keys = keys, .klens = klens};
+    const void **hk = NULL;
+    size_t *hl = NULL;
+    if (reserved && (rc = hide_many(n, keys, klens, &hk, &hl)) != RAVEL_OK)
+        return rc;
+    rv_req req = {.to.op = RV_GET_MANY, .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens};
     rv_sync s;
     s.vals = vals;
     s.vlens = vlens;
-    return run_sync(db, &req, &s);
+    rc = run_sync(db, &req, &s);
+    free(hk);
+    free(hl);
+    return rc;
 }
 
 int ravel_write(ravel_db *db, const ravel_batch *b)
 {
+    return ravel_write_opt(db, NULL, b);
+}
+
+int ravel_write_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_batch *b)
+{
     if (!db || !b)
         return rv_err(RAVEL_EINVAL, "database handle or batch is NULL");
-    rv_req req = {.to.op = RV_WRITE, .batch = b};
+    rv_req req = {.to.op = RV_WRITE, .batch = b, .sync = wo && wo->sync};
     rv_sync s;
     return run_sync(db, &req, &s);
 }
 
 int ravel_clear(ravel_db *db, const ravel_range *r)
 {
+    return ravel_clear_opt(db, NULL, r);
+}
+
+int ravel_clear_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_range *r)
+{
     if (!db)
         return rv_err(RAVEL_EINVAL, "database handle is NULL");
-    ravel_range all;
+    ravel_range all, copy;
     if (!r) {
         ravel_range_init(&all);
         r = &all;
     }
-    rv_req req = {.to.op = RV_CLEAR, .range = r};
+    rv_req req = {.to.op = RV_CLEAR, .range = visible(r, &copy), .sync = wo && wo->sync};
     rv_sync s;
     return run_sync(db, &req, &s);
 }
@@ -205,12 +291,12 @@ int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out)
     if (!db || !out)
         return rv_err(RAVEL_EINVAL, "database handle or result pointer is NULL");
     *out = NULL;
-    ravel_range all;
+    ravel_range all, copy;
     if (!r) {
         ravel_range_init(&all);
         r = &all;
     }
-    return db->ops->iter_new(db, r, out);
+    return db->ops->iter_new(db, visible(r, &copy), out);
 }
 
 int ravel_iter_next(ravel_iter *it, const char **key, size_t *klen, const char **val, size_t *vlen)
@@ -265,12 +351,20 @@ void ravel_db_close(ravel_db *db)
 int ravel_put_async(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen,
                     ravel_done_cb cb, void *ud)
 {
+    return ravel_put_opt_async(db, NULL, key, klen, val, vlen, cb, ud);
+}
+
+int ravel_put_opt_async(ravel_db *db, const ravel_writeoptions *wo, const void *key, size_t klen,
+                        const void *val, size_t vlen, ravel_done_cb cb, void *ud)
+{
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
     CHECK_KEY(val, vlen);
+    if (rv_is_reserved(key, klen))
+        return rv_err_reserved();
     rv_req req = {.to = {.op = RV_PUT, .cb.done = cb, .ud = ud},
-                  .key = key, .klen = klen, .val = val, .vlen = vlen};
+                  .key = key, .klen = klen, .val = val, .vlen = vlen, .sync = wo && wo->sync};
     return db->ops->submit(db, &req);
 }
 
@@ -279,51 +373,86 @@ int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb c
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
+    if (rv_is_reserved(key, klen)) { /* asked as RV_RESERVED itself: absent */
+        key = RV_RESERVED;
+        klen = RV_RESERVED_LEN;
+    }
     rv_req req = {.to = {.op = RV_GET, .cb.value = cb, .ud = ud}, .key = key, .klen = klen};
     return db->ops->submit(db, &req);
 }
 
 int ravel_del_async(ravel_db *db, const void *key, size_t klen, ravel_done_cb cb, void *ud)
 {
+    return ravel_del_opt_async(db, NULL, key, klen, cb, ud);
+}
+
+int ravel_del_opt_async(ravel_db *db, const ravel_writeoptions *wo, const void *key, size_t klen,
+                        ravel_done_cb cb, void *ud)
+{
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
-    rv_req req = {.to = {.op = RV_DEL, .cb.done = cb, .ud = ud}, .key = key, .klen = klen};
+    if (rv_is_reserved(key, klen))
+        return rv_err_reserved();
+    rv_req req = {.to = {.op = RV_DEL, .cb.done = cb, .ud = ud}, .key = key, .klen = klen,
+                  .sync = wo && wo->sync};
     return db->ops->submit(db, &req);
 }
 
 int ravel_write_async(ravel_db *db, const ravel_batch *b, ravel_done_cb cb, void *ud)
 {
+    return ravel_write_opt_async(db, NULL, b, cb, ud);
+}
+
+int ravel_write_opt_async(ravel_db *db, const ravel_writeoptions *wo, const ravel_batch *b,
+                          ravel_done_cb cb, void *ud)
+{
     if (!db || !b || !cb)
         return rv_err(RAVEL_EINVAL, "database handle, batch or callback is NULL");
-    rv_req req = {.to = {.op = RV_WRITE, .cb.done = cb, .ud = ud}, .batch = b};
+    rv_req req = {.to = {.op = RV_WRITE, .cb.done = cb, .ud = ud}, .batch = b,
+                  .sync = wo && wo->sync};
     return db->ops->submit(db, &req);
 }
 
 int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud)
 {
+    return ravel_clear_opt_async(db, NULL, r, cb, ud);
+}
+
+int ravel_clear_opt_async(ravel_db *db, const ravel_writeoptions *wo, const ravel_range *r,
+                          ravel_done_cb cb, void *ud)
+{
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
-    ravel_range all;
+    ravel_range all, copy;
     if (!r) {
         ravel_range_init(&all);
         r = &all;
     }
-    rv_req req = {.to = {.op = RV_CLEAR, .cb.done = cb, .ud = ud}, .range = r};
+    rv_req req = {.to = {.op = RV_CLEAR, .cb.done = cb, .ud = ud}, .range = visible(r, &copy),
+                  .sync = wo && wo->sync};
     return db->ops->submit(db, &req);
 }
 
 int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                          ravel_values_cb cb, void *ud)
 {
-    int rc = check_many(db, n, keys, klens);
+    int reserved;
+    int rc = check_many(db, n, keys, klens, &reserved);
     if (rc)
         return rc;
     if (!cb)
         return rv_err(RAVEL_EINVAL, "callback is NULL");
+    const void **hk = NULL;
+    size_t *hl = NULL;
+    if (reserved && (rc = hide_many(n, keys, klens, &hk, &hl)) != RAVEL_OK)
+        return rc;
     rv_req req = {.to = {.op = RV_GET_MANY, .cb.values = cb, .ud = ud},
-                  .n = n, .keys = keys, .klens = klens};
-    return db->ops->submit(db, &req);
+                  .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens};
+    rc = db->ops->submit(db, &req);
+    free(hk);
+    free(hl);
+    return rc;
 }
 
 int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud)

@@ -61,6 +61,7 @@ typedef struct rv_req {
     const size_t *klens;
     const ravel_batch *batch;       /* RV_WRITE */
     const ravel_range *range;       /* RV_CLEAR */
+    int sync;                       /* writes: wait for the disk */
     ravel_db *via;                  /* set by submit: the handle that took it */
 } rv_req;
 

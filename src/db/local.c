@@ -29,6 +29,11 @@ typedef struct local_db {
     leveldb_cache_t *cache;
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts;
+    leveldb_writeoptions_t *wopts_sync; /* for a write that asks for sync */
+    /* Every write holds it for reading; a batch with checks holds it for
+     * writing, so that nothing is written between its checks and its
+     * write. Taken before the gate. */
+    pthread_rwlock_t order;
     /* Every operation holds the gate for reading; a reopen holds it for
      * writing. After a failed write (a full disk) LevelDB keeps appending
      * to a log that ends in a torn record, and records written after it
@@ -137,27 +142,36 @@ static int wrote(local_db *l, char *err)
     return rc;
 }
 
-static int write_batch(local_db *l, leveldb_writebatch_t *wb)
+static const leveldb_writeoptions_t *wopts(const local_db *l, int sync)
 {
+    return sync ? l->wopts_sync : l->wopts;
+}
+
+static int write_batch(local_db *l, leveldb_writebatch_t *wb, int sync)
+{
+    pthread_rwlock_rdlock(&l->order);
     int rc = enter(l, 1);
     if (rc == RAVEL_OK) {
         char *err = NULL;
-        leveldb_write(l->db, l->wopts, wb, &err);
+        leveldb_write(l->db, wopts(l, sync), wb, &err);
         rc = wrote(l, err);
         leave(l);
     }
+    pthread_rwlock_unlock(&l->order);
     return rc;
 }
 
-static int lput(local_db *l, const void *key, size_t klen, const void *val, size_t vlen)
+static int lput(local_db *l, const void *key, size_t klen, const void *val, size_t vlen, int sync)
 {
+    pthread_rwlock_rdlock(&l->order);
     int rc = enter(l, 1);
-    if (rc)
-        return rc;
-    char *err = NULL;
-    leveldb_put(l->db, l->wopts, key, klen, val, vlen, &err);
-    rc = wrote(l, err);
-    leave(l);
+    if (rc == RAVEL_OK) {
+        char *err = NULL;
+        leveldb_put(l->db, wopts(l, sync), key, klen, val, vlen, &err);
+        rc = wrote(l, err);
+        leave(l);
+    }
+    pthread_rwlock_unlock(&l->order);
     return rc;
 }
 
@@ -178,15 +192,17 @@ static int lget(local_db *l, const void *key, size_t klen, char **val, size_t *v
     return RAVEL_OK;
 }
 
-static int ldel(local_db *l, const void *key, size_t klen)
+static int ldel(local_db *l, const void *key, size_t klen, int sync)
 {
+    pthread_rwlock_rdlock(&l->order);
     int rc = enter(l, 1);
-    if (rc)
-        return rc;
-    char *err = NULL;
-    leveldb_delete(l->db, l->wopts, key, klen, &err);
-    rc = wrote(l, err);
-    leave(l);
+    if (rc == RAVEL_OK) {
+        char *err = NULL;
+        leveldb_delete(l->db, wopts(l, sync), key, klen, &err);
+        rc = wrote(l, err);
+        leave(l);
+    }
+    pthread_rwlock_unlock(&l->order);
     return rc;
 }
 
@@ -218,7 +234,32 @@ static int lget_many(local_db *l, size_t n, const void *const *keys, const size_
     return rc;
 }
 
-static int lwrite(local_db *l, const ravel_batch *b)
+/* With the gate held: do the batch's checks hold now? RAVEL_OK,
+ * RAVEL_ECONFLICT naming the first that fails, or LevelDB's error. */
+static int checks_hold(local_db *l, const ravel_batch *b)
+{
+    for (size_t i = 0; i < b->nchecks; i++) {
+        int type;
+        const char *k, *v;
+        size_t kl, vl, have_len = 0;
+        rv_batch_check_at(b, i, &type, &k, &kl, &v, &vl);
+        char *err = NULL;
+        char *have = leveldb_get(l->db, l->ropts, k, kl, &have_len, &err);
+        if (err)
+            return rv_err_leveldb(err);
+        int ok = type == RV_OP_CHECK_ABSENT
+                     ? have == NULL
+                     : have != NULL && have_len == vl && (vl == 0 || memcmp(have, v, vl) == 0);
+        leveldb_free(have);
+        if (!ok)
+            return rv_err(RAVEL_ECONFLICT, "check %zu of the batch failed: the key %s", i,
+                          type == RV_OP_CHECK_ABSENT ? "is present" :
+                          have ? "holds other bytes" : "is absent");
+    }
+    return RAVEL_OK;
+}
+
+static int lwrite(local_db *l, const ravel_batch *b, int sync)
 {
     leveldb_writebatch_t *wb = leveldb_writebatch_create();
     for (size_t i = 0; i < b->count; i++) {
@@ -231,7 +272,23 @@ static int lwrite(local_db *l, const ravel_batch *b)
         else
             leveldb_writebatch_delete(wb, k, kl);
     }
-    int rc = write_batch(l, wb);
+    int rc;
+    if (!b->nchecks) {
+        rc = write_batch(l, wb, sync);
+    } else {
+        pthread_rwlock_wrlock(&l->order);
+        rc = enter(l, 1);
+        if (rc == RAVEL_OK) {
+            rc = checks_hold(l, b);
+            if (rc == RAVEL_OK) {
+                char *err = NULL;
+                leveldb_write(l->db, wopts(l, sync), wb, &err);
+                rc = wrote(l, err);
+            }
+            leave(l);
+        }
+        pthread_rwlock_unlock(&l->order);
+    }
     leveldb_writebatch_destroy(wb);
     return rc;
 }
@@ -554,7 +611,7 @@ static int reopen(local_db *l)
     return rc;
 }
 
-static int lclear(local_db *l, const ravel_range *r)
+static int lclear(local_db *l, const ravel_range *r, int sync)
 {
     ravel_range keys_only = *r;
     keys_only.keys = 1;
@@ -575,7 +632,7 @@ static int lclear(local_db *l, const ravel_range *r)
             n++;
         }
         if ((rc != RAVEL_OK && n) || n == 1000) {
-            int wrc = write_batch(l, wb);
+            int wrc = write_batch(l, wb, sync);
             leveldb_writebatch_clear(wb);
             n = 0;
             if (wrc) {
@@ -604,14 +661,14 @@ static int lsubmit(ravel_db *d, rv_req *req)
     int rc;
     switch (req->to.op) {
     case RV_PUT:
-        rc = lput(l, req->key, req->klen, req->val, req->vlen);
+        rc = lput(l, req->key, req->klen, req->val, req->vlen, req->sync);
         break;
     case RV_GET:
         rc = lget(l, req->key, req->klen, &res.own, &res.vlen);
         res.val = res.own;
         break;
     case RV_DEL:
-        rc = ldel(l, req->key, req->klen);
+        rc = ldel(l, req->key, req->klen, req->sync);
         break;
     case RV_GET_MANY:
         vals = rv_calloc(req->n + 1, sizeof *vals);
@@ -624,10 +681,10 @@ static int lsubmit(ravel_db *d, rv_req *req)
         res.own_vals = vals;
         break;
     case RV_WRITE:
-        rc = lwrite(l, req->batch);
+        rc = lwrite(l, req->batch, req->sync);
         break;
     case RV_CLEAR:
-        rc = lclear(l, req->range);
+        rc = lclear(l, req->range, req->sync);
         break;
     default:
         return rv_err(RAVEL_ENOTSUP, "operation %d is not supported by a local handle",
@@ -725,12 +782,14 @@ static void lclose(ravel_db *d)
     if (l->db)
         leveldb_close(l->db);
     pthread_rwlock_destroy(&l->gate);
+    pthread_rwlock_destroy(&l->order);
     pthread_mutex_destroy(&l->mu);
     leveldb_options_destroy(l->options);
     if (l->cache)
         leveldb_cache_destroy(l->cache);
     leveldb_readoptions_destroy(l->ropts);
     leveldb_writeoptions_destroy(l->wopts);
+    leveldb_writeoptions_destroy(l->wopts_sync);
     free(l->dir);
     free(l);
 }
@@ -813,6 +872,8 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     l->ropts = leveldb_readoptions_create();
     l->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
+    l->wopts_sync = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(l->wopts_sync, 1);
     char *err = NULL;
     l->dir = rv_strdup(dir);
     l->db = leveldb_open(l->options, dir, &err);
@@ -826,6 +887,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
             leveldb_cache_destroy(l->cache);
         leveldb_readoptions_destroy(l->ropts);
         leveldb_writeoptions_destroy(l->wopts);
+        leveldb_writeoptions_destroy(l->wopts_sync);
         free(l->dir);
         free(l);
         return rc;
@@ -833,6 +895,13 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     /* A reopen after a write error must find the database it left. */
     leveldb_options_set_error_if_exists(l->options, 0);
     pthread_rwlock_init(&l->gate, NULL);
+    /* Writer-preferring, so a stream of plain writes cannot starve a
+     * batch with checks. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&l->order, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&l->mu, NULL);
     watch_start(l);
     *out = &l->base;

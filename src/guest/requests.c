@@ -183,6 +183,11 @@ static int queue(remote *r, rreq *q, const rv_req *req)
     Ravelwire__Clear__ClearOptions o;
     ProtobufCBinaryData *kb = NULL;
     int rc;
+    /* A write with sync (its own, or the handle's sync option) needs a
+     * host that honours it: never silently without. */
+    int sync = req->to.op != RV_GET && req->to.op != RV_GET_MANY && (req->sync || r->opts.sync);
+    if (sync && req->to.op != RV_WRITE)
+        q->g.needs |= RV_EXT_SYNC;
     switch (req->to.op) {
     case RV_GET:
         ravelwire__get__init(&m.get);
@@ -193,10 +198,12 @@ static int queue(remote *r, rreq *q, const rv_req *req)
         m.put.key = BYTES(req->key, req->klen);
         m.put.has_value = 1;
         m.put.value = BYTES(req->val, req->vlen);
+        m.put.has_sync = m.put.sync = sync;
         return rv_gsession_submit(&r->s, &q->g, RV_IN_PUT, &m.put.base, &m.put.id);
     case RV_DEL:
         ravelwire__delete__init(&m.del);
         m.del.key = BYTES(req->key, req->klen);
+        m.del.has_sync = m.del.sync = sync;
         return rv_gsession_submit(&r->s, &q->g, RV_IN_DEL, &m.del.base, &m.del.id);
     case RV_GET_MANY:
         kb = rv_malloc((req->n + 1) * sizeof *kb);
@@ -211,6 +218,7 @@ static int queue(remote *r, rreq *q, const rv_req *req)
         free(kb);
         return rc;
     case RV_WRITE:
+        q->g.sync = sync;
         return rv_gsession_submit_batch(&r->s, &q->g, req->batch);
     case RV_CLEAR:
         ravelwire__clear__init(&m.clear);
@@ -229,6 +237,7 @@ static int queue(remote *r, rreq *q, const rv_req *req)
         o.has_reverse = 1;
         o.reverse = req->range->reverse != 0;
         m.clear.options = &o;
+        m.clear.has_sync = m.clear.sync = sync;
         return rv_gsession_submit(&r->s, &q->g, RV_IN_CLEAR, &m.clear.base, &m.clear.id);
     }
     return rv_err(RAVEL_ENOTSUP, "operation %d is not supported by a remote handle",

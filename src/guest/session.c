@@ -292,21 +292,38 @@ static uint8_t *put_field(uint8_t *p, uint8_t key, const void *data, size_t len)
     return p + len;
 }
 
+static size_t check_len(int type, size_t klen, size_t vlen)
+{
+    return 1 + rv_varint_len(klen) + klen +
+           (type == RV_OP_CHECK ? 1 + rv_varint_len(vlen) + vlen : 0);
+}
+
 int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
 {
+    if (b->nchecks)
+        r->needs |= RV_EXT_CONDITIONAL;
+    if (r->sync)
+        r->needs |= RV_EXT_SYNC;
     int rc = can_submit(s);
     if (rc == RAVEL_OK)
         rc = ext_gate(s, r);
     if (rc != RAVEL_OK)
         return rc;
+    int type;
+    const char *k, *v;
+    size_t kl, vl;
     size_t body = 0;
     for (size_t i = 0; i < b->count; i++) {
-        int type;
-        const char *k, *v;
-        size_t kl, vl;
         rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
         size_t n = batch_op_len(type, kl, vl);
         body += 1 + rv_varint_len(n) + n;
+    }
+    if (r->sync)
+        body += 3; /* field 67, varint 1 */
+    for (size_t i = 0; i < b->nchecks; i++) {
+        rv_batch_check_at(b, i, &type, &k, &kl, &v, &vl);
+        size_t n = check_len(type, kl, vl);
+        body += 2 + rv_varint_len(n) + n;
     }
     r->id = new_id(s, &s->reqs);
     size_t size = 1 + 1 + rv_varint_len(r->id) + body;
@@ -324,9 +341,6 @@ int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
     *p++ = 0x08; /* field 1, varint */
     p += rv_varint_put(p, r->id);
     for (size_t i = 0; i < b->count; i++) {
-        int type;
-        const char *k, *v;
-        size_t kl, vl;
         rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
         *p++ = 0x12; /* field 2: an Operation */
         p += rv_varint_put(p, batch_op_len(type, kl, vl));
@@ -334,6 +348,20 @@ int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b)
         p = put_field(p, 0x12, k, kl);
         if (type == RV_OP_PUT)
             p = put_field(p, 0x1a, v, vl);
+    }
+    if (r->sync) {
+        *p++ = 0x98; /* field 67, varint */
+        *p++ = 0x04;
+        *p++ = 0x01;
+    }
+    for (size_t i = 0; i < b->nchecks; i++) {
+        rv_batch_check_at(b, i, &type, &k, &kl, &v, &vl);
+        *p++ = 0xa2; /* field 68: a Check */
+        *p++ = 0x04;
+        p += rv_varint_put(p, check_len(type, kl, vl));
+        p = put_field(p, 0x0a, k, kl);
+        if (type == RV_OP_CHECK)
+            p = put_field(p, 0x12, v, vl);
     }
     r->frame.len = (size_t)(p - (uint8_t *)r->frame.data);
     return enqueue(s, r, RV_IN_BATCH);

@@ -18,6 +18,8 @@ typedef struct rv_greq {
     uint32_t needs;               /* RV_EXT_* bits the request cannot go
                                    * without; set before submit (0: none).
                                    * See rv_gsession_submit. */
+    int sync;                     /* a Batch that asks for sync (needs
+                                   * RV_EXT_SYNC); set before submit */
     uint32_t id;
     uint8_t reply_tag;            /* the reply it expects (RV_OUT_*) */
     int held;                     /* waits to learn what the host offers */
@@ -125,6 +127,8 @@ const char *rv_greq_detail(const rv_greq *r);
  * every operation first: the guest's part of bulk writes (W6). Same
  * returns as rv_gsession_submit. */
 int rv_gsession_submit_batch(rv_gsession *s, rv_greq *r, const ravel_batch *b);
+/* (A batch with checks needs RV_EXT_CONDITIONAL, one with r->sync
+ * RV_EXT_SYNC: rv_gsession_submit_batch adds them to r->needs.) */
 
 /* Reply bytes from the host. Completions go to s->done, iterator news to
  * s->notify. Returns 0 or an error after which the stream must be dropped

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/reserved.h"
 #include "error.h"
 #include "util/alloc.h"
 
@@ -47,8 +48,10 @@ void rv_hsession_free(rv_hsession *s)
     rv_buf_free(&s->out);
     rv_buf_free(&s->batch.data);
     free(s->batch.ops);
+    free(s->batch.checks);
     rv_buf_free(&s->group.data);
     free(s->group.ops);
+    free(s->group.checks);
     free(s->group_ids);
 }
 
@@ -116,9 +119,11 @@ static int group_commit(rv_hsession *s)
     size_t n = s->group.count;
     if (!n)
         return RAVEL_OK;
-    int rc = ravel_write(s->db, &s->group);
+    ravel_writeoptions wo = {.sync = s->group_sync};
+    int rc = ravel_write_opt(s->db, &wo, &s->group);
     const char *message = db_detail(s, rc);
     ravel_batch_clear(&s->group);
+    s->group_sync = 0;
     int erc = RAVEL_OK;
     for (size_t i = 0; i < n && erc == RAVEL_OK; i++)
         erc = callback(s, s->group_ids[i], rc, NULL, message, NULL, 0);
@@ -126,7 +131,7 @@ static int group_commit(rv_hsession *s)
 }
 
 static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t klen,
-                     const uint8_t *val, size_t vlen)
+                     const uint8_t *val, size_t vlen, int sync)
 {
     if (s->group.count == s->group_cap) {
         size_t cap = s->group_cap ? s->group_cap * 2 : 64;
@@ -141,6 +146,7 @@ static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t kle
     if (rc != RAVEL_OK)
         return rc;
     s->group_ids[s->group.count - 1] = id;
+    s->group_sync |= sync;
     if (s->group.count >= RV_GROUP_OPS || s->group.data.len >= RV_GROUP_BYTES)
         return group_commit(s);
     return RAVEL_OK;
@@ -167,7 +173,9 @@ static int on_put(rv_hsession *s, const rv_keyed *m)
                                      : NULL;
     if (no)
         return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "preput", no));
-    return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len);
+    if (rv_is_reserved(m->key, m->key_len))
+        return answer(s, m->id, rv_err_reserved(), NULL, detail(s, ravel_errmsg()));
+    return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len, m->sync);
 }
 
 static int on_del(rv_hsession *s, const rv_keyed *m)
@@ -179,7 +187,9 @@ static int on_del(rv_hsession *s, const rv_keyed *m)
                          : NULL;
     if (no)
         return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "predel", no));
-    return group_add(s, m->id, m->key, m->key_len, NULL, 0);
+    if (rv_is_reserved(m->key, m->key_len))
+        return answer(s, m->id, rv_err_reserved(), NULL, detail(s, ravel_errmsg()));
+    return group_add(s, m->id, m->key, m->key_len, NULL, 0, m->sync);
 }
 
 typedef struct batch_ctx {
@@ -191,7 +201,11 @@ typedef struct batch_ctx {
 static int batch_add(void *ud, const rv_batch_op_view *op)
 {
     batch_ctx *c = ud;
-    if (op->type_len == 3 && memcmp(op->type, "put", 3) == 0) {
+    if (op->is_check) {
+        c->rc = op->has_value ? ravel_batch_check(c->b, op->key, op->key_len, op->value,
+                                                  op->value_len)
+                              : ravel_batch_check_absent(c->b, op->key, op->key_len);
+    } else if (op->type_len == 3 && memcmp(op->type, "put", 3) == 0) {
         if (!op->has_value) {
             c->wire_error = "LEVEL_INVALID_VALUE";
             c->message = "a batch put without a value";
@@ -212,12 +226,13 @@ static int batch_add(void *ud, const rv_batch_op_view *op)
  * ravel_batch: the hot path of bulk writes. */
 static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
 {
-    uint32_t id = 0;
+    rv_batch_head head;
     ravel_batch_clear(&s->batch);
     batch_ctx c = {&s->batch, NULL, NULL, RAVEL_OK};
-    int prc = rv_parse_batch(msg, len, &id, batch_add, &c);
+    int prc = rv_parse_batch(msg, len, &head, batch_add, &c);
     if (prc == RAVEL_EPROTO)
         return prc;
+    uint32_t id = head.id;
     int rc = c.rc;
     if (s->opts->readonly)
         return callback(s, id, RAVEL_EREADONLY, NULL, NULL, NULL, 0);
@@ -228,7 +243,8 @@ static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
             rc = RAVEL_EREJECTED;
             message = rejected(s, "prebatch", no);
         } else {
-            rc = ravel_write(s->db, &s->batch);
+            ravel_writeoptions wo = {.sync = head.sync};
+            rc = ravel_write_opt(s->db, &wo, &s->batch);
             message = db_detail(s, rc);
         }
     }
@@ -260,7 +276,8 @@ static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
             r.limit = o->limit;
         r.reverse = o->has_reverse && o->reverse;
     }
-    int rc = ravel_clear(s->db, &r);
+    ravel_writeoptions wo = {.sync = m->has_sync && m->sync};
+    int rc = ravel_clear_opt(s->db, &wo, &r);
     return callback(s, m->id, rc, NULL, db_detail(s, rc), NULL, 0);
 }
 

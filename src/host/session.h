@@ -27,6 +27,7 @@ typedef struct rv_hsession {
     /* Puts and dels that arrived back to back, written to the database as
      * one batch (group commit) before anything else is answered. */
     struct ravel_batch group;
+    int group_sync;  /* a write of the group asked for sync */
     uint32_t *group_ids;
     size_t group_cap;
     /* Called when `out` passes RV_HOST_HIGH_WATER between two requests;

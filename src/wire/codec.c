@@ -188,7 +188,7 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
     f->out->len = f->start + nh + body;
 }
 
-static const char *const ext_names[] = {"error-messages"};
+static const char *const ext_names[] = {"error-messages", "conditional", "sync"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -400,7 +400,28 @@ static int parse_op(const uint8_t *msg, size_t len, rv_batch_op_view *op)
     return r == 0 && have_type && have_key ? 0 : -1;
 }
 
-int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn fn, void *ud)
+/* A Batch's Check: key (1), value (2, optional). */
+static int parse_check(const uint8_t *msg, size_t len, rv_batch_op_view *op)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    int have_key = 0;
+    memset(op, 0, sizeof *op);
+    op->is_check = 1;
+    field f;
+    int r;
+    while ((r = next_field(&p, end, &f)) == 1) {
+        if ((f.num == 1 || f.num == 2) && f.type != 2)
+            return -1;
+        if (f.num == 1)
+            op->key = f.bytes, op->key_len = f.len, have_key = 1;
+        else if (f.num == 2)
+            op->value = f.bytes, op->value_len = f.len, op->has_value = 1;
+    }
+    return r == 0 && have_key ? 0 : -1;
+}
+
+int rv_parse_batch(const uint8_t *msg, size_t len, rv_batch_head *head, rv_batch_op_fn fn,
+                   void *ud)
 {
     /* First make sure all of it is well formed, so nothing is applied
      * from a message that is then rejected. */
@@ -409,23 +430,35 @@ int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn 
     field f;
     int r;
     rv_batch_op_view op;
+    memset(head, 0, sizeof *head);
     while ((r = next_field(&p, end, &f)) == 1) {
         if (f.num == 1) {
             if (f.type != 0)
                 return RAVEL_EPROTO;
-            *id = (uint32_t)f.varint;
+            head->id = (uint32_t)f.varint;
             have_id = 1;
         } else if (f.num == 2) {
             if (f.type != 2 || parse_op(f.bytes, f.len, &op))
                 return RAVEL_EPROTO;
+        } else if (f.num == 67) {
+            if (f.type != 0)
+                return RAVEL_EPROTO;
+            head->sync = f.varint != 0;
+        } else if (f.num == 68) {
+            if (f.type != 2 || parse_check(f.bytes, f.len, &op))
+                return RAVEL_EPROTO;
+            head->nchecks++;
         }
     }
     if (r != 0 || !have_id)
         return RAVEL_EPROTO;
     for (p = msg; next_field(&p, end, &f) == 1;) {
-        if (f.num != 2)
+        if (f.num == 2)
+            parse_op(f.bytes, f.len, &op);
+        else if (f.num == 68)
+            parse_check(f.bytes, f.len, &op);
+        else
             continue;
-        parse_op(f.bytes, f.len, &op);
         int rc = fn(ud, &op);
         if (rc)
             return rc;
@@ -458,6 +491,10 @@ int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out
             out->value = f.bytes;
             out->value_len = f.len;
             out->has_value = 1;
+        } else if (f.num == 67) {
+            if (f.type != 0)
+                return RAVEL_EPROTO;
+            out->sync = f.varint != 0;
         }
     }
     return r == 0 && have_id && have_key ? RAVEL_OK : RAVEL_EPROTO;

@@ -53,8 +53,12 @@ enum {
     RV_EXT_ERROR_MESSAGES = 1u << 0, /* "error-messages": the `message`
                                       * field (64) of Callback,
                                       * GetManyCallback and IteratorError */
+    RV_EXT_CONDITIONAL = 1u << 1,    /* "conditional": Batch.checks (68),
+                                      * answered LEVEL_CONFLICT */
+    RV_EXT_SYNC = 1u << 2,           /* "sync": the `sync` field (67) of
+                                      * Put, Delete, Batch and Clear */
 };
-#define RV_EXT_ALL ((uint32_t)RV_EXT_ERROR_MESSAGES)
+#define RV_EXT_ALL ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC))
 
 /* The name of one extension bit ("error-messages"), NULL if unknown. */
 const char *rv_ext_name(uint32_t bit);
@@ -128,6 +132,7 @@ typedef struct rv_keyed {
     const uint8_t *key, *value;
     size_t key_len, value_len;
     int has_value;
+    int sync;         /* extension "sync" (field 67) */
 } rv_keyed;
 int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out);
 
@@ -162,16 +167,27 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq);
  * the message. Return 0 to go on, nonzero to stop (that value is
  * returned). */
 typedef struct rv_batch_op_view {
+    int is_check;     /* a Check (field 68): type is NULL; has_value 0
+                       * means "must be absent" */
     const uint8_t *type, *key, *value;
     size_t type_len, key_len, value_len;
     int has_value;
 } rv_batch_op_view;
 typedef int (*rv_batch_op_fn)(void *ud, const rv_batch_op_view *op);
 
+/* The fields of a Batch besides its operations. */
+typedef struct rv_batch_head {
+    uint32_t id;
+    int sync;         /* extension "sync" (field 67) */
+    size_t nchecks;   /* extension "conditional" (field 68) */
+} rv_batch_head;
+
 /* Batch, parsed without protobuf-c's allocation per field (hundreds per
- * batch; measured with perf on W6). Calls fn for each operation in order
- * once the whole message is known to be well formed. RAVEL_OK, RAVEL_EPROTO
- * (what protobuf-c would reject), or fn's nonzero return. */
-int rv_parse_batch(const uint8_t *msg, size_t len, uint32_t *id, rv_batch_op_fn fn, void *ud);
+ * batch; measured with perf on W6). Fills *head, then calls fn for each
+ * operation in order and for each check, once the whole message is known
+ * to be well formed. RAVEL_OK, RAVEL_EPROTO (what protobuf-c would reject),
+ * or fn's nonzero return. */
+int rv_parse_batch(const uint8_t *msg, size_t len, rv_batch_head *head, rv_batch_op_fn fn,
+                   void *ud);
 
 #endif

@@ -184,19 +184,38 @@ static int take_op(void *ud, const rv_batch_op_view *op)
 static void check_batch(const uint8_t *msg, size_t len)
 {
     Ravelwire__Batch *pc = ravelwire__batch__unpack(NULL, len, msg);
-    uint32_t id = 0;
+    rv_batch_head head;
     ops_seen o = {0};
-    int rc = rv_parse_batch(msg, len, &id, take_op, &o);
+    int rc = rv_parse_batch(msg, len, &head, take_op, &o);
+    uint32_t id = head.id;
     if (!pc && rc == RAVEL_OK && o.n)
         fz_fail("rv_parse_batch handed over operations of a message it then accepted");
     if (rc != RAVEL_OK && o.n)
         fz_fail("rv_parse_batch handed over %zu operations of a message it rejects", o.n);
     if (both_accept(pc ? &pc->base : NULL, rc, "Batch")) {
-        if (id != pc->id || o.n != pc->n_ops)
-            fz_fail("Batch: id %u/%u, %zu/%zu ops (hand/protobuf-c)", id, pc->id, o.n,
-                    pc->n_ops);
+        if (id != pc->id || o.n != pc->n_ops + pc->n_checks || head.nchecks != pc->n_checks ||
+            head.sync != (pc->has_sync && pc->sync))
+            fz_fail("Batch: id %u/%u, %zu/%zu entries, sync %d/%d (hand/protobuf-c)", id, pc->id,
+                    o.n, pc->n_ops + pc->n_checks, head.sync, pc->has_sync && pc->sync);
+        /* Operations and checks each in the order sent, whichever way
+         * the two interleave on the wire. */
+        size_t nck = 0;
         for (size_t i = 0; i < o.n; i++) {
             const rv_batch_op_view *h = &o.ops[i];
+            if (!h->is_check)
+                continue;
+            const Ravelwire__Batch__Check *c = pc->checks[nck++];
+            if (!same_bytes(h->key, h->key_len, c->key.data, c->key.len) ||
+                h->has_value != (c->has_value != 0) ||
+                (h->has_value && !same_bytes(h->value, h->value_len, c->value.data, c->value.len)))
+                fz_fail("Batch check %zu differs", nck - 1);
+        }
+        size_t opi = 0;
+        for (size_t j = 0; j < o.n; j++) {
+            if (o.ops[j].is_check)
+                continue;
+            size_t i = opi++;
+            const rv_batch_op_view *h = &o.ops[j];
             const Ravelwire__Batch__Operation *p = pc->ops[i];
             /* protobuf-c hands a string over NUL-terminated: compare up to
              * the first NUL, as far as a C string reaches. */

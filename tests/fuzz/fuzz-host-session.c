@@ -174,10 +174,10 @@ static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
     ledger *l = ud;
     int rc;
     if (p[0] == RV_IN_BATCH) {
-        uint32_t id = 0;
-        rc = rv_parse_batch(p + 1, len - 1, &id, any_op, NULL);
+        rv_batch_head head;
+        rc = rv_parse_batch(p + 1, len - 1, &head, any_op, NULL);
         if (rc == RAVEL_OK)
-            note_id(&l->asked, id);
+            note_id(&l->asked, head.id);
         return rc;
     }
     if (p[0] == RV_IN_GET || p[0] == RV_IN_PUT || p[0] == RV_IN_DEL) {

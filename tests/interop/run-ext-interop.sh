@@ -4,14 +4,18 @@
 #     Node many-level@2 guest works behind it (it ignores the unknown tag);
 #  2. ravel's C guest, run through the interop script against a Node host
 #     that records every tag it receives, sends that host only many-level's
-#     tags (0-9): no Hello to a host that announced nothing.
+#     tags (0-9): no Hello to a host that announced nothing;
+#  3. against that host, a conditional batch and a write with sync fail
+#     with RAVEL_ENOTSUP before anything is sent (ext_guest.c), and plain
+#     writes work.
 # run-interop.sh and run-party-interop.sh cover the rest with the Announce
 # in place: Node guests' transcripts against a ravel host, and Node
 # rave-level members following a ravel leader.
-# Usage: run-ext-interop.sh SERVE_CHILD GUEST_SCRIPT
+# Usage: run-ext-interop.sh SERVE_CHILD GUEST_SCRIPT EXT_GUEST
 set -euo pipefail
 serve_child=$1
 guest_script=$2
+ext_guest=$3
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -d "$here/node_modules/many-level" ]; then
   echo "ext interop: Node peers not installed; run: (cd $here && npm ci)" >&2
@@ -45,6 +49,7 @@ node "$here/ext_check.js" announced "$tmp/ravel.sock" || status=1
 start "$tmp/tap-host.out" node "$here/ext_check.js" tap-host "$tmp/node.sock" "$tmp/tags.txt"
 tap_pid=${pids[-1]}
 "$guest_script" "unix:$tmp/node.sock" > "$tmp/transcript.txt"
+"$ext_guest" "unix:$tmp/node.sock" || status=1
 kill -TERM "$tap_pid"
 wait "$tap_pid" || true
 if [ "$(wc -l < "$tmp/transcript.txt")" -ne 35 ]; then

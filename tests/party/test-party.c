@@ -214,7 +214,11 @@ static void test_retry_off_fails_pending(void **state)
     OK(ravel_put(lead, S("x"), S("1")));
     OK(ravel_iter_new(follow, NULL, &it));
     ravel_db_close(lead);
-    assert_int_equal(ravel_iter_next(it, NULL, NULL, NULL, NULL), RAVEL_ECONNLOST);
+    /* The host's first answer (one entry) may have come before the close. */
+    int first = ravel_iter_next(it, NULL, NULL, NULL, NULL);
+    if (first == RAVEL_OK)
+        first = ravel_iter_next(it, NULL, NULL, NULL, NULL);
+    assert_int_equal(first, RAVEL_ECONNLOST);
     ravel_iter_free(it);
     /* New requests wait for a new leader and work — though one sent over a
      * stream that dies in the middle of the election fails, as retry off

@@ -434,9 +434,10 @@ static int collect_op(void *ud, const rv_batch_op_view *op)
 static void check_batch_agrees(const uint8_t *msg, size_t len)
 {
     Ravelwire__Batch *ref = ravelwire__batch__unpack(NULL, len, msg);
-    uint32_t id = 0;
+    rv_batch_head head;
     op_list l = {.n = 0};
-    int rc = rv_parse_batch(msg, len, &id, collect_op, &l);
+    int rc = rv_parse_batch(msg, len, &head, collect_op, &l);
+    uint32_t id = head.id;
     if (!ref) {
         assert_int_equal(rc, RAVEL_EPROTO);
         assert_int_equal(l.n, 0); /* nothing handed out from a bad message */
