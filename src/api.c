@@ -25,7 +25,7 @@ int rv_err_reserved(void)
 
 /* A range without ravel's records: they are every key from RV_RESERVED
  * on, so an upper bound at or past it becomes lt RV_RESERVED. */
-static const ravel_range *visible(const ravel_range *r, ravel_range *copy)
+const ravel_range *rv_range_visible(const ravel_range *r, ravel_range *copy)
 {
     if (r->has_lte ? rv_keycmp(r->lte.data, r->lte.len, RV_RESERVED, RV_RESERVED_LEN) < 0
         : r->has_lt ? rv_keycmp(r->lt.data, r->lt.len, RV_RESERVED, RV_RESERVED_LEN) <= 0
@@ -136,6 +136,14 @@ static int run_sync(ravel_db *db, rv_req *req, rv_sync *s)
     if (s->status != RAVEL_OK)
         return rv_err(s->status, "%s", s->msg);
     return RAVEL_OK;
+}
+
+int rv_run(ravel_db *db, rv_req *req)
+{
+    rv_sync s;
+    s.val = NULL;
+    s.vals = NULL;
+    return run_sync(db, req, &s);
 }
 
 int ravel_put(ravel_db *db, const void *key, size_t klen, const void *val, size_t vlen)
@@ -281,7 +289,7 @@ int ravel_clear_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_rang
         ravel_range_init(&all);
         r = &all;
     }
-    rv_req req = {.to.op = RV_CLEAR, .range = visible(r, &copy), .sync = wo && wo->sync};
+    rv_req req = {.to.op = RV_CLEAR, .range = rv_range_visible(r, &copy), .sync = wo && wo->sync};
     rv_sync s;
     return run_sync(db, &req, &s);
 }
@@ -296,7 +304,7 @@ int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out)
         ravel_range_init(&all);
         r = &all;
     }
-    return db->ops->iter_new(db, visible(r, &copy), out);
+    return db->ops->iter_new(db, rv_range_visible(r, &copy), out);
 }
 
 int ravel_iter_next(ravel_iter *it, const char **key, size_t *klen, const char **val, size_t *vlen)
@@ -429,7 +437,7 @@ int ravel_clear_opt_async(ravel_db *db, const ravel_writeoptions *wo, const rave
         ravel_range_init(&all);
         r = &all;
     }
-    rv_req req = {.to = {.op = RV_CLEAR, .cb.done = cb, .ud = ud}, .range = visible(r, &copy),
+    rv_req req = {.to = {.op = RV_CLEAR, .cb.done = cb, .ud = ud}, .range = rv_range_visible(r, &copy),
                   .sync = wo && wo->sync};
     return db->ops->submit(db, &req);
 }

@@ -47,6 +47,20 @@ typedef struct rv_reply_to {
     rv_sync *sync; /* a synchronous caller: cb is unused */
 } rv_reply_to;
 
+/* Exactly-once: a host passing on the identity of a guest's write (the
+ * wire's producer, wseq and acked). The request is that guest's writes
+ * numbered first..last: one request (first == last), or a group of puts
+ * and deletes whose batch operation i is write first + i. The guest has
+ * had the answer of every write up to acked. */
+#ifndef RV_PRODUCER_LEN
+#define RV_PRODUCER_LEN 16 /* as the wire's (wire/codec.h) */
+#endif
+
+typedef struct rv_writer {
+    const uint8_t *producer; /* RV_PRODUCER_LEN (16) bytes */
+    uint64_t first, last, acked;
+} rv_writer;
+
 /* One operation and its arguments. The bytes are the caller's, valid
  * until submit returns: a handle that keeps the request copies them (a
  * remote handle encodes them into the request's frame). */
@@ -62,6 +76,11 @@ typedef struct rv_req {
     const ravel_batch *batch;       /* RV_WRITE */
     const ravel_range *range;       /* RV_CLEAR */
     int sync;                       /* writes: wait for the disk */
+    const rv_writer *writer;        /* writes: exactly-once identity, or NULL */
+    int refused;                    /* RV_WRITE with a writer: the host refused
+                                     * it with this status (refused_msg): only
+                                     * remember that answer */
+    const char *refused_msg;
     ravel_db *via;                  /* set by submit: the handle that took it */
 } rv_req;
 
@@ -113,7 +132,14 @@ typedef struct rv_db_ops {
     int (*iter_new)(ravel_db *db, const ravel_range *r, ravel_iter **out);
     int (*role)(ravel_db *db);
     void (*close)(ravel_db *db);
+    /* Does submit honour rv_req.writer (exactly-once)? A host announces
+     * "exactly-once" only for a handle that does. */
+    int exactly_once;
 } rv_db_ops;
+
+/* Run a request as a synchronous caller would (api.c's run_sync): for a
+ * host that builds its own rv_req (a write with a writer). */
+int rv_run(ravel_db *db, rv_req *req);
 
 struct ravel_db {
     const rv_db_ops *ops;

@@ -12,11 +12,13 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db/batch.h"
 #include "db/db.h"
 #include "db/range.h"
+#include "db/reserved.h"
 #include "error.h"
 #include "util/alloc.h"
 
@@ -55,6 +57,12 @@ typedef struct local_db {
      * shell, which stays on this list until it is freed. */
     pthread_mutex_t mu;
     struct local_iter *iters;
+    /* Exactly-once bookkeeping of the guests that write through a host
+     * (below): loaded from the database at its first use. */
+    pthread_mutex_t eo_mu;
+    struct producer **eo_table; /* EO_BUCKETS chains */
+    size_t eo_count;
+    int eo_loaded;
 } local_db;
 
 typedef struct local_iter {
@@ -648,6 +656,423 @@ static int lclear(local_db *l, const ravel_range *r, int sync)
     return rc == RAVEL_END ? RAVEL_OK : rc;
 }
 
+/* ---- exactly-once ----
+ *
+ * A guest numbers its writes (wseq) and a host passes each write on with
+ * the guest's identity (rv_req.writer). Per guest ("producer") the
+ * database keeps a record, written in the same LevelDB write batch as the
+ * data, so it survives whatever the data survives (a SIGKILL of the
+ * leader included):
+ *   high   every write numbered up to here has been applied or answered
+ *   acked  the guest has the answers up to here (it says so in each write)
+ *   seen   when it last wrote (unix seconds), for expiry
+ *   fails  the failures answered for writes after acked: status, words
+ * A write numbered at most `high` is a replay: it is answered as the
+ * first time (its failure, or OK) and not applied again. Writes of one
+ * guest come in order on its stream, and after a lost stream it sends
+ * again, in order, every write it has no answer for; so `high` and the
+ * failures after `acked` say everything. Records are bounded: failures
+ * are pruned once acked, records of guests silent for EO_EXPIRY_S are
+ * deleted at the next load, and past EO_MAX producers the one silent
+ * longest is forgotten. Record: key RV_RESERVED "eo/" producer; value
+ * u8 version (1), u64 high, u64 acked, u64 seen, u32 count, then per
+ * failure u64 wseq, i32 status, u16 length and the words (little-endian). */
+
+#define EO_BUCKETS 1024
+#define EO_MAX 4096
+#define EO_EXPIRY_S (24 * 3600)
+#define EO_PREFIX RV_RESERVED "eo/"
+#define EO_PREFIX_LEN (RV_RESERVED_LEN + 3)
+#define EO_MSG_MAX 200
+
+typedef struct eo_fail {
+    uint64_t wseq;
+    int32_t status;
+    uint16_t len;
+    char msg[EO_MSG_MAX];
+} eo_fail;
+
+typedef struct producer {
+    uint8_t id[RV_PRODUCER_LEN];
+    uint64_t high, acked, seen;
+    eo_fail *fails;
+    uint32_t nfails, capfails;
+    pthread_mutex_t mu;  /* held across a write of this producer's */
+    int busy;            /* writes under way (under eo_mu): not evicted */
+    struct producer *next;
+} producer;
+
+static unsigned eo_bucket(const uint8_t *id)
+{
+    uint32_t h;
+    memcpy(&h, id, sizeof h);
+    return h % EO_BUCKETS;
+}
+
+static void eo_key(char key[EO_PREFIX_LEN + RV_PRODUCER_LEN], const uint8_t *id)
+{
+    memcpy(key, EO_PREFIX, EO_PREFIX_LEN);
+    memcpy(key + EO_PREFIX_LEN, id, RV_PRODUCER_LEN);
+}
+
+static void put_u64(rv_buf *b, uint64_t v)
+{
+    rv_buf_append(b, &v, sizeof v);
+}
+
+/* The record's value into b. 0 or -1 when out of memory. */
+static int eo_encode(const producer *p, rv_buf *b)
+{
+    b->len = 0;
+    if (rv_buf_reserve(b, 1 + 3 * 8 + 4 + (size_t)p->nfails * (8 + 4 + 2 + EO_MSG_MAX)))
+        return -1;
+    uint8_t version = 1;
+    rv_buf_append(b, &version, 1);
+    put_u64(b, p->high);
+    put_u64(b, p->acked);
+    put_u64(b, p->seen);
+    rv_buf_append(b, &p->nfails, sizeof p->nfails);
+    for (uint32_t i = 0; i < p->nfails; i++) {
+        put_u64(b, p->fails[i].wseq);
+        rv_buf_append(b, &p->fails[i].status, 4);
+        rv_buf_append(b, &p->fails[i].len, 2);
+        rv_buf_append(b, p->fails[i].msg, p->fails[i].len);
+    }
+    return 0;
+}
+
+static int eo_add_fail(producer *p, uint64_t wseq, int status, const char *msg)
+{
+    if (p->nfails == p->capfails) {
+        uint32_t cap = p->capfails ? p->capfails * 2 : 4;
+        eo_fail *f = rv_realloc(p->fails, cap * sizeof *f);
+        if (!f)
+            return -1;
+        p->fails = f;
+        p->capfails = cap;
+    }
+    eo_fail *f = &p->fails[p->nfails++];
+    f->wseq = wseq;
+    f->status = status;
+    size_t n = msg ? strlen(msg) : 0;
+    f->len = (uint16_t)(n < EO_MSG_MAX ? n : EO_MSG_MAX);
+    memcpy(f->msg, msg ? msg : "", f->len);
+    return 0;
+}
+
+/* A record's value into a new producer; NULL if malformed or out of
+ * memory. */
+static producer *eo_decode(const uint8_t *id, const char *v, size_t n)
+{
+    if (n < 29 || v[0] != 1)
+        return NULL;
+    producer *p = rv_calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    memcpy(p->id, id, RV_PRODUCER_LEN);
+    memcpy(&p->high, v + 1, 8);
+    memcpy(&p->acked, v + 9, 8);
+    memcpy(&p->seen, v + 17, 8);
+    uint32_t count;
+    memcpy(&count, v + 25, 4);
+    size_t at = 29;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t wseq;
+        int32_t status;
+        uint16_t len;
+        if (at + 14 > n)
+            break;
+        memcpy(&wseq, v + at, 8);
+        memcpy(&status, v + at + 8, 4);
+        memcpy(&len, v + at + 12, 2);
+        if (at + 14 + len > n || len > EO_MSG_MAX)
+            break;
+        char msg[EO_MSG_MAX + 1];
+        memcpy(msg, v + at + 14, len);
+        msg[len] = '\0';
+        if (eo_add_fail(p, wseq, status, msg))
+            break;
+        at += 14 + len;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    return p;
+}
+
+static void eo_free(producer *p)
+{
+    pthread_mutex_destroy(&p->mu);
+    free(p->fails);
+    free(p);
+}
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+static void eo_link(local_db *l, producer *p)
+{
+    producer **b = &l->eo_table[eo_bucket(p->id)];
+    p->next = *b;
+    *b = p;
+    l->eo_count++;
+}
+
+/* With eo_mu held, the gate not: read every record once; delete those of
+ * guests silent for EO_EXPIRY_S. */
+static int eo_load(local_db *l)
+{
+    l->eo_table = rv_calloc(EO_BUCKETS, sizeof *l->eo_table);
+    if (!l->eo_table)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
+    leveldb_writebatch_t *expired = leveldb_writebatch_create();
+    int nexpired = 0;
+    leveldb_iterator_t *it = leveldb_create_iterator(l->db, l->ropts);
+    uint64_t now = now_s();
+    for (leveldb_iter_seek(it, EO_PREFIX, EO_PREFIX_LEN); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = leveldb_iter_key(it, &kl);
+        if (kl < EO_PREFIX_LEN || memcmp(k, EO_PREFIX, EO_PREFIX_LEN) != 0)
+            break;
+        const char *v = leveldb_iter_value(it, &vl);
+        producer *p = kl == EO_PREFIX_LEN + RV_PRODUCER_LEN
+                          ? eo_decode((const uint8_t *)k + EO_PREFIX_LEN, v, vl)
+                          : NULL;
+        if (!p || p->seen + EO_EXPIRY_S < now) {
+            leveldb_writebatch_delete(expired, k, kl);
+            nexpired++;
+            if (p)
+                eo_free(p);
+            continue;
+        }
+        eo_link(l, p);
+    }
+    leveldb_iter_destroy(it);
+    leave(l);
+    if (nexpired)
+        write_batch(l, expired, 0);
+    leveldb_writebatch_destroy(expired);
+    l->eo_loaded = 1;
+    return RAVEL_OK;
+}
+
+/* With eo_mu held: make room for one more producer by forgetting the one
+ * silent longest (not one with a write under way). */
+static void eo_evict(local_db *l)
+{
+    producer **oldest = NULL;
+    for (size_t b = 0; b < EO_BUCKETS; b++)
+        for (producer **pp = &l->eo_table[b]; *pp; pp = &(*pp)->next)
+            if (!(*pp)->busy && (!oldest || (*pp)->seen < (*oldest)->seen))
+                oldest = pp;
+    if (!oldest)
+        return;
+    producer *p = *oldest;
+    *oldest = p->next;
+    l->eo_count--;
+    char key[EO_PREFIX_LEN + RV_PRODUCER_LEN];
+    eo_key(key, p->id);
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    leveldb_writebatch_delete(wb, key, sizeof key);
+    write_batch(l, wb, 0);
+    leveldb_writebatch_destroy(wb);
+    eo_free(p);
+}
+
+/* The producer's state, marked busy and locked; NULL with an error set. */
+static producer *eo_acquire(local_db *l, const uint8_t *id)
+{
+    pthread_mutex_lock(&l->eo_mu);
+    if (!l->eo_loaded && eo_load(l) != RAVEL_OK) {
+        pthread_mutex_unlock(&l->eo_mu);
+        return NULL;
+    }
+    producer *p = l->eo_table[eo_bucket(id)];
+    while (p && memcmp(p->id, id, RV_PRODUCER_LEN) != 0)
+        p = p->next;
+    if (!p) {
+        if (l->eo_count >= EO_MAX)
+            eo_evict(l);
+        p = rv_calloc(1, sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&l->eo_mu);
+            rv_err(RAVEL_ENOMEM, "out of memory");
+            return NULL;
+        }
+        memcpy(p->id, id, RV_PRODUCER_LEN);
+        pthread_mutex_init(&p->mu, NULL);
+        eo_link(l, p);
+    }
+    p->busy++;
+    pthread_mutex_unlock(&l->eo_mu);
+    pthread_mutex_lock(&p->mu);
+    return p;
+}
+
+static void eo_release(local_db *l, producer *p)
+{
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&l->eo_mu);
+    p->busy--;
+    pthread_mutex_unlock(&l->eo_mu);
+}
+
+static void eo_free_all(local_db *l)
+{
+    if (!l->eo_table)
+        return;
+    for (size_t b = 0; b < EO_BUCKETS; b++)
+        while (l->eo_table[b]) {
+            producer *p = l->eo_table[b];
+            l->eo_table[b] = p->next;
+            eo_free(p);
+        }
+    free(l->eo_table);
+}
+
+/* The answer recorded for write wseq of p (at most p->high): its failure,
+ * or OK. */
+static int eo_replayed(const producer *p, uint64_t wseq, char *msg, size_t cap)
+{
+    for (uint32_t i = 0; i < p->nfails; i++)
+        if (p->fails[i].wseq == wseq) {
+            snprintf(msg, cap, "%.*s", (int)p->fails[i].len, p->fails[i].msg);
+            return p->fails[i].status;
+        }
+    return RAVEL_OK;
+}
+
+/* The keys a clear deletes, into wb: one write with its record. */
+static int eo_clear_keys(local_db *l, const ravel_range *r, leveldb_writebatch_t *wb)
+{
+    ravel_range keys_only = *r;
+    keys_only.keys = 1;
+    keys_only.values = 0;
+    local_iter *it;
+    int rc = liter_open(l, &keys_only, &it);
+    if (rc)
+        return rc;
+    const char *k, *v;
+    size_t kl, vl;
+    while ((rc = liter_next(&it->base, &k, &kl, &v, &vl)) == RAVEL_OK)
+        leveldb_writebatch_delete(wb, k, kl);
+    liter_free(&it->base);
+    return rc == RAVEL_END ? RAVEL_OK : rc;
+}
+
+/* A write with a writer: applied and remembered in one LevelDB write, or,
+ * if it is a replay, answered as the first time. Its status; words for a
+ * failure in msg. */
+static int eo_write(local_db *l, const rv_req *req, char *msg, size_t cap)
+{
+    const rv_writer *w = req->writer;
+    producer *p = eo_acquire(l, w->producer);
+    if (!p) {
+        snprintf(msg, cap, "%s", ravel_errmsg());
+        return RAVEL_ENOMEM;
+    }
+    if (w->acked > p->acked) {
+        p->acked = w->acked;
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < p->nfails; i++)
+            if (p->fails[i].wseq > p->acked)
+                p->fails[kept++] = p->fails[i];
+        p->nfails = kept;
+    }
+    msg[0] = '\0';
+    if (w->last <= p->high) {
+        int rc = eo_replayed(p, w->last, msg, cap);
+        eo_release(l, p);
+        return rc;
+    }
+    /* A group some of whose writes were applied (a replay grouped anew):
+     * only the rest. */
+    size_t skip = w->first <= p->high ? (size_t)(p->high - w->first + 1) : 0;
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    int rc = RAVEL_OK;
+    const ravel_batch *b = req->batch;
+    switch (req->to.op) {
+    case RV_PUT:
+        leveldb_writebatch_put(wb, req->key, req->klen, req->val, req->vlen);
+        break;
+    case RV_DEL:
+        leveldb_writebatch_delete(wb, req->key, req->klen);
+        break;
+    case RV_CLEAR:
+        rc = eo_clear_keys(l, req->range, wb);
+        break;
+    case RV_WRITE:
+        for (size_t i = skip; b && i < b->count; i++) {
+            int type;
+            const char *k, *v;
+            size_t kl, vl;
+            rv_batch_op(b, i, &type, &k, &kl, &v, &vl);
+            if (type == RV_OP_PUT)
+                leveldb_writebatch_put(wb, k, kl, v, vl);
+            else
+                leveldb_writebatch_delete(wb, k, kl);
+        }
+        break;
+    default:
+        rc = rv_err(RAVEL_EINVAL, "not a write");
+    }
+    int checked = req->to.op == RV_WRITE && b && b->nchecks;
+    if (checked)
+        pthread_rwlock_wrlock(&l->order);
+    else
+        pthread_rwlock_rdlock(&l->order);
+    int answer = req->refused ? req->refused : rc;
+    if (rc == RAVEL_OK && (rc = enter(l, 1)) == RAVEL_OK) {
+        if (answer == RAVEL_OK && checked && (answer = checks_hold(l, b)) != RAVEL_OK &&
+            answer != RAVEL_ECONFLICT) {
+            rc = answer; /* LevelDB could not read: nothing to remember */
+        }
+        if (rc == RAVEL_OK) {
+            const char *words = req->refused ? req->refused_msg : ravel_errmsg();
+            producer before = *p;
+            p->high = w->last;
+            p->seen = now_s();
+            rv_buf val = {0};
+            int oom = answer != RAVEL_OK && eo_add_fail(p, w->last, answer, words);
+            if (!oom)
+                oom = eo_encode(p, &val);
+            if (oom) {
+                rc = rv_err(RAVEL_ENOMEM, "out of memory");
+            } else {
+                if (answer != RAVEL_OK) {
+                    snprintf(msg, cap, "%s", words ? words : "");
+                    leveldb_writebatch_clear(wb); /* remember the answer only */
+                }
+                char key[EO_PREFIX_LEN + RV_PRODUCER_LEN];
+                eo_key(key, p->id);
+                leveldb_writebatch_put(wb, key, sizeof key, val.data, val.len);
+                char *err = NULL;
+                leveldb_write(l->db, wopts(l, req->sync), wb, &err);
+                rc = wrote(l, err);
+            }
+            rv_buf_free(&val);
+            if (rc != RAVEL_OK) { /* not written: as if it never came */
+                p->high = before.high;
+                p->seen = before.seen;
+                p->nfails = before.nfails;
+            }
+        }
+        leave(l);
+    }
+    pthread_rwlock_unlock(&l->order);
+    leveldb_writebatch_destroy(wb);
+    eo_release(l, p);
+    if (rc != RAVEL_OK) {
+        snprintf(msg, cap, "%s", ravel_errmsg());
+        return rc;
+    }
+    return answer;
+}
+
 /* Every operation runs on the calling thread and completes before submit
  * returns. Nothing here touches the handle after rv_complete: its
  * callback may close it. */
@@ -659,6 +1084,12 @@ static int lsubmit(ravel_db *d, rv_req *req)
     char **vals = NULL;
     size_t *vlens = NULL;
     int rc;
+    if (req->writer) {
+        char msg[512];
+        rc = eo_write(l, req, msg, sizeof msg);
+        rv_complete(&req->to, rc, rc == RAVEL_OK ? NULL : msg, &res);
+        return RAVEL_OK;
+    }
     switch (req->to.op) {
     case RV_PUT:
         rc = lput(l, req->key, req->klen, req->val, req->vlen, req->sync);
@@ -783,6 +1214,8 @@ static void lclose(ravel_db *d)
         leveldb_close(l->db);
     pthread_rwlock_destroy(&l->gate);
     pthread_rwlock_destroy(&l->order);
+    pthread_mutex_destroy(&l->eo_mu);
+    eo_free_all(l);
     pthread_mutex_destroy(&l->mu);
     leveldb_options_destroy(l->options);
     if (l->cache)
@@ -802,6 +1235,7 @@ static int lrole(ravel_db *d)
 
 static const rv_db_ops local_ops = {
     .role = lrole,
+    .exactly_once = 1,
     .submit = lsubmit,
     .iter_new = liter_new,
     .close = lclose,
@@ -903,6 +1337,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     pthread_rwlock_init(&l->order, &ra);
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->eo_mu, NULL);
     watch_start(l);
     *out = &l->base;
     return RAVEL_OK;

@@ -24,4 +24,10 @@ static inline int rv_is_reserved(const void *key, size_t klen)
 /* RAVEL_EINVAL, saying why. */
 int rv_err_reserved(void);
 
+#include "ravel.h"
+
+/* r without ravel's records: r itself, or copy with its upper bound
+ * lowered to lt RV_RESERVED. */
+const ravel_range *rv_range_visible(const ravel_range *r, ravel_range *copy);
+
 #endif

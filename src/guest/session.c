@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "util/alloc.h"
@@ -33,6 +36,14 @@ void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pe
     s->ext_wanted = RV_EXT_ALL;
     s->host = RV_HOST_UNKNOWN;
     rv_decoder_init(&s->dec, max_frame);
+    /* Unique among the guests a host will ever see: random. */
+    if (getrandom(s->producer, sizeof s->producer, 0) != (ssize_t)sizeof s->producer) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t mix[2] = {(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                           ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s};
+        memcpy(s->producer, mix, sizeof s->producer);
+    }
 }
 
 void rv_gsession_free(rv_gsession *s)
@@ -86,6 +97,8 @@ static int can_submit(rv_gsession *s)
                       s->max_pending);
     return RAVEL_OK;
 }
+
+static int send_open(rv_gsession *s, rv_giter *it);
 
 /* ---- extensions ---- */
 
@@ -148,6 +161,53 @@ static int maybe_probe(rv_gsession *s)
     return RAVEL_OK;
 }
 
+/* What the host may forget: every write numbered up to here has been
+ * answered (the oldest write still pending, less one). */
+static uint64_t acked(const rv_gsession *s)
+{
+    for (const rv_greq *r = s->pending_head; r; r = r->next)
+        if (r->wseq)
+            return r->wseq - 1;
+    return s->last_wseq;
+}
+
+/* Put r on the stream: its frame as made, or, for a write to a host with
+ * "exactly-once" on, the same message with its identity (fields 64-66)
+ * appended. 0 or -1 when out of memory. */
+static int send_req(rv_gsession *s, const rv_greq *r)
+{
+    if (!r->wseq || !(s->ext_on & RV_EXT_EXACTLY_ONCE))
+        return rv_buf_append(&s->out, r->frame.data, r->frame.len);
+    const uint8_t *f = (const uint8_t *)r->frame.data;
+    uint64_t len = 0;
+    size_t hl = 0;
+    for (unsigned shift = 0; hl < r->frame.len; shift += 7) {
+        len |= (uint64_t)(f[hl] & 0x7f) << shift;
+        if (!(f[hl++] & 0x80))
+            break;
+    }
+    uint8_t id[RV_WRITE_ID_MAX];
+    size_t il = rv_put_write_id(id, s->producer, r->wseq, acked(s));
+    uint8_t head[10];
+    size_t nh = rv_varint_put(head, len + il);
+    if (rv_buf_reserve(&s->out, nh + (size_t)len + il))
+        return -1;
+    rv_buf_append(&s->out, head, nh);
+    rv_buf_append(&s->out, f + hl, (size_t)len);
+    rv_buf_append(&s->out, id, il);
+    return 0;
+}
+
+/* Does r wait until the stream's host is known? One that needs an
+ * extension, a write when this guest wants exactly-once (it carries its
+ * identity to a host that takes it), and everything after a waiting one,
+ * so the host still sees requests in the order they were made. */
+static int must_wait(const rv_gsession *s, const rv_greq *r)
+{
+    return s->host == RV_HOST_UNKNOWN &&
+           (r->needs || s->held || (r->wseq && (s->ext_wanted & RV_EXT_EXACTLY_ONCE)));
+}
+
 /* The host is known now: send the waiting requests it can serve, in the
  * order they came, and fail the others. */
 static int release_held(rv_gsession *s)
@@ -163,10 +223,18 @@ static int release_held(rv_gsession *s)
             complete(s, r, RAVEL_ENOTSUP, NULL);
             continue;
         }
-        if (rv_buf_append(&s->out, r->frame.data, r->frame.len))
+        if (send_req(s, r))
             return RAVEL_ENOMEM; /* the stream is dropped; resent on the next */
         r->held = 0;
         s->held--;
+    }
+    /* Iterators opened behind them, after them. */
+    for (rv_giter *it = s->iter_head; it; it = it->next) {
+        if (!it->open_held)
+            continue;
+        it->open_held = 0;
+        if (send_open(s, it))
+            return RAVEL_ENOMEM;
     }
     return RAVEL_OK;
 }
@@ -240,13 +308,16 @@ static int enqueue(rv_gsession *s, rv_greq *r, uint8_t tag)
     else
         s->pending_head = r;
     s->pending_tail = r;
-    if (r->needs && s->host == RV_HOST_UNKNOWN) {
+    r->wseq = tag == RV_IN_PUT || tag == RV_IN_DEL || tag == RV_IN_BATCH || tag == RV_IN_CLEAR
+                  ? ++s->last_wseq
+                  : 0;
+    if (must_wait(s, r)) {
         /* ext_gate let it through: it waits until the host is known. */
         r->held = 1;
         s->held++;
     }
     if (r->held ? maybe_probe(s) != RAVEL_OK
-                : s->state == RV_STREAM_UP && rv_buf_append(&s->out, r->frame.data, r->frame.len)) {
+                : s->state == RV_STREAM_UP && send_req(s, r)) {
         rv_idmap_del(&s->reqs, r->id);
         complete(s, r, RAVEL_ENOMEM, NULL);
         s->done = r->done_next;
@@ -454,7 +525,10 @@ int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
     if (s->iter_head)
         s->iter_head->prev = it;
     s->iter_head = it;
-    if (s->state == RV_STREAM_UP && send_open(s, it)) {
+    /* Behind requests that wait for the host, so that the iterator sees
+     * the writes made before it. */
+    it->open_held = s->held > 0;
+    if (s->state == RV_STREAM_UP && !it->open_held && send_open(s, it)) {
         rv_giter_close(s, it);
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }
@@ -553,8 +627,8 @@ int rv_giter_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     it->has_seek = 1;
     it->has_bookmark = 0;
-    if (s->state != RV_STREAM_UP)
-        return RAVEL_OK; /* sent with the Iterator message on the next stream */
+    if (s->state != RV_STREAM_UP || it->open_held)
+        return RAVEL_OK; /* sent with the Iterator message, still to go */
     Ravelwire__IteratorSeek m = RAVELWIRE__ITERATOR_SEEK__INIT;
     m.id = it->id;
     m.seq = it->seq;
@@ -722,7 +796,7 @@ int rv_gsession_connected(rv_gsession *s)
     forget_host(s);
     int oom = 0;
     for (rv_greq *r = s->pending_head; r; r = r->next) {
-        if (r->needs) {
+        if (must_wait(s, r)) {
             /* Whatever the last host offered, this one may not. */
             if (!r->held) {
                 r->held = 1;
@@ -730,7 +804,7 @@ int rv_gsession_connected(rv_gsession *s)
             }
             continue;
         }
-        oom |= rv_buf_append(&s->out, r->frame.data, r->frame.len);
+        oom |= send_req(s, r);
     }
     for (rv_giter *it = s->iter_head; it; it = it->next) {
         if (it->error)
@@ -739,7 +813,9 @@ int rv_gsession_connected(rv_gsession *s)
          * strictly after the last one handed out. */
         drop_queue(it);
         it->ended = 0;
-        oom |= send_open(s, it);
+        it->open_held = s->held > 0;
+        if (!it->open_held)
+            oom |= send_open(s, it);
     }
     oom |= maybe_probe(s) != RAVEL_OK;
     return oom ? RAVEL_ENOMEM : RAVEL_OK;

@@ -20,6 +20,8 @@ typedef struct rv_greq {
                                    * See rv_gsession_submit. */
     int sync;                     /* a Batch that asks for sync (needs
                                    * RV_EXT_SYNC); set before submit */
+    uint64_t wseq;                /* a write's number among this guest's
+                                   * writes (exactly-once), 0 for a read */
     uint32_t id;
     uint8_t reply_tag;            /* the reply it expects (RV_OUT_*) */
     int held;                     /* waits to learn what the host offers */
@@ -51,6 +53,8 @@ typedef struct rv_giter {
     rv_buf error_msg;             /* the host's words for `error`, if it
                                    * sent any ("error-messages"), else empty */
     int notified;                 /* on the notify list */
+    int open_held;                /* its Iterator message waits behind
+                                   * requests that wait for the host */
     struct rv_giter *prev, *next; /* open list */
     struct rv_giter *notify_next;
 } rv_giter;
@@ -90,6 +94,12 @@ typedef struct rv_gsession {
     size_t held;          /* requests waiting to learn the host */
     int probed;           /* the probe went out on this stream */
     rv_greq probe;        /* its record (a GetMany of no keys) */
+    /* Exactly-once: who this guest is to a host, and its writes' numbers.
+     * A write goes out with them where the host announced "exactly-once",
+     * so that a replay after a lost answer is recognised and answered as
+     * the first time, not applied again. */
+    uint8_t producer[RV_PRODUCER_LEN]; /* random, for the session's life */
+    uint64_t last_wseq;
 } rv_gsession;
 
 #define RV_WAIT (-1) /* rv_giter_take: nothing to hand out yet */

@@ -28,7 +28,10 @@ int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opt
     s->db = db;
     s->opts = opts;
     rv_decoder_init(&s->dec, opts->max_frame);
-    return rv_encode_announce(&s->out, RV_EXT_ALL);
+    /* Exactly-once only where the handle remembers writes: a host of a
+     * party or remote handle passes them on as its own. */
+    s->ext_offered = db->ops->exactly_once ? RV_EXT_ALL : RV_EXT_ALL & ~RV_EXT_EXACTLY_ONCE;
+    return rv_encode_announce(&s->out, s->ext_offered);
 }
 
 static void hiter_free(hiter *h)
@@ -53,6 +56,15 @@ void rv_hsession_free(rv_hsession *s)
     free(s->group.ops);
     free(s->group.checks);
     free(s->group_ids);
+}
+
+int (*rv_hsession_fault_after_write)(void);
+
+/* After a write reached the database: RAVEL_EIO if a test asks for the
+ * reply to be lost. */
+static int reply_lost(void)
+{
+    return rv_hsession_fault_after_write && rv_hsession_fault_after_write() ? RAVEL_EIO : 0;
 }
 
 /* The detail of a failure to put in a reply: only for a guest that turned
@@ -119,20 +131,56 @@ static int group_commit(rv_hsession *s)
     size_t n = s->group.count;
     if (!n)
         return RAVEL_OK;
-    ravel_writeoptions wo = {.sync = s->group_sync};
-    int rc = ravel_write_opt(s->db, &wo, &s->group);
+    int rc;
+    if (s->has_writer) {
+        rv_writer w = {s->producer, s->first, s->last, s->acked};
+        rv_req req = {.to.op = RV_WRITE, .batch = &s->group, .sync = s->group_sync,
+                      .writer = &w};
+        rc = rv_run(s->db, &req);
+    } else {
+        ravel_writeoptions wo = {.sync = s->group_sync};
+        rc = ravel_write_opt(s->db, &wo, &s->group);
+    }
     const char *message = db_detail(s, rc);
     ravel_batch_clear(&s->group);
     s->group_sync = 0;
+    s->has_writer = 0;
+    if (reply_lost())
+        return RAVEL_EIO;
     int erc = RAVEL_OK;
     for (size_t i = 0; i < n && erc == RAVEL_OK; i++)
         erc = callback(s, s->group_ids[i], rc, NULL, message, NULL, 0);
     return erc;
 }
 
-static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t klen,
-                     const uint8_t *val, size_t vlen, int sync)
+/* The exactly-once identity of a write, where the guest turned it on. */
+static const rv_write_id *writer_of(const rv_hsession *s, const rv_write_id *wid)
 {
+    return s->ext_on & RV_EXT_EXACTLY_ONCE && wid->producer && wid->wseq ? wid : NULL;
+}
+
+static int group_add(rv_hsession *s, uint32_t id, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen, int sync, const rv_write_id *wid)
+{
+    /* A group is one guest's consecutive writes, or writes without an
+     * identity: anything else starts a new one. */
+    if (s->group.count &&
+        (!wid != !s->has_writer ||
+         (wid && (memcmp(wid->producer, s->producer, RV_PRODUCER_LEN) != 0 ||
+                  wid->wseq != s->last + 1)))) {
+        int rc = group_commit(s);
+        if (rc != RAVEL_OK)
+            return rc;
+    }
+    if (wid) {
+        if (!s->group.count) {
+            s->has_writer = 1;
+            memcpy(s->producer, wid->producer, RV_PRODUCER_LEN);
+            s->first = wid->wseq;
+        }
+        s->last = wid->wseq;
+        s->acked = wid->acked;
+    }
     if (s->group.count == s->group_cap) {
         size_t cap = s->group_cap ? s->group_cap * 2 : 64;
         uint32_t *ids = rv_realloc(s->group_ids, cap * sizeof *ids);
@@ -161,35 +209,70 @@ static int answer(rv_hsession *s, uint32_t id, int rc, const char *wire_error,
     return erc != RAVEL_OK ? erc : callback(s, id, rc, wire_error, message, NULL, 0);
 }
 
+/* A write refused before it reached the database (a hook, a bad
+ * argument): a guest with exactly-once must get this answer again if it
+ * asks again, so the database remembers it. Then the answer. */
+static int refuse(rv_hsession *s, uint32_t id, const rv_write_id *wid, int rc,
+                  const char *wire_error, const char *words, const char *message)
+{
+    if (rc == RAVEL_ENOMEM)
+        return rc; /* not an answer to remember: the connection closes, as in callback() */
+    int erc = group_commit(s);
+    if (erc != RAVEL_OK)
+        return erc;
+    if (wid) {
+        rv_writer w = {wid->producer, wid->wseq, wid->wseq, wid->acked};
+        rv_req req = {.to.op = RV_WRITE, .writer = &w, .refused = rc ? rc : RAVEL_EINVAL,
+                      .refused_msg = words};
+        int rrc = rv_run(s->db, &req);
+        if (rrc == RAVEL_ENOMEM)
+            return rrc;
+        if (rrc != RAVEL_OK && rrc != req.refused) /* could not remember: say why */
+            return callback(s, id, rrc, NULL, db_detail(s, rrc), NULL, 0);
+    }
+    return callback(s, id, rc, wire_error, message, NULL, 0);
+}
+
 static int on_put(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
         return answer(s, m->id, RAVEL_EREADONLY, NULL, NULL);
+    const rv_write_id *wid = writer_of(s, &m->wid);
     if (!m->has_value)
-        return answer(s, m->id, 0, "LEVEL_INVALID_VALUE", detail(s, "a put without a value"));
+        return refuse(s, m->id, wid, 0, "LEVEL_INVALID_VALUE", "a put without a value",
+                      detail(s, "a put without a value"));
     const char *no = s->opts->preput ? s->opts->preput(s->opts->hook_ud, (const char *)m->key,
                                                        m->key_len, (const char *)m->value,
                                                        m->value_len)
                                      : NULL;
     if (no)
-        return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "preput", no));
-    if (rv_is_reserved(m->key, m->key_len))
-        return answer(s, m->id, rv_err_reserved(), NULL, detail(s, ravel_errmsg()));
-    return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len, m->sync);
+        return refuse(s, m->id, wid, RAVEL_EREJECTED, NULL, no, rejected(s, "preput", no));
+    if (rv_is_reserved(m->key, m->key_len)) {
+        int rc = rv_err_reserved();
+        char words[256];
+        snprintf(words, sizeof words, "%s", ravel_errmsg());
+        return refuse(s, m->id, wid, rc, NULL, words, detail(s, words));
+    }
+    return group_add(s, m->id, m->key, m->key_len, m->value, m->value_len, m->sync, wid);
 }
 
 static int on_del(rv_hsession *s, const rv_keyed *m)
 {
     if (s->opts->readonly)
         return answer(s, m->id, RAVEL_EREADONLY, NULL, NULL);
+    const rv_write_id *wid = writer_of(s, &m->wid);
     const char *no = s->opts->predel
                          ? s->opts->predel(s->opts->hook_ud, (const char *)m->key, m->key_len)
                          : NULL;
     if (no)
-        return answer(s, m->id, RAVEL_EREJECTED, NULL, rejected(s, "predel", no));
-    if (rv_is_reserved(m->key, m->key_len))
-        return answer(s, m->id, rv_err_reserved(), NULL, detail(s, ravel_errmsg()));
-    return group_add(s, m->id, m->key, m->key_len, NULL, 0, m->sync);
+        return refuse(s, m->id, wid, RAVEL_EREJECTED, NULL, no, rejected(s, "predel", no));
+    if (rv_is_reserved(m->key, m->key_len)) {
+        int rc = rv_err_reserved();
+        char words[256];
+        snprintf(words, sizeof words, "%s", ravel_errmsg());
+        return refuse(s, m->id, wid, rc, NULL, words, detail(s, words));
+    }
+    return group_add(s, m->id, m->key, m->key_len, NULL, 0, m->sync, wid);
 }
 
 typedef struct batch_ctx {
@@ -236,19 +319,27 @@ static int on_batch(rv_hsession *s, const uint8_t *msg, size_t len)
     int rc = c.rc;
     if (s->opts->readonly)
         return callback(s, id, RAVEL_EREADONLY, NULL, NULL, NULL, 0);
-    const char *message = rc != RAVEL_OK ? db_detail(s, rc) : detail(s, c.message);
-    if (rc == RAVEL_OK && !c.wire_error) {
-        const char *no = s->opts->prebatch ? s->opts->prebatch(s->opts->hook_ud, &s->batch) : NULL;
-        if (no) {
-            rc = RAVEL_EREJECTED;
-            message = rejected(s, "prebatch", no);
-        } else {
-            ravel_writeoptions wo = {.sync = head.sync};
-            rc = ravel_write_opt(s->db, &wo, &s->batch);
-            message = db_detail(s, rc);
-        }
+    const rv_write_id *wid = writer_of(s, &head.wid);
+    if (rc != RAVEL_OK || c.wire_error) {
+        char words[256];
+        snprintf(words, sizeof words, "%s", rc != RAVEL_OK ? ravel_errmsg() : c.message);
+        return refuse(s, id, wid, rc, c.wire_error, words, rc != RAVEL_OK ? db_detail(s, rc)
+                                                                           : detail(s, words));
     }
-    return callback(s, id, rc, c.wire_error, message, NULL, 0);
+    const char *no = s->opts->prebatch ? s->opts->prebatch(s->opts->hook_ud, &s->batch) : NULL;
+    if (no)
+        return refuse(s, id, wid, RAVEL_EREJECTED, NULL, no, rejected(s, "prebatch", no));
+    if (wid) {
+        rv_writer w = {wid->producer, wid->wseq, wid->wseq, wid->acked};
+        rv_req req = {.to.op = RV_WRITE, .batch = &s->batch, .sync = head.sync, .writer = &w};
+        rc = rv_run(s->db, &req);
+    } else {
+        ravel_writeoptions wo = {.sync = head.sync};
+        rc = ravel_write_opt(s->db, &wo, &s->batch);
+    }
+    if (reply_lost())
+        return RAVEL_EIO;
+    return callback(s, id, rc, NULL, db_detail(s, rc), NULL, 0);
 }
 
 #define COPY_BOUND(dst, src, name)                      \
@@ -276,8 +367,24 @@ static int on_clear(rv_hsession *s, Ravelwire__Clear *m)
             r.limit = o->limit;
         r.reverse = o->has_reverse && o->reverse;
     }
-    ravel_writeoptions wo = {.sync = m->has_sync && m->sync};
-    int rc = ravel_clear_opt(s->db, &wo, &r);
+    int rc;
+    rv_write_id mw = {m->has_producer && m->producer.len == RV_PRODUCER_LEN ? m->producer.data
+                                                                           : NULL,
+                      m->has_wseq ? m->wseq : 0, m->has_acked ? m->acked : 0};
+    const rv_write_id *wid = writer_of(s, &mw);
+    if (wid) {
+        /* As ravel_clear does: the range without ravel's own records. */
+        ravel_range copy;
+        rv_writer w = {wid->producer, wid->wseq, wid->wseq, wid->acked};
+        rv_req req = {.to.op = RV_CLEAR, .range = rv_range_visible(&r, &copy),
+                      .sync = m->has_sync && m->sync, .writer = &w};
+        rc = rv_run(s->db, &req);
+    } else {
+        ravel_writeoptions wo = {.sync = m->has_sync && m->sync};
+        rc = ravel_clear_opt(s->db, &wo, &r);
+    }
+    if (reply_lost())
+        return RAVEL_EIO;
     return callback(s, m->id, rc, NULL, db_detail(s, rc), NULL, 0);
 }
 
@@ -509,7 +616,7 @@ static int on_hello(rv_hsession *s, Ravelwire__Hello *m)
     if (s->hello_seen)
         return RAVEL_OK;
     s->hello_seen = 1;
-    s->ext_on = rv_ext_from_names(m->extensions, m->n_extensions) & RV_EXT_ALL;
+    s->ext_on = rv_ext_from_names(m->extensions, m->n_extensions) & s->ext_offered;
     return RAVEL_OK;
 }
 

@@ -28,6 +28,11 @@ typedef struct rv_hsession {
      * one batch (group commit) before anything else is answered. */
     struct ravel_batch group;
     int group_sync;  /* a write of the group asked for sync */
+    /* The group's exactly-once identity: one guest's consecutive writes
+     * first..last (has_writer 0: writes without one). */
+    int has_writer;
+    uint8_t producer[RV_PRODUCER_LEN];
+    uint64_t first, last, acked;
     uint32_t *group_ids;
     size_t group_cap;
     /* Called when `out` passes RV_HOST_HIGH_WATER between two requests;
@@ -40,6 +45,7 @@ typedef struct rv_hsession {
     void (*log)(void *ud, const char *line);
     void *log_ud;
     uint32_t ext_on;  /* RV_EXT_* the guest's Hello turned on */
+    uint32_t ext_offered; /* what this session announced */
     int hello_seen;   /* a later Hello is ignored */
 } rv_hsession;
 
@@ -52,6 +58,12 @@ typedef struct rv_hsession {
 /* Set up a session for a new stream, with the Announce queued in `out`,
  * to be written before anything else. RAVEL_OK, or RAVEL_ENOMEM (free the
  * session with rv_hsession_free and drop the stream). */
+/* Fault injection for tests: when set, called after a write reached the
+ * database and before its reply is queued; nonzero makes the session fail
+ * (the connection closes) so the reply is lost, as if the host died right
+ * after LevelDB applied the write. NULL (the default) costs one load. */
+extern int (*rv_hsession_fault_after_write)(void);
+
 int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection
  * must be closed (malformed frame, frame over the limit, out of memory);

@@ -188,7 +188,7 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
     f->out->len = f->start + nh + body;
 }
 
-static const char *const ext_names[] = {"error-messages", "conditional", "sync"};
+static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -378,6 +378,27 @@ static int next_field(const uint8_t **p, const uint8_t *end, field *f)
     }
 }
 
+/* Fields 64-67 of a write: producer, wseq, acked, sync. A producer of
+ * another length is ignored (no identity). -1 for a wrong wire type. */
+static int write_ext(const field *f, rv_write_id *wid, int *sync)
+{
+    if (f->num == 64) {
+        if (f->type != 2)
+            return -1;
+        wid->producer = f->len == RV_PRODUCER_LEN ? f->bytes : NULL;
+    } else {
+        if (f->type != 0)
+            return -1;
+        if (f->num == 65)
+            wid->wseq = f->varint;
+        else if (f->num == 66)
+            wid->acked = f->varint;
+        else
+            *sync = f->varint != 0;
+    }
+    return 0;
+}
+
 /* An Operation: type (1, string) and key (2, bytes) required, value (3)
  * optional; the last of repeated singular fields wins, as in protobuf. */
 static int parse_op(const uint8_t *msg, size_t len, rv_batch_op_view *op)
@@ -440,10 +461,9 @@ int rv_parse_batch(const uint8_t *msg, size_t len, rv_batch_head *head, rv_batch
         } else if (f.num == 2) {
             if (f.type != 2 || parse_op(f.bytes, f.len, &op))
                 return RAVEL_EPROTO;
-        } else if (f.num == 67) {
-            if (f.type != 0)
+        } else if (f.num >= 64 && f.num <= 67) {
+            if (write_ext(&f, &head->wid, &head->sync))
                 return RAVEL_EPROTO;
-            head->sync = f.varint != 0;
         } else if (f.num == 68) {
             if (f.type != 2 || parse_check(f.bytes, f.len, &op))
                 return RAVEL_EPROTO;
@@ -464,6 +484,23 @@ int rv_parse_batch(const uint8_t *msg, size_t len, rv_batch_head *head, rv_batch
             return rc;
     }
     return RAVEL_OK;
+}
+
+size_t rv_put_write_id(uint8_t *p, const uint8_t *producer, uint64_t wseq, uint64_t acked)
+{
+    uint8_t *start = p;
+    *p++ = 0x82; /* field 64, length-delimited */
+    *p++ = 0x04;
+    *p++ = RV_PRODUCER_LEN;
+    memcpy(p, producer, RV_PRODUCER_LEN);
+    p += RV_PRODUCER_LEN;
+    *p++ = 0x88; /* field 65, varint */
+    *p++ = 0x04;
+    p += rv_varint_put(p, wseq);
+    *p++ = 0x90; /* field 66, varint */
+    *p++ = 0x04;
+    p += rv_varint_put(p, acked);
+    return (size_t)(p - start);
 }
 
 int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out)
@@ -491,10 +528,9 @@ int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out
             out->value = f.bytes;
             out->value_len = f.len;
             out->has_value = 1;
-        } else if (f.num == 67) {
-            if (f.type != 0)
+        } else if (f.num >= 64 && f.num <= 67) {
+            if (write_ext(&f, &out->wid, &out->sync))
                 return RAVEL_EPROTO;
-            out->sync = f.varint != 0;
         }
     }
     return r == 0 && have_id && have_key ? RAVEL_OK : RAVEL_EPROTO;

@@ -57,8 +57,27 @@ enum {
                                       * answered LEVEL_CONFLICT */
     RV_EXT_SYNC = 1u << 2,           /* "sync": the `sync` field (67) of
                                       * Put, Delete, Batch and Clear */
+    RV_EXT_EXACTLY_ONCE = 1u << 3,   /* "exactly-once": producer, wseq and
+                                      * acked (64-66) of the same four */
 };
-#define RV_EXT_ALL ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC))
+#define RV_EXT_ALL                                                              \
+    ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC |      \
+                RV_EXT_EXACTLY_ONCE))
+
+/* A write's exactly-once identity, as a host parses it: producer NULL when
+ * the write has none. */
+typedef struct rv_write_id {
+    const uint8_t *producer; /* RV_PRODUCER_LEN bytes */
+    uint64_t wseq, acked;
+} rv_write_id;
+#ifndef RV_PRODUCER_LEN
+#define RV_PRODUCER_LEN 16
+#endif
+
+/* Append the exactly-once fields (64-66) for producer/wseq/acked. Returns
+ * the bytes written to p (room for RV_WRITE_ID_MAX). */
+#define RV_WRITE_ID_MAX (3 + RV_PRODUCER_LEN + 2 * (2 + 10))
+size_t rv_put_write_id(uint8_t *p, const uint8_t *producer, uint64_t wseq, uint64_t acked);
 
 /* The name of one extension bit ("error-messages"), NULL if unknown. */
 const char *rv_ext_name(uint32_t bit);
@@ -133,6 +152,7 @@ typedef struct rv_keyed {
     size_t key_len, value_len;
     int has_value;
     int sync;         /* extension "sync" (field 67) */
+    rv_write_id wid;  /* extension "exactly-once" (64-66) */
 } rv_keyed;
 int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out);
 
@@ -180,6 +200,7 @@ typedef struct rv_batch_head {
     uint32_t id;
     int sync;         /* extension "sync" (field 67) */
     size_t nchecks;   /* extension "conditional" (field 68) */
+    rv_write_id wid;  /* extension "exactly-once" (64-66) */
 } rv_batch_head;
 
 /* Batch, parsed without protobuf-c's allocation per field (hundreds per

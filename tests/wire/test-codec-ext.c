@@ -31,17 +31,19 @@ static void test_announce_round_trip(void **state)
     assert_int_equal(st, 0);
     assert_ptr_equal(m->base.descriptor, &ravelwire__announce__descriptor);
     assert_int_equal(m->version, RV_PROTO_VERSION);
-    assert_int_equal(m->n_extensions, 3);
+    assert_int_equal(m->n_extensions, 4);
     assert_string_equal(m->extensions[0], "error-messages");
     assert_string_equal(m->extensions[1], "conditional");
     assert_string_equal(m->extensions[2], "sync");
+    assert_string_equal(m->extensions[3], "exactly-once");
     assert_int_equal(rv_ext_from_names(m->extensions, m->n_extensions), RV_EXT_ALL);
     protobuf_c_message_free_unpacked(&m->base, NULL);
-    /* The exact bytes: version 1, three names. */
-    static const uint8_t want[] = {0x26, 64, 0x08, 0x01, 0x12, 14, 'e', 'r', 'r', 'o', 'r', '-',
+    /* The exact bytes: version 1, four names. */
+    static const uint8_t want[] = {0x34, 64, 0x08, 0x01, 0x12, 14, 'e', 'r', 'r', 'o', 'r', '-',
                                    'm', 'e', 's', 's', 'a', 'g', 'e', 's', 0x12, 11, 'c', 'o',
                                    'n', 'd', 'i', 't', 'i', 'o', 'n', 'a', 'l', 0x12, 4, 's',
-                                   'y', 'n', 'c'};
+                                   'y', 'n', 'c', 0x12, 12, 'e', 'x', 'a', 'c', 't', 'l', 'y',
+                                   '-', 'o', 'n', 'c', 'e'};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.data, want, sizeof want);
     rv_buf_free(&b);
