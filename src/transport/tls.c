@@ -62,7 +62,12 @@ static int use_cert(SSL_CTX *ctx, const char *cert, const char *key, const char 
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         return rv_err(RAVEL_EINVAL, "%s certificate %s cannot be used: %s", who, cert,
                       ssl_reason(why, sizeof why));
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+    int ok = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+    if (!ok && ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+        ERR_clear_error();
+        return rv_err(RAVEL_EINVAL, "%s key %s does not match certificate %s", who, key, cert);
+    }
+    if (!ok)
         return rv_err(RAVEL_EINVAL, "%s key %s cannot be used (an unencrypted PEM key is needed): %s",
                       who, key, ssl_reason(why, sizeof why));
     if (SSL_CTX_check_private_key(ctx) != 1)
@@ -355,8 +360,7 @@ static void verify_words(SSL *ssl, long vr, const char *peer, char *buf, size_t 
         X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
         const char *host = X509_VERIFY_PARAM_get0_host(p, 0);
         char *ip = host ? NULL : X509_VERIFY_PARAM_get1_ip_asc(p);
-        snprintf(buf, n, "the %s's certificate is not made for %s (name mismatch; "
-                         "tls_server_name or --tls-server-name names another)",
+        snprintf(buf, n, "the %s's certificate is not made for %s (name mismatch)",
                  peer, host ? host : ip ? ip : "the name it was reached by");
         OPENSSL_free(ip);
         break;
