@@ -286,7 +286,7 @@ static int read_some(remote *r)
 {
     int got = 0;
     /* TLS gives a record (16 KiB at most) per read: take more of them, and
-     * all that OpenSSL holds, which poll(2) would not see. */
+     * all that OpenSSL holds (read-ahead), which poll(2) would not see. */
     int most = r->ssl ? 16 : 4;
     for (int chunks = 0; chunks < most || (r->ssl && SSL_has_pending(r->ssl)); chunks++) {
         ssize_t n = stream_read(r, r->rbuf, sizeof r->rbuf);
@@ -305,7 +305,10 @@ static int read_some(remote *r)
                 r->state = RS_ENDED;
                 return -1;
             }
-            if (!r->ssl && (size_t)n < sizeof r->rbuf)
+            /* Drained: the socket had less than asked for, or (TLS)
+             * OpenSSL holds nothing more, so what is left is in the
+             * socket, where poll(2) sees it. */
+            if (r->ssl ? !SSL_has_pending(r->ssl) : (size_t)n < sizeof r->rbuf)
                 break;
         } else if (n < 0 && errno == EINTR) {
             chunks--;
