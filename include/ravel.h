@@ -421,8 +421,9 @@ typedef struct ravel_host_options {
     /* Most connections open at once, counting those in a TLS handshake
      * (default 1024; < 0: no limit). A connection accepted beyond it is
      * closed at once (and logged when verbose); open ones are served as
-     * before. Streams given with ravel_host_attach_fd are not counted
-     * against it. Each connection has a thread (512 KiB of stack). */
+     * before. Streams given with ravel_host_attach_fd count among the
+     * open ones but are never refused. Each connection has a thread (512
+     * KiB of stack). */
     int max_connections;
     /* TLS, for "tls:HOST:PORT" listeners (ravel_host_listen refuses one
      * without tls_cert_file). ravel_host_new reads the files and fails

@@ -596,8 +596,9 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
     int rc = rv_tls_access_parse(&h->access, opts ? opts : &h->opts);
     if (rc == RAVEL_OK && h->opts.tls_cert_file)
         rc = rv_tls_server_ctx(&h->tls, &h->opts, &h->access);
-    else if (rc == RAVEL_OK && (h->opts.tls_key_file || h->opts.tls_ca_file))
-        rc = rv_err(RAVEL_EINVAL, "tls_key_file and tls_ca_file need tls_cert_file");
+    else if (rc == RAVEL_OK &&
+             (h->opts.tls_key_file || h->opts.tls_ca_file || h->access.n))
+        rc = rv_err(RAVEL_EINVAL, "tls_key_file, tls_ca_file and tls_access need tls_cert_file");
     if (rc != RAVEL_OK) {
         rv_tls_access_free(&h->access);
         free(h);
