@@ -61,16 +61,31 @@ static const char *const workload_names[W_COUNT] = {
     "W1 put-seq", "W2 put-pipe", "W3 get-seq", "W4 get-pipe", "W5 scan", "W6 batch",
 };
 
-enum { V_RAW, V_LEADER, V_FOLLOWER, V_TCP, V_NODE_FOLLOWER, V_NODE_GUEST, V_COUNT };
+enum { V_RAW, V_LEADER, V_FOLLOWER, V_TCP, V_TLS, V_NODE_FOLLOWER, V_NODE_GUEST, V_COUNT };
+#define V_LAST_C V_TLS
 
 static const char *const variant_names[V_COUNT] = {
-    "raw LevelDB", "ravel leader", "ravel follower", "ravel TCP guest", "Node follower", "Node guest",
+    "raw LevelDB", "ravel leader", "ravel follower", "ravel TCP guest", "ravel TLS guest",
+    "Node follower", "Node guest",
 };
 
 /* Each variant's directory under the scratch root. */
 static const char *const variant_dirs[V_COUNT] = {
-    "raw", "leader", "follower", "tcp", "node-follower", "node-guest",
+    "raw", "leader", "follower", "tcp", "tls", "node-follower", "node-guest",
 };
+
+/* The TLS guest's certificates (tests/tls/make-certs.sh, under the scratch
+ * root): mutual TLS, as a team exposing a host would run it. */
+static char g_certs[4200];
+
+static const char *cert_path(const char *name)
+{
+    static char buf[4][4300];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", g_certs, name);
+    return p;
+}
 
 static const int f1_followers[] = {1, 10};
 #define F1_SETS (sizeof f1_followers / sizeof f1_followers[0])
@@ -544,8 +559,15 @@ static store *rv_open(int variant, const char *dir, const char *address)
     if (r == NULL || (r->batch = ravel_batch_new()) == NULL)
         die("rv_open", "out of memory");
     r->base = (store){rv_put, rv_get, rv_put_pipe, rv_get_pipe, rv_scan, rv_write_batch, rv_close};
-    if (variant == V_TCP) {
-        if ((rc = ravel_connect(&r->db, address, NULL)) != RAVEL_OK)
+    if (variant == V_TCP || variant == V_TLS) {
+        ravel_options o;
+        ravel_options_init(&o);
+        if (variant == V_TLS) {
+            o.tls_ca_file = cert_path("ca.crt");
+            o.tls_cert_file = cert_path("writer.crt");
+            o.tls_key_file = cert_path("writer.key");
+        }
+        if ((rc = ravel_connect(&r->db, address, &o)) != RAVEL_OK)
             die_ravel("ravel_connect", rc);
         return &r->base;
     }
@@ -718,9 +740,17 @@ static void server_main(int variant, const char *dir, int ready_fd)
     } else {
         if ((rc = ravel_open_local(&db, dir, NULL)) != RAVEL_OK)
             die_ravel("host process: ravel_open_local", rc);
-        if ((rc = ravel_host_new(&host, db, NULL)) != RAVEL_OK)
+        ravel_host_options ho;
+        ravel_host_options_init(&ho);
+        if (variant == V_TLS) {
+            ho.tls_cert_file = cert_path("host.crt");
+            ho.tls_key_file = cert_path("host.key");
+            ho.tls_ca_file = cert_path("ca.crt");
+        }
+        if ((rc = ravel_host_new(&host, db, &ho)) != RAVEL_OK)
             die_ravel("host process: ravel_host_new", rc);
-        if ((rc = ravel_host_listen(host, "tcp:127.0.0.1:0")) != RAVEL_OK)
+        if ((rc = ravel_host_listen(host, variant == V_TLS ? "tls:127.0.0.1:0"
+                                                            : "tcp:127.0.0.1:0")) != RAVEL_OK)
             die_ravel("host process: ravel_host_listen", rc);
         port = ravel_host_port(host);
     }
@@ -842,8 +872,10 @@ static void run_c_variant(int variant, uint64_t n, variant_result *out)
     snprintf(dir, sizeof dir, "%s/%s", g_root, variant_dirs[variant]);
     fprintf(stderr, "ravel-bench: %s ...\n", variant_names[variant]);
 
-    int port = variant == V_FOLLOWER || variant == V_TCP ? start_server(variant, dir) : 0;
-    snprintf(address, sizeof address, "tcp:127.0.0.1:%d", port);
+    int port = variant == V_FOLLOWER || variant == V_TCP || variant == V_TLS
+                   ? start_server(variant, dir)
+                   : 0;
+    snprintf(address, sizeof address, "%s:127.0.0.1:%d", variant == V_TLS ? "tls" : "tcp", port);
     *out = run_worker(variant, JOB_WORKLOADS, dir, address, n);
     out->scan_rss_kib = run_worker(variant, JOB_SCAN, dir, address, n).scan_rss_kib;
     if (g_server > 0)
@@ -1284,6 +1316,14 @@ static void print_targets(const variant_result res[V_COUNT], const double *f1_ms
     print_target("F1, 10 followers: max ms", ten ? ten[f1_rounds - 1] : NAN, 60, 1, "%.2f");
     print_target("follower peak RSS during W5, MB (10^6 bytes)",
                  res[V_FOLLOWER].scan_rss_kib * 1024 / 1e6, 16, 1, "%.1f");
+    static const int piped[] = {W_PUT_PIPE, W_GET_PIPE, W_SCAN, W_BATCH};
+    for (size_t i = 0; i < sizeof piped / sizeof piped[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "TLS guest %.2s ÷ TCP guest %.2s", workload_names[piped[i]],
+                 workload_names[piped[i]]);
+        print_target(what, ratio(res[V_TLS].w[piped[i]].ops_per_s, res[V_TCP].w[piped[i]].ops_per_s),
+                     0.7, 0, "%.3fx");
+    }
 }
 
 static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
@@ -1304,7 +1344,7 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
     printf("Node: %s\n\n", node_note);
 
     printf("C variants: the median of %d runs, interleaved (raw LevelDB, leader, follower, TCP "
-           "guest, then again), with the slowest and fastest run's ops/s; Node variants: one "
+           "guest, TLS guest, then again), with the slowest and fastest run's ops/s; Node variants: one "
            "run.\n\n",
            raw->runs);
     printf("| workload | variant | ops/s | vs raw | vs Node follower | p50 us | p99 us | CPU us/op "
@@ -1398,7 +1438,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node]\n"
             "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
-            "ravel party follower, a ravel guest over TCP and, when installed, the\n"
+            "ravel party follower, a ravel guest over TCP and over TLS (mutual, with\n"
+            "certificates made by tests/tls/make-certs.sh) and, when installed, the\n"
             "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
             "followers. Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
@@ -1482,14 +1523,19 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    static variant_result run_res[V_TCP + 1][MAX_RUNS];
+    snprintf(g_certs, sizeof g_certs, "%s/certs", g_root);
+    char certs_cmd[sizeof g_certs + 256];
+    snprintf(certs_cmd, sizeof certs_cmd, "sh '%s' '%s'", MAKE_CERTS, g_certs);
+    if (system(certs_cmd) != 0)
+        die("certificates for the TLS guest", "tests/tls/make-certs.sh failed (openssl?)");
+    static variant_result run_res[V_LAST_C + 1][MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         if (runs > 1)
             fprintf(stderr, "ravel-bench: run %d of %d\n", r + 1, runs);
-        for (int v = V_RAW; v <= V_TCP; v++)
+        for (int v = V_RAW; v <= V_LAST_C; v++)
             run_c_variant(v, n, &run_res[v][r]);
     }
-    for (int v = V_RAW; v <= V_TCP; v++)
+    for (int v = V_RAW; v <= V_LAST_C; v++)
         res[v] = combine_runs(run_res[v], runs);
     workload_result ping[2] = {run_pingpong(n, 0), run_pingpong(n, PING_POLL_US)};
     double batch_floor_range[2][2];

@@ -155,6 +155,26 @@ typedef struct ravel_options {
      * one thread per CPU beyond the first polls in a process; never on a
      * machine with one CPU. */
     int busy_poll_us;
+    /* TLS, for ravel_connect to a "tls:HOST:PORT" address (ignored by
+     * ravel_open, whose streams are unix sockets). The host's certificate
+     * is always verified, against this CA bundle and against the name it
+     * is reached by; there is no way to turn that off. Files are read by
+     * ravel_connect, which fails with RAVEL_EINVAL naming the file and
+     * OpenSSL's reason when one cannot be used. Setting any of these with
+     * a "tcp:" or "unix:" address is an error (RAVEL_EADDR): a guest meant
+     * to use TLS never falls back to plain text. */
+    /* CA bundle (PEM) that must have signed the host's certificate; NULL:
+     * the system's trusted CAs. */
+    const char *tls_ca_file;
+    /* This guest's certificate chain and private key (PEM), for a host
+     * that requires client certificates (mutual TLS); both or neither. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    /* The name the host's certificate must carry, when it is not the HOST
+     * of the address (e.g. connecting by IP address to a certificate made
+     * for a DNS name). A DNS name or an IP address; also sent as SNI.
+     * NULL: the address's HOST. */
+    const char *tls_server_name;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -194,11 +214,22 @@ RAVEL_EXPORT int ravel_guest_attach_fd(ravel_db *db, int read_fd, int write_fd);
 /* Is a stream attached right now? (diagnostics and tests) */
 RAVEL_EXPORT int ravel_guest_connected(ravel_db *db);
 
-/* A remote handle that connects to `address` — "unix:/path/to/sock" or
- * "tcp:HOST:PORT" — and, with opts->retry on (the default here), connects
- * again with backoff (1 ms doubling to 1 s) whenever the stream ends.
- * Returns at once; requests wait for the connection. Errors: RAVEL_EADDR
- * (address malformed or too long for a unix socket). */
+/* A remote handle that connects to `address` — "unix:/path/to/sock",
+ * "tcp:HOST:PORT" or "tls:HOST:PORT" (TLS 1.2 or later over TCP; see the
+ * tls_* fields of ravel_options) — and, with opts->retry on (the default
+ * here), connects again with backoff (1 ms doubling to 1 s) whenever the
+ * stream ends; over TLS every new connection makes a new handshake.
+ * Returns at once; requests wait for the connection.
+ * A TLS failure that another try would not mend (the host's certificate
+ * is expired, signed by an unknown CA or made for another name; the host
+ * refused our certificate; the port speaks plain text; or, over tcp:, the
+ * host answered in TLS) fails the requests and iterators pending at that
+ * moment with RAVEL_ECONNLOST even with retry on, and ravel_errmsg() of
+ * each says why; the handle keeps trying (1 s apart) for later requests,
+ * so a host whose certificate is fixed is found again.
+ * Errors: RAVEL_EADDR (address malformed or too long for a unix socket;
+ * tls_* options with an address that is not tls:), RAVEL_EINVAL (a TLS
+ * file cannot be read or used, or a key does not match its certificate). */
 RAVEL_EXPORT int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts);
 
 /* Open LevelDB directory `dir` for sharing with other processes (a *party*
@@ -409,6 +440,19 @@ typedef const char *(*ravel_preput_fn)(void *ud, const char *key, size_t klen,
 typedef const char *(*ravel_predel_fn)(void *ud, const char *key, size_t klen);
 typedef const char *(*ravel_prebatch_fn)(void *ud, const ravel_batch *b);
 
+/* A rule of a host's TLS access map: which client certificates may
+ * connect, and whether they may write. */
+typedef struct ravel_tls_access {
+    /* The client certificate it names: "sha256:" and its SHA-256
+     * fingerprint in hex (colons and case do not matter; as printed by
+     * `openssl x509 -noout -fingerprint -sha256`), or its subject in RFC
+     * 2253 form, compared exactly (as printed by `openssl x509 -noout
+     * -subject -nameopt RFC2253`, without "subject="), e.g.
+     * "CN=dashboard,O=Example". */
+    const char *match;
+    int readonly;      /* 1: its writes get LEVEL_READONLY; 0: it may write */
+} ravel_tls_access;
+
 typedef struct ravel_host_options {
     int readonly;              /* refuse every write with LEVEL_READONLY */
     ravel_preput_fn preput;
@@ -423,6 +467,36 @@ typedef struct ravel_host_options {
      * the guest's next request before it sleeps (default 50; 0 never);
      * adaptive and bounded as ravel_options.busy_poll_us. */
     int busy_poll_us;
+    /* Most connections open at once, counting those in a TLS handshake
+     * (default 1024; < 0: no limit). A connection accepted beyond it is
+     * closed at once (and logged when verbose); open ones are served as
+     * before. Streams given with ravel_host_attach_fd count among the
+     * open ones but are never refused. Each connection has a thread (512
+     * KiB of stack). */
+    int max_connections;
+    /* TLS, for "tls:HOST:PORT" listeners (ravel_host_listen refuses one
+     * without tls_cert_file). ravel_host_new reads the files and fails
+     * with RAVEL_EINVAL naming the file and the reason when one cannot be
+     * used. TLS 1.2 is the minimum. */
+    const char *tls_cert_file; /* certificate chain (PEM), leaf first */
+    const char *tls_key_file;  /* its private key (PEM) */
+    /* CA bundle (PEM): when set, every TLS client must present a
+     * certificate signed by one of these CAs (mutual TLS), and one that
+     * does not is refused in the handshake. NULL: no client certificates
+     * are asked for, and anyone who reaches the port is served. */
+    const char *tls_ca_file;
+    /* The access map, with tls_ca_file: when tls_access_len > 0, only a
+     * client certificate matching one of these rules is served, read-only
+     * or read-write as the first matching rule says; any other is refused
+     * in the handshake. `readonly` above still makes every connection
+     * read-only. The array and its strings are read by ravel_host_new and
+     * need not outlive it. */
+    const ravel_tls_access *tls_access;
+    size_t tls_access_len;
+    /* How long a TLS client may take for its handshake, in milliseconds
+     * (default 10000): one that stalls is dropped then, without holding up
+     * any other connection. */
+    int tls_handshake_timeout_ms;
 } ravel_host_options;
 
 RAVEL_EXPORT void ravel_host_options_init(ravel_host_options *opts);
@@ -434,15 +508,23 @@ RAVEL_EXPORT void ravel_host_options_init(ravel_host_options *opts);
  * own db: close the host before the db. */
 RAVEL_EXPORT int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts);
 
-/* Serve one connected stream (socket or pipe pair). The host owns the fds. */
+/* Serve one connected stream (socket or pipe pair), in plain text (no
+ * TLS). The host owns the fds. */
 RAVEL_EXPORT int ravel_host_attach_fd(ravel_host *h, int read_fd, int write_fd);
 
 /* Listen on "unix:PATH" (owner-only permissions; a stale socket file is
- * replaced) or "tcp:HOST:PORT" (PORT 0 picks one; see ravel_host_port).
- * May be called more than once. Errors: RAVEL_EADDR, RAVEL_EIO. */
+ * replaced), "tcp:HOST:PORT" (PORT 0 picks one; see ravel_host_port) or
+ * "tls:HOST:PORT" (as tcp, every connection in TLS; needs the host's
+ * tls_cert_file and tls_key_file). May be called more than once; one host
+ * may listen in plain text and in TLS at once. A TLS client that fails
+ * its handshake (no certificate, an unknown CA, an expired one, not in
+ * the access map, plain text on a TLS port, a stalled handshake) is
+ * dropped and, when verbose, logged with the reason.
+ * Errors: RAVEL_EADDR, RAVEL_EIO, RAVEL_EINVAL (tls: without a
+ * certificate). */
 RAVEL_EXPORT int ravel_host_listen(ravel_host *h, const char *address);
 
-/* The TCP port of the most recent tcp listener (0 if none). */
+/* The TCP port of the most recent tcp or tls listener (0 if none). */
 RAVEL_EXPORT int ravel_host_port(ravel_host *h);
 
 /* Number of open connections (diagnostics and tests). */

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what ravel needs to build and test, when it is missing: Debian
-# packages (LevelDB, libuv, protobuf-c, cmocka, cmake, valgrind, Node.js
+# packages (LevelDB, libuv, protobuf-c, OpenSSL, cmocka, cmake, valgrind,
+# the openssl command that the TLS tests make certificates with, Node.js
 # for the interop tests) and the Node peers from the committed lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libleveldb-dev libuv1-dev libprotobuf-c-dev
-          protobuf-c-compiler libcmocka-dev valgrind nodejs npm)
+packages=(build-essential cmake pkg-config libleveldb-dev libuv1-dev libprotobuf-c-dev libssl-dev
+          openssl protobuf-c-compiler libcmocka-dev valgrind nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -84,12 +84,12 @@ int cli_address(char *out, size_t size, const char *address)
 {
     const char *rest = address + 4;
     int n;
-    if (strncmp(address, "tcp:", 4) != 0)
+    if (strncmp(address, "tcp:", 4) != 0 && strncmp(address, "tls:", 4) != 0)
         n = snprintf(out, size, "%s", address);
     else if (*rest == ':')
-        n = snprintf(out, size, "tcp:127.0.0.1%s", rest);
+        n = snprintf(out, size, "%.4s127.0.0.1%s", address, rest);
     else if (*rest && strspn(rest, "0123456789") == strlen(rest))
-        n = snprintf(out, size, "tcp:127.0.0.1:%s", rest);
+        n = snprintf(out, size, "%.4s127.0.0.1:%s", address, rest);
     else
         n = snprintf(out, size, "%s", address);
     return n < 0 || (size_t)n >= size ? -1 : 0;

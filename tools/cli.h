@@ -66,7 +66,8 @@ const char *cli_option_name(const struct option *longopts, int val);
 double cli_now(void);
 
 /* Copy `address` to out, making tcp:PORT and tcp::PORT bind or reach
- * loopback (tcp:127.0.0.1:PORT); anything else is copied as it is.
+ * loopback (tcp:127.0.0.1:PORT), and the same for tls:; anything else is
+ * copied as it is.
  * Returns 0, or -1 when it does not fit. */
 int cli_address(char *out, size_t size, const char *address);
 

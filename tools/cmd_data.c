@@ -12,7 +12,10 @@
 #include "data.h"
 #include "format.h"
 
-enum { OPT_GT = 256, OPT_GTE, OPT_LT, OPT_LTE, OPT_KEYS, OPT_VALUES, OPT_RAW };
+enum {
+    OPT_GT = 256, OPT_GTE, OPT_LT, OPT_LTE, OPT_KEYS, OPT_VALUES, OPT_RAW,
+    OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_NAME
+};
 
 static const struct option long_options[] = {
     {"connect", required_argument, NULL, 'c'}, {"escapes", no_argument, NULL, 'e'},
@@ -22,7 +25,11 @@ static const struct option long_options[] = {
     {"limit", required_argument, NULL, 'n'},   {"reverse", no_argument, NULL, 'r'},
     {"keys", no_argument, NULL, OPT_KEYS},     {"values", no_argument, NULL, OPT_VALUES},
     {"raw", no_argument, NULL, OPT_RAW},       {"force", no_argument, NULL, 'f'},
-    {"output", required_argument, NULL, 'o'},  {NULL, 0, NULL, 0},
+    {"output", required_argument, NULL, 'o'},  {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-server-name", required_argument, NULL, OPT_TLS_NAME},
+    {NULL, 0, NULL, 0},
 };
 
 /* A leading ':' makes getopt report a missing value apart from an unknown
@@ -51,8 +58,8 @@ int data_fail(data_cmd *d, int status)
 {
     cli_fail(status, "%s on %s", d->cmd->name, d->target);
     /* With retry off, a host that never answered is reported as a lost
-     * connection: say what is more likely. */
-    if (status == RAVEL_ECONNLOST && d->remote)
+     * connection: say what is more likely (unless TLS said why). */
+    if (status == RAVEL_ECONNLOST && d->remote && !strstr(ravel_errmsg(), "TLS"))
         fprintf(stderr, "ravel: is a host listening on %s?\n", d->target);
     return EXIT_FAIL;
 }
@@ -62,6 +69,7 @@ enum { B_GT, B_GTE, B_LT, B_LTE, B_PREFIX, NBOUNDS };
 
 typedef struct parsed {
     const char *connect, *limit;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_name;
     char *bounds[NBOUNDS];
     int escapes, keys_only, values_only;
 } parsed;
@@ -96,6 +104,10 @@ static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
         case OPT_RAW: d->raw = 1; break;
         case 'f': d->force = 1; break;
         case 'o': d->output = optarg; break;
+        case OPT_TLS_CA: p->tls_ca = optarg; break;
+        case OPT_TLS_CERT: p->tls_cert = optarg; break;
+        case OPT_TLS_KEY: p->tls_key = optarg; break;
+        case OPT_TLS_NAME: p->tls_name = optarg; break;
         }
     }
     return EXIT_OK;
@@ -232,7 +244,18 @@ static int open_target(data_cmd *d, const parsed *p)
         /* One command, one attempt: a host that cannot be reached is an
          * error to report, not something to wait for. */
         o.retry = 0;
+        o.tls_ca_file = p->tls_ca;
+        o.tls_cert_file = p->tls_cert;
+        o.tls_key_file = p->tls_key;
+        o.tls_server_name = p->tls_name;
+        int tls = strncmp(address, "tls:", 4) == 0;
+        if (!tls && (p->tls_ca || p->tls_cert || p->tls_key || p->tls_name))
+            return cli_usage(d->cmd, "--tls-* options need a tls:HOST:PORT address");
+        if (!p->tls_cert != !p->tls_key)
+            return cli_usage(d->cmd, "--tls-cert and --tls-key go together");
         rc = ravel_connect(&d->db, address, &o);
+    } else if (p->tls_ca || p->tls_cert || p->tls_key || p->tls_name) {
+        return cli_usage(d->cmd, "--tls-* options need --connect tls:HOST:PORT");
     } else {
         /* LevelDB makes the directory even when told not to create a
          * database: a command that only reads must not leave one behind. */

@@ -3,16 +3,31 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "ravel.h"
 
-enum { MAX_LISTEN = 16, OPT_READONLY = 256 };
+enum {
+    MAX_LISTEN = 16,
+    MAX_ACCESS = 64,
+    OPT_READONLY = 256,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
+    OPT_TLS_ALLOW,
+    OPT_MAX_CONN,
+};
 
 static const struct option long_options[] = {
     {"listen", required_argument, NULL, 'l'},
     {"readonly", no_argument, NULL, OPT_READONLY},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-allow", required_argument, NULL, OPT_TLS_ALLOW},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -34,8 +49,8 @@ static int listen_all(ravel_host *h, char (*addr)[1024], int n)
         int rc = ravel_host_listen(h, addr[i]);
         if (rc != RAVEL_OK)
             return cli_fail(rc, "cannot listen on %s", addr[i]);
-        if (strncmp(addr[i], "tcp:", 4) == 0)
-            fprintf(stderr, "ravel: tcp port %d (%s)\n", ravel_host_port(h), addr[i]);
+        if (strncmp(addr[i], "tcp:", 4) == 0 || strncmp(addr[i], "tls:", 4) == 0)
+            fprintf(stderr, "ravel: %.3s port %d (%s)\n", addr[i], ravel_host_port(h), addr[i]);
     }
     return EXIT_OK;
 }
@@ -43,7 +58,9 @@ static int listen_all(ravel_host *h, char (*addr)[1024], int n)
 int serve_main(const cli_command *cmd, int argc, char **argv)
 {
     char addr[MAX_LISTEN][1024];
+    ravel_tls_access access[MAX_ACCESS];
     int nlisten = 0, c;
+    char *end;
     ravel_host_options ho;
     ravel_host_options_init(&ho);
     ho.verbose = 1;
@@ -59,6 +76,36 @@ int serve_main(const cli_command *cmd, int argc, char **argv)
         case OPT_READONLY:
             ho.readonly = 1;
             break;
+        case OPT_TLS_CERT:
+            ho.tls_cert_file = optarg;
+            break;
+        case OPT_TLS_KEY:
+            ho.tls_key_file = optarg;
+            break;
+        case OPT_TLS_CA:
+            ho.tls_ca_file = optarg;
+            break;
+        case OPT_TLS_ALLOW: {
+            /* ro:MATCH or rw:MATCH */
+            if (ho.tls_access_len == MAX_ACCESS)
+                return cli_usage(cmd, "at most %d --tls-allow rules", MAX_ACCESS);
+            int ro = strncmp(optarg, "ro:", 3) == 0, rw = strncmp(optarg, "rw:", 3) == 0;
+            if ((!ro && !rw) || !optarg[3])
+                return cli_usage(cmd,
+                                 "--tls-allow %s: expected ro:SUBJECT, rw:SUBJECT, "
+                                 "ro:sha256:FINGERPRINT or rw:sha256:FINGERPRINT",
+                                 optarg);
+            access[ho.tls_access_len++] = (ravel_tls_access){.match = optarg + 3, .readonly = ro};
+            ho.tls_access = access;
+            break;
+        }
+        case OPT_MAX_CONN: {
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 1 || v > 1000000)
+                return cli_usage(cmd, "--max-connections: expected a number from 1 to 1000000");
+            ho.max_connections = (int)v;
+            break;
+        }
         case 'q':
             ho.verbose = 0;
             break;
@@ -75,6 +122,15 @@ int serve_main(const cli_command *cmd, int argc, char **argv)
         return cli_usage(cmd, "unexpected argument '%s'", argv[optind + 1]);
     if (!nlisten)
         return cli_usage(cmd, "serve needs at least one --listen ADDRESS");
+    int any_tls = 0;
+    for (int i = 0; i < nlisten; i++)
+        any_tls |= strncmp(addr[i], "tls:", 4) == 0;
+    if (any_tls && (!ho.tls_cert_file || !ho.tls_key_file))
+        return cli_usage(cmd, "a tls: address needs --tls-cert FILE and --tls-key FILE");
+    if (!any_tls && (ho.tls_cert_file || ho.tls_key_file || ho.tls_ca_file))
+        return cli_usage(cmd, "--tls-cert, --tls-key and --tls-ca need a tls:HOST:PORT address");
+    if (ho.tls_access_len && !ho.tls_ca_file)
+        return cli_usage(cmd, "--tls-allow needs --tls-ca (client certificates)");
     char *dir = argv[optind];
 
     /* Blocked before any thread starts, so that every thread inherits the

@@ -9,6 +9,7 @@
 #ifndef RAVEL_GUEST_HANDLE_H
 #define RAVEL_GUEST_HANDLE_H
 
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -21,6 +22,7 @@
 typedef enum rv_stream_state {
     RS_NONE,       /* no stream: waiting for an attach, a connect or an election */
     RS_OPENING,    /* fds watched; a connect under way, or about to be up */
+    RS_HANDSHAKE,  /* connected; the TLS handshake under way (loop thread) */
     RS_UP,         /* attached and usable: callers read and write it */
     RS_ENDED,      /* a reader saw it end, or a write failed: the loop drops it */
     RS_DROPPING,   /* its watches are closing; its fds close with them */
@@ -64,6 +66,7 @@ struct rv_remote {
     uv_timer_t timer;    /* reconnect backoff */
     uv_timer_t resume;   /* turns the input watch back on */
     uv_timer_t stand_in; /* a stream that could not be watched */
+    uv_timer_t hs_timer; /* bounds a TLS handshake */
     rv_backoff backoff;  /* loop thread only */
     uv_mutex_t mu;
     rv_gsession s;
@@ -82,6 +85,17 @@ struct rv_remote {
     int write_error;     /* errno of the failed write that ended it */
     int connect_error;   /* errno of the last failed connect, else 0 */
     char why[700];       /* how the last stream ended, for error messages */
+    int fatal;           /* ... for a reason the next try meets again (a
+                          * certificate, TLS on one side only): what is
+                          * pending fails, even with retry */
+    int rx_any;          /* bytes came on this stream (backoff restarts) */
+    /* TLS (tls:HOST:PORT): SSL_read and SSL_write take the place of read
+     * and write, under mu like them. */
+    SSL_CTX *tls;        /* made by ravel_connect; NULL: plain text */
+    char tls_name[256];  /* what the host's certificate must name */
+    SSL *ssl;            /* this stream's, from its handshake to its drop */
+    int tls_rw;          /* an SSL_read must wait for writable (UV_WRITABLE)
+                          * or an SSL_write for readable (UV_READABLE) */
     size_t queued;       /* requests submitted since out was last empty */
     int attach_rfd, attach_wfd; /* an attach waiting for the loop */
     /* Callers reading their own answers (stream.c, rv_remote_await). */

@@ -18,11 +18,25 @@
  * when no caller reads by then, else the caller once it is done (a caller
  * that waits long for a slow answer is not checked on meanwhile).
  *
+ * TLS (a tls: address) is a layer in the same reads and writes: SSL_read
+ * and SSL_write on the non-blocking fd, under the mutex like read and
+ * write. The handshake runs on the loop thread before the stream is up
+ * (RS_HANDSHAKE), driven by the watches and bounded by a timer. A read
+ * drains what OpenSSL holds (SSL_has_pending) before anyone sleeps in
+ * poll(2), since poll sees only the socket; an SSL_read that must write
+ * first, or an SSL_write that must read first, has the watch wait for the
+ * other direction (tls_rw). A failure another try would meet again (a
+ * certificate refused either way, TLS against plain text) fails what is
+ * pending with the reason, retry or not: a guest does not wait silently
+ * for ever on a setting only its user can fix.
+ *
  * Closing from the handle's own callback (which runs on the loop thread)
  * cannot join that thread: the close is recorded, the loop shuts down once
  * the callback returns, and the loop thread frees the handle itself. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,6 +52,7 @@
 #include "error.h"
 #include "guest/handle.h"
 #include "transport/sock.h"
+#include "transport/tls.h"
 #include "util/alloc.h"
 #include "util/spin.h"
 
@@ -45,6 +60,10 @@
  * milliseconds: it notices a closed stream at most this late when no
  * request is pending. */
 #define RESUME_MS 2
+
+/* How long a TLS handshake may take before the stream is dropped and
+ * tried again, in milliseconds. */
+#define HANDSHAKE_MS 10000
 
 static const rv_db_ops remote_ops;
 
@@ -56,7 +75,8 @@ int rv_remote_on_loop(remote *r)
 
 static int stream_live(const remote *r)
 {
-    return r->state == RS_OPENING || r->state == RS_UP || r->state == RS_ENDED;
+    return r->state == RS_OPENING || r->state == RS_HANDSHAKE || r->state == RS_UP ||
+           r->state == RS_ENDED;
 }
 
 void rv_remote_kick(remote *r, unsigned what)
@@ -77,6 +97,38 @@ void rv_remote_kick(remote *r, unsigned what)
         uv_async_send(&r->wake);
 }
 
+static void set_why(remote *r, const char *what, const char *detail);
+
+/* With the lock held, any thread: a TLS call failed (ret, with
+ * SSL_get_error's err) for good: say why, and end the stream. */
+static void tls_failed(remote *r, int ret, int err)
+{
+    char why[360];
+    r->fatal = rv_tls_why(r->ssl, ret, err, "host", why, sizeof why);
+    set_why(r, "failed", why);
+    r->state = RS_ENDED;
+}
+
+/* With the lock held, any thread: SSL_write some of what is queued. As
+ * send(2): > 0 bytes written, -1 with errno EAGAIN to wait (for the
+ * direction in tls_rw, or writable), or the stream ended (RS_ENDED). */
+static ssize_t tls_send(remote *r)
+{
+    ERR_clear_error();
+    int n = SSL_write(r->ssl, r->s.out.data, r->s.out.len > INT_MAX ? INT_MAX : (int)r->s.out.len);
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(r->ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+        if (err == SSL_ERROR_WANT_READ)
+            r->tls_rw = UV_READABLE;
+        errno = EAGAIN;
+        return -1;
+    }
+    tls_failed(r, n, err);
+    return -1;
+}
+
 /* With the lock held, any thread: write what is queued, as far as the
  * stream takes it now. Threads other than the loop write only to sockets,
  * with MSG_NOSIGNAL: a write to a pipe whose reader left would raise
@@ -87,9 +139,12 @@ static void send_some(remote *r)
     if (r->state != RS_UP || (!r->is_socket && !rv_remote_on_loop(r)))
         return;
     while (r->s.out.len) {
-        ssize_t n = r->is_socket
+        ssize_t n = r->ssl ? tls_send(r)
+                    : r->is_socket
                         ? send(r->wfd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT)
                         : write(r->wfd, r->s.out.data, r->s.out.len);
+        if (n < 0 && r->state == RS_ENDED)
+            return; /* TLS failed; r->why says how */
         if (n > 0) {
             rv_buf_consume(&r->s.out, (size_t)n);
             if (!r->s.out.len)
@@ -121,8 +176,10 @@ static void watch(remote *r)
 {
     if (!stream_live(r))
         return;
-    int want_w = r->state == RS_OPENING || (r->state == RS_UP && r->s.out.len);
-    int want_r = r->state == RS_UP && r->input == RI_WATCHED;
+    int want_w = r->state == RS_OPENING || (r->state == RS_HANDSHAKE && r->tls_rw == UV_WRITABLE) ||
+                 (r->state == RS_UP && (r->s.out.len || r->tls_rw == UV_WRITABLE));
+    int want_r = (r->state == RS_HANDSHAKE && r->tls_rw == UV_READABLE) ||
+                 (r->state == RS_UP && (r->input == RI_WATCHED || r->tls_rw == UV_READABLE));
     int rev = want_r ? UV_READABLE : 0, wev = want_w ? UV_WRITABLE : 0;
     if (!r->split) {
         rev |= wev;
@@ -147,7 +204,7 @@ static void watch(remote *r)
 /* With the lock held, on the loop thread. */
 static void set_why(remote *r, const char *what, const char *detail)
 {
-    snprintf(r->why, sizeof r->why, "%s %s%s%s", r->has_addr ? r->addr.text : "the stream", what,
+    snprintf(r->why, sizeof r->why, "%.300s %s%s%s", r->has_addr ? r->addr.text : "the stream", what,
              detail ? ": " : "", detail ? detail : "");
 }
 
@@ -169,12 +226,56 @@ static void drop_locked(remote *r)
 void rv_remote_flush(remote *r)
 {
     send_some(r);
-    if (r->state == RS_ENDED && r->write_error) {
-        set_why(r, "failed", strerror(r->write_error));
+    if (r->state == RS_ENDED && (r->write_error || r->ssl)) {
+        if (r->write_error)
+            set_why(r, "failed", strerror(r->write_error));
         drop_locked(r);
         return;
     }
     watch(r);
+}
+
+/* With the lock held: read(2) from the stream, through TLS if it has it.
+ * As read(2); a TLS failure ends the stream (RS_ENDED, r->why says how)
+ * and gives -1 with errno EPROTO. */
+static ssize_t stream_read(remote *r, char *buf, size_t len)
+{
+    if (!r->ssl)
+        return read(r->rfd, buf, len);
+    ERR_clear_error();
+    int n = SSL_read(r->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(r->ssl, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        if (err == SSL_ERROR_WANT_WRITE)
+            r->tls_rw = UV_WRITABLE;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && (n == 0 || errno == 0))) {
+        ERR_clear_error();
+        return 0; /* the end, with a close_notify or without */
+    }
+    if (err == SSL_ERROR_SYSCALL) {
+        int e = errno;
+        ERR_clear_error();
+        errno = e;
+        return -1;
+    }
+    tls_failed(r, n, err);
+    errno = EPROTO;
+    return -1;
+}
+
+/* With the lock held: the first bytes of a plain stream are a TLS alert
+ * (0x15, then version 3.x): the host speaks TLS on this port, and refused
+ * what we sent. No many-level stream starts so: it would be a frame whose
+ * message begins with 0x03, which is not a valid protocol-buffers key. */
+static int tls_answer(const remote *r, const char *p, size_t n)
+{
+    return !r->ssl && !r->rx_any && n >= 3 && (unsigned char)p[0] == RV_TLS_ALERT_BYTE &&
+           p[1] == 3 && p[2] <= 4;
 }
 
 /* With the lock held, by the loop or a reading caller: read what the
@@ -184,24 +285,39 @@ void rv_remote_flush(remote *r)
 static int read_some(remote *r)
 {
     int got = 0;
-    for (int chunks = 0; chunks < 4; chunks++) {
-        ssize_t n = read(r->rfd, r->rbuf, sizeof r->rbuf);
+    /* TLS gives a record (16 KiB at most) per read: take more of them, and
+     * all that OpenSSL holds (read-ahead), which poll(2) would not see. */
+    int most = r->ssl ? 16 : 4;
+    for (int chunks = 0; chunks < most || (r->ssl && SSL_has_pending(r->ssl)); chunks++) {
+        ssize_t n = stream_read(r, r->rbuf, sizeof r->rbuf);
+        if (n > 0 && tls_answer(r, r->rbuf, (size_t)n)) {
+            set_why(r, "answered in TLS", "the host speaks TLS on this port: connect with tls:HOST:PORT");
+            r->fatal = 1;
+            r->state = RS_ENDED;
+            return -1;
+        }
         if (n > 0) {
             got = 1;
+            r->rx_any = 1;
             int rc = rv_gsession_feed(&r->s, (const uint8_t *)r->rbuf, (size_t)n);
             if (rc) { /* this stream cannot be trusted further */
                 set_why(r, "sent a malformed reply", ravel_strerror(rc));
                 r->state = RS_ENDED;
                 return -1;
             }
-            if ((size_t)n < sizeof r->rbuf)
+            /* Drained: the socket had less than asked for, or (TLS)
+             * OpenSSL holds nothing more, so what is left is in the
+             * socket, where poll(2) sees it. */
+            if (r->ssl ? !SSL_has_pending(r->ssl) : (size_t)n < sizeof r->rbuf)
                 break;
         } else if (n < 0 && errno == EINTR) {
             chunks--;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             break;
         } else {
-            set_why(r, n == 0 ? "closed the connection" : "failed", n == 0 ? NULL : strerror(errno));
+            if (r->state != RS_ENDED) /* else TLS said why */
+                set_why(r, n == 0 ? "closed the connection" : "failed",
+                        n == 0 ? NULL : strerror(errno));
             r->state = RS_ENDED;
             return -1;
         }
@@ -290,6 +406,55 @@ void rv_remote_nudge(remote *r)
 static void connect_soon(remote *r);
 static void stream_up(remote *r);
 
+static void on_handshake_timeout(uv_timer_t *t)
+{
+    remote *r = t->data;
+    uv_mutex_lock(&r->mu);
+    if (r->state == RS_HANDSHAKE) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "no answer within %d ms", HANDSHAKE_MS);
+        set_why(r, "did not finish the TLS handshake", detail);
+        drop_locked(r);
+    }
+    uv_mutex_unlock(&r->mu);
+}
+
+/* With the lock held, on the loop thread: take the TLS handshake as far as
+ * it goes now. 1 when it is done (the stream may come up), 0 while it
+ * waits (watched), 0 too when it failed (the stream is dropped, r->why
+ * says why). */
+static int handshake(remote *r)
+{
+    if (!r->ssl) {
+        r->ssl = rv_tls_client_ssl(r->tls, r->tls_name, r->rfd);
+        if (!r->ssl) {
+            set_why(r, "could not start TLS", "out of memory");
+            drop_locked(r);
+            return 0;
+        }
+        r->state = RS_HANDSHAKE;
+        uv_timer_start(&r->hs_timer, on_handshake_timeout, HANDSHAKE_MS, 0);
+    }
+    ERR_clear_error();
+    int rc = SSL_connect(r->ssl);
+    if (rc == 1) {
+        r->tls_rw = 0;
+        uv_timer_stop(&r->hs_timer);
+        return 1;
+    }
+    int err = SSL_get_error(r->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        r->tls_rw = err == SSL_ERROR_WANT_READ ? UV_READABLE : UV_WRITABLE;
+        watch(r);
+        return 0;
+    }
+    char why[360];
+    r->fatal = rv_tls_why(r->ssl, rc, err, "host", why, sizeof why);
+    set_why(r, "failed the TLS handshake", why);
+    drop_locked(r);
+    return 0;
+}
+
 static void on_resume(uv_timer_t *t)
 {
     remote *r = t->data;
@@ -312,9 +477,21 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     if (status < 0) {
-        set_why(r, "failed", uv_strerror(status));
+        /* libuv says EBADF for an error on the socket (a reset): read what
+         * came before it (a TLS alert says why), else say what failed. */
+        if (r->state == RS_UP)
+            read_some(r);
+        else if (r->state == RS_HANDSHAKE)
+            handshake(r);
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (stream_live(r) && r->state != RS_ENDED)
+            set_why(r, "failed",
+                    getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err
+                        ? strerror(err)
+                        : uv_strerror(status));
         drop_locked(r);
-        uv_mutex_unlock(&r->mu);
+        rv_remote_settle_and_unlock(r);
         return;
     }
     if (r->state == RS_OPENING) {
@@ -333,6 +510,17 @@ static void on_poll(uv_poll_t *p, int status, int events)
         stream_up(r);
         return;
     }
+    if (r->state == RS_HANDSHAKE) {
+        int done = handshake(r);
+        uv_mutex_unlock(&r->mu);
+        if (done)
+            stream_up(r);
+        return;
+    }
+    /* An SSL call that waited for the other direction can go on now. */
+    if (r->tls_rw == UV_WRITABLE && (events & UV_WRITABLE))
+        events |= UV_READABLE;
+    r->tls_rw = 0;
     if ((events & UV_READABLE) && r->poller) {
         /* A caller reads the answers now; don't wake for them. */
         r->input = RI_PAUSED;
@@ -351,6 +539,13 @@ static void on_watch_closed(uv_handle_t *h)
     if (--r->handles)
         return;
     uv_mutex_lock(&r->mu);
+    uv_timer_stop(&r->hs_timer);
+    if (r->ssl) {
+        SSL_free(r->ssl); /* no close_notify: the stream is gone or going */
+        r->ssl = NULL;
+        ERR_clear_error();
+    }
+    r->tls_rw = 0;
     if (r->rfd >= 0)
         close(r->rfd);
     if (r->wfd != r->rfd && r->wfd >= 0)
@@ -358,8 +553,22 @@ static void on_watch_closed(uv_handle_t *h)
     r->rfd = r->wfd = -1;
     r->state = RS_NONE;
     int shut = r->life == RL_SHUT;
-    if (!shut)
+    /* A stream that brought bytes worked: the next try is soon again. One
+     * that ended before any (a host that drops connections at once, at
+     * its limit) backs off, and one that failed for good waits longest. */
+    if (r->rx_any)
+        rv_backoff_reset(&r->backoff);
+    if (r->fatal)
+        r->backoff.next_ms = r->backoff.max_ms;
+    if (!shut && r->fatal && r->s.retry) {
+        r->s.retry = 0; /* fail what is pending, with r->why; keep trying */
         rv_gsession_lost(&r->s);
+        r->s.retry = 1;
+    } else if (!shut) {
+        rv_gsession_lost(&r->s);
+    }
+    r->fatal = 0;
+    r->rx_any = 0;
     rv_remote_settle_and_unlock(r);
     if (shut)
         return;
@@ -392,6 +601,7 @@ static int open_stream(remote *r, int rfd, int wfd, const char *failed, int err)
     r->rfd = rfd;
     r->wfd = wfd;
     r->rev = r->wev = 0;
+    r->fatal = r->rx_any = r->tls_rw = 0;
     r->write_error = 0;
     r->input = RI_WATCHED;
     r->is_socket = wfd >= 0 && fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
@@ -419,12 +629,15 @@ static int open_stream(remote *r, int rfd, int wfd, const char *failed, int err)
 static void stream_up(remote *r)
 {
     uv_mutex_lock(&r->mu);
-    if (r->state != RS_OPENING) {
+    if (r->state == RS_OPENING && r->tls && !r->ssl && !handshake(r)) {
+        uv_mutex_unlock(&r->mu);
+        return; /* on_poll goes on with it */
+    }
+    if (r->state != RS_OPENING && r->state != RS_HANDSHAKE) {
         uv_mutex_unlock(&r->mu);
         return;
     }
     r->state = RS_UP;
-    rv_backoff_reset(&r->backoff);
     int rc = rv_gsession_connected(&r->s);
     r->queued = r->s.reqs.len; /* all pending requests are to be (re)sent */
     if (rc != RAVEL_OK) {
@@ -521,6 +734,7 @@ static void shutdown_loop(remote *r)
     rv_remote_settle_and_unlock(r);
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->resume, NULL);
+    uv_close((uv_handle_t *)&r->hs_timer, NULL);
     uv_close((uv_handle_t *)&r->wake, NULL);
 }
 
@@ -581,6 +795,8 @@ static void remote_free(remote *r)
             close(r->attach_wfd);
     }
     close(r->nudge_fd);
+    SSL_CTX_free(r->tls);
+    r->tls = NULL;
     void (*released)(void *) = r->hooks.released;
     void *ud = r->hooks.ud;
     rv_remote_unref(r);
@@ -640,12 +856,22 @@ static const rv_db_ops remote_ops = {
     .close = r_close,
 };
 
-int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
-                  const rv_remote_hooks *hooks, int initial_fd)
+/* rv_remote_new, with TLS on the connections it makes when tls is set
+ * (the handle owns it from here, also on failure). */
+static int remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
+                      const rv_remote_hooks *hooks, int initial_fd, SSL_CTX *tls)
 {
     remote *r = rv_calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        SSL_CTX_free(tls);
         return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    r->tls = tls;
+    if (tls)
+        snprintf(r->tls_name, sizeof r->tls_name, "%s",
+                 opts && opts->tls_server_name ? opts->tls_server_name
+                 : addr && addr->host[0]       ? addr->host
+                                               : "127.0.0.1");
     r->base.ops = &remote_ops;
     if (opts)
         r->opts = *opts;
@@ -679,6 +905,8 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         r->timer.data = r;
         uv_timer_init(&r->loop, &r->resume);
         r->resume.data = r;
+        uv_timer_init(&r->loop, &r->hs_timer);
+        r->hs_timer.data = r;
         /* Hooks may run as soon as the thread starts: the caller's pointer
          * must be set by then. */
         *out = r;
@@ -687,6 +915,7 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
             uv_close((uv_handle_t *)&r->wake, NULL);
             uv_close((uv_handle_t *)&r->timer, NULL);
             uv_close((uv_handle_t *)&r->resume, NULL);
+            uv_close((uv_handle_t *)&r->hs_timer, NULL);
             uv_run(&r->loop, UV_RUN_DEFAULT);
             uv_loop_close(&r->loop);
             uv_mutex_destroy(&r->mu);
@@ -697,10 +926,17 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         if (r->nudge_fd >= 0)
             close(r->nudge_fd);
         rv_gsession_free(&r->s);
+        SSL_CTX_free(r->tls);
         free(r);
         return rv_err(RAVEL_EIO, "cannot start the guest's I/O thread: %s", uv_strerror(rc));
     }
     return RAVEL_OK;
+}
+
+int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const rv_address *addr,
+                  const rv_remote_hooks *hooks, int initial_fd)
+{
+    return remote_new(out, opts, retry, addr, hooks, initial_fd, NULL);
 }
 
 int ravel_guest_new(ravel_db **out, const ravel_options *opts)
@@ -724,8 +960,21 @@ int ravel_connect(ravel_db **out, const char *address, const ravel_options *opts
     int rc = rv_address_parse(&a, address);
     if (rc)
         return rc;
+    SSL_CTX *tls = NULL;
+    int wants_tls = opts && (opts->tls_ca_file || opts->tls_cert_file || opts->tls_key_file ||
+                             opts->tls_server_name);
+    if (wants_tls && !a.is_tls)
+        return rv_err(RAVEL_EADDR,
+                      "address %s is plain text, but TLS options are set: use tls:HOST:PORT",
+                      address);
+    if (a.is_tls) {
+        ravel_options dflt;
+        ravel_options_init(&dflt);
+        if ((rc = rv_tls_client_ctx(&tls, opts ? opts : &dflt)) != RAVEL_OK)
+            return rc;
+    }
     remote *r;
-    rc = rv_remote_new(&r, opts, !opts || opts->retry != 0, &a, NULL, -1);
+    rc = remote_new(&r, opts, !opts || opts->retry != 0, &a, NULL, -1, tls);
     if (rc == RAVEL_OK)
         *out = &r->base;
     return rc;

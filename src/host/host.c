@@ -9,9 +9,17 @@
  * connection the kernel wakes the one thread that owns the stream, and a
  * slow LevelDB call (a sync write, a compaction stall) still stalls only
  * its own connection. Backpressure is natural: a connection's thread does
- * not read more from a guest until that guest has taken the replies. */
+ * not read more from a guest until that guest has taken the replies.
+ *
+ * TLS (transport/tls.h) is a layer in the same thread: the handshake runs
+ * first, on the connection's thread, within a deadline (so a client that
+ * stalls in it holds only its own thread, and not for long), and then
+ * SSL_read and SSL_write take the place of read and write. The session
+ * sees the same bytes either way. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,17 +36,25 @@
 #include "host/host.h"
 #include "host/session.h"
 #include "transport/sock.h"
+#include "transport/tls.h"
 #include "util/alloc.h"
 #include "util/spin.h"
 
 #define MAX_LISTENERS 16
 #define READ_CHUNK (64u << 10)
 #define CONN_STACK (512u << 10)
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_HANDSHAKE_MS 10000
 
 typedef struct hconn {
     ravel_host *h;
     int rfd, wfd;
     int is_socket;     /* send() with MSG_NOSIGNAL works */
+    SSL *ssl;          /* TLS on the stream, else NULL */
+    short want;        /* what the stream must be for the next try: POLLIN,
+                        * or POLLOUT when TLS must write to go on reading */
+    ravel_host_options opts; /* the host's, with this client's access */
+    char note[RV_TLS_NOTE]; /* an access-map refusal, from the handshake */
     pthread_t thread;
     int finished;      /* the thread is done; join it */
     rv_hsession s;
@@ -49,6 +65,7 @@ typedef struct hconn {
 
 typedef struct hlistener {
     int fd;
+    int is_tls;
     char path[sizeof(((rv_address *)0)->path)]; /* unix: removed at close */
 } hlistener;
 
@@ -65,6 +82,8 @@ struct ravel_host {
     hconn *conns;
     int nconns;        /* open connections */
     int port;
+    SSL_CTX *tls;      /* made from the options, for tls: listeners */
+    rv_tls_access access;
 };
 
 static void logf_(ravel_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -80,16 +99,20 @@ static void logf_(ravel_host *h, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Wait until fd is ready for `events` or the host stops: 1 ready, 0 stop. */
-static int wait_fd(ravel_host *h, int fd, short events)
+/* Wait until fd is ready for `events`, the host stops or timeout_ms pass
+ * (-1: no timeout): 1 ready, 0 stop, 2 timeout. */
+static int wait_fd_for(ravel_host *h, int fd, short events, int timeout_ms)
 {
     struct pollfd p[2] = {{fd, events, 0}, {h->stop_fd, POLLIN, 0}};
     for (;;) {
-        if (poll(p, 2, -1) < 0) {
+        int n = poll(p, 2, timeout_ms);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
             return 0;
         }
+        if (n == 0)
+            return 2;
         if (p[1].revents)
             return 0;
         if (p[0].revents)
@@ -97,18 +120,82 @@ static int wait_fd(ravel_host *h, int fd, short events)
     }
 }
 
+/* Wait until fd is ready for `events` or the host stops: 1 ready, 0 stop. */
+static int wait_fd(ravel_host *h, int fd, short events)
+{
+    return wait_fd_for(h, fd, events, -1);
+}
+
+/* A TLS failure in the middle of a connection, for a verbose host. */
+static void tls_log(hconn *c, int ret, int err)
+{
+    char why[600];
+    rv_tls_why(c->ssl, ret, err, "client", why, sizeof why);
+    logf_(c->h, "closing a TLS connection: %s", why);
+}
+
+/* read(2) on the stream, through TLS if it has it: > 0 bytes, 0 at the
+ * end, -1 with errno (EAGAIN when nothing is there yet: then poll for
+ * c->want). */
+static ssize_t conn_read(hconn *c, char *buf, size_t n)
+{
+    c->want = POLLIN;
+    if (!c->ssl)
+        return read(c->rfd, buf, n);
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        c->want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && (r == 0 || errno == 0))) {
+        ERR_clear_error();
+        return 0; /* a close_notify, or the end without one: both end it */
+    }
+    tls_log(c, r, err);
+    errno = EPROTO;
+    return -1;
+}
+
+/* write(2) on the stream, through TLS if it has it; as conn_read. */
+static ssize_t conn_write(hconn *c, const char *p, size_t n)
+{
+    c->want = POLLOUT;
+    if (!c->ssl)
+        return c->is_socket ? send(c->wfd, p, n, MSG_NOSIGNAL) : write(c->wfd, p, n);
+    ERR_clear_error();
+    int w = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+    if (w > 0)
+        return w;
+    int err = SSL_get_error(c->ssl, w);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        c->want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (err != SSL_ERROR_SYSCALL)
+        tls_log(c, w, err);
+    ERR_clear_error();
+    errno = EPIPE;
+    return -1;
+}
+
 /* Write all of buf; 0 when done, -1 when the guest is gone or we stop. */
 static int write_all(hconn *c, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = c->is_socket ? send(c->wfd, p, n, MSG_NOSIGNAL) : write(c->wfd, p, n);
+        ssize_t w = conn_write(c, p, n);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
         } else if (w < 0 && errno == EINTR) {
             continue;
         } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!wait_fd(c->h, c->wfd, POLLOUT))
+            if (!wait_fd(c->h, c->want == POLLIN ? c->rfd : c->wfd, c->want))
                 return -1;
         } else {
             return -1;
@@ -143,13 +230,13 @@ static ssize_t wait_request(hconn *c, char *buf)
         ssize_t n;
         do {
             rv_cpu_relax();
-            n = read(c->rfd, buf, READ_CHUNK);
+            n = conn_read(c, buf, READ_CHUNK);
         } while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && rv_now_ns() < deadline);
         rv_spin_leave();
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return n;
     }
-    if (!wait_fd(c->h, c->rfd, POLLIN))
+    if (!wait_fd(c->h, c->want == POLLOUT ? c->wfd : c->rfd, c->want))
         return -2;
     c->poll_hot = c->poll_ns && rv_now_ns() - start < c->poll_ns;
     return -1;
@@ -160,6 +247,113 @@ static void conn_log(void *ud, const char *line)
 {
     hconn *c = ud;
     logf_(c->h, "%s", line);
+}
+
+/* The TLS handshake, on the connection's thread, within the host's
+ * deadline. A client whose first byte is not a TLS handshake record speaks
+ * plain text (or nothing at all): it gets a TLS alert, which a ravel guest
+ * recognises and reports, and is dropped. 0 when the client may be
+ * served, with its access set; -1 when it is refused (logged). */
+static int handshake(hconn *c)
+{
+    ravel_host *h = c->h;
+    int limit = h->opts.tls_handshake_timeout_ms > 0 ? h->opts.tls_handshake_timeout_ms
+                                                       : DEFAULT_HANDSHAKE_MS;
+    uint64_t deadline = rv_now_ns() + (uint64_t)limit * 1000000u;
+    static const unsigned char alert[] = {RV_TLS_ALERT_BYTE, 3, 3, 0, 2, 2, SSL_AD_PROTOCOL_VERSION};
+    int first = 1;
+    for (;;) {
+        uint64_t now = rv_now_ns();
+        int left = now >= deadline ? 0 : (int)((deadline - now + 999999u) / 1000000u);
+        if (first) {
+            /* Before OpenSSL reads anything: what kind of client is it? */
+            unsigned char b;
+            ssize_t n = recv(c->rfd, &b, 1, MSG_PEEK);
+            if (n == 1 && b == RV_TLS_HANDSHAKE_BYTE) {
+                first = 0;
+                continue;
+            }
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+                return -1;
+            if (n == 1) {
+                logf_(h, "refusing a client that speaks plain text on a TLS listener "
+                         "(first byte 0x%02x, not a TLS handshake)", b);
+                if (send(c->wfd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                    logf_(h, "could not tell it: %s", strerror(errno));
+                return -1;
+            }
+            int w = left ? wait_fd_for(h, c->rfd, POLLIN, left) : 2;
+            if (w == 0)
+                return -1;
+            if (w == 2) {
+                logf_(h, "dropping a TLS client that sent nothing within %d ms", limit);
+                if (send(c->wfd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                    logf_(h, "could not tell it: %s", strerror(errno));
+                return -1;
+            }
+            continue;
+        }
+        ERR_clear_error();
+        int r = SSL_accept(c->ssl);
+        if (r == 1)
+            break;
+        int err = SSL_get_error(c->ssl, r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            int w = left ? wait_fd_for(h, err == SSL_ERROR_WANT_READ ? c->rfd : c->wfd,
+                                       err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, left)
+                         : 2;
+            if (w == 0)
+                return -1;
+            if (w == 2) {
+                logf_(h, "dropping a TLS client that did not finish its handshake within %d ms",
+                      limit);
+                return -1;
+            }
+            continue;
+        }
+        char why[700];
+        rv_tls_why(c->ssl, r, err, "client", why, sizeof why);
+        logf_(h, "refusing a TLS client: %s", why);
+        return -1;
+    }
+    X509 *cert = SSL_get0_peer_certificate(c->ssl);
+    char who[400] = "no client certificate";
+    if (cert)
+        rv_tls_describe_cert(cert, who, sizeof who);
+    const rv_tls_rule *rule = h->access.n ? rv_tls_access_find(&h->access, cert) : NULL;
+    if (h->access.n && !rule) { /* the handshake checks this; never serve one without */
+        logf_(h, "refusing a TLS client not in the access map: %s", who);
+        return -1;
+    }
+    if (rule && rule->readonly)
+        c->opts.readonly = 1;
+    logf_(h, "TLS connection (%s, %s): %s", SSL_get_version(c->ssl),
+          c->opts.readonly ? "read-only" : "read-write", who);
+    return 0;
+}
+
+/* After refusing a client: let our last words (a TLS alert) reach it.
+ * Closing with its bytes unread would reset the connection, and a reset
+ * may discard the alert before the client reads it; so say we are done
+ * (FIN) and read what it still sends, for a little while. */
+static void linger(hconn *c, char *buf)
+{
+    if (!c->is_socket || shutdown(c->wfd, SHUT_WR) != 0)
+        return;
+    uint64_t deadline = rv_now_ns() + 200 * 1000000u;
+    for (size_t total = 0; total < READ_CHUNK;) {
+        ssize_t n = read(c->rfd, buf, READ_CHUNK);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            return;
+        uint64_t now = rv_now_ns();
+        if (now >= deadline || wait_fd_for(c->h, c->rfd, POLLIN,
+                                           (int)((deadline - now) / 1000000u) + 1) != 1)
+            return;
+    }
 }
 
 static void *conn_main(void *arg)
@@ -175,13 +369,17 @@ static void *conn_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     char *buf = rv_malloc(READ_CHUNK);
     int rc = buf ? 0 : RAVEL_ENOMEM;
+    if (rc == 0 && c->ssl && handshake(c) != 0) {
+        linger(c, buf);
+        rc = RAVEL_EIO;
+    }
     /* The session's Announce goes out first, before the guest says
      * anything: a ravel guest learns from it what this host offers. */
     if (rc == 0 && write_all(c, c->s.out.data, c->s.out.len) != 0)
         rc = RAVEL_ECONNLOST;
     c->s.out.len = 0;
     while (rc == 0) {
-        ssize_t n = read(c->rfd, buf, READ_CHUNK);
+        ssize_t n = conn_read(c, buf, READ_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -192,7 +390,7 @@ static void *conn_main(void *arg)
                 continue;
         }
         if (n <= 0) {
-            if (n < 0)
+            if (n < 0 && errno != EPROTO) /* EPROTO: conn_read logged it */
                 logf_(h, "read failed: %s", strerror(errno));
             break;
         }
@@ -206,6 +404,12 @@ static void *conn_main(void *arg)
     }
     free(buf);
     rv_hsession_free(&c->s);
+    if (c->ssl) {
+        if (SSL_is_init_finished(c->ssl))
+            SSL_shutdown(c->ssl); /* a close_notify, if the stream takes it now */
+        SSL_free(c->ssl);
+        ERR_clear_error();
+    }
     close(c->rfd);
     if (c->wfd != c->rfd)
         close(c->wfd);
@@ -239,12 +443,22 @@ static int set_nonblocking(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static int conn_start(ravel_host *h, int rfd, int wfd)
+static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
 {
     hconn *c = rv_calloc(1, sizeof *c);
     if (!c)
         return rv_err(RAVEL_ENOMEM, "out of memory");
     c->h = h;
+    c->opts = h->opts;
+    c->want = POLLIN;
+    if (tls && (!(c->ssl = SSL_new(h->tls)) || SSL_set_fd(c->ssl, rfd) != 1)) {
+        SSL_free(c->ssl);
+        ERR_clear_error();
+        free(c);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    if (c->ssl)
+        SSL_set_app_data(c->ssl, c->note);
     c->poll_ns = rv_spin_budget_ns(h->opts.busy_poll_us);
     c->poll_hot = c->poll_ns != 0;
     c->rfd = rfd;
@@ -252,11 +466,13 @@ static int conn_start(ravel_host *h, int rfd, int wfd)
     struct stat st;
     c->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
     if (set_nonblocking(rfd) || set_nonblocking(wfd)) {
+        SSL_free(c->ssl);
         free(c);
         return rv_err(RAVEL_EINVAL, "cannot use fd: %s", strerror(errno));
     }
-    if (rv_hsession_init(&c->s, h->db, &h->opts) != RAVEL_OK) {
+    if (rv_hsession_init(&c->s, h->db, &c->opts) != RAVEL_OK) {
         rv_hsession_free(&c->s);
+        SSL_free(c->ssl);
         free(c);
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }
@@ -281,6 +497,7 @@ static int conn_start(ravel_host *h, int rfd, int wfd)
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         rv_hsession_free(&c->s);
+        SSL_free(c->ssl);
         free(c);
         return rv_err(RAVEL_ENOMEM, "cannot start a connection thread: %s", strerror(rc));
     }
@@ -295,8 +512,11 @@ static void *accept_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&h->mu);
         int n = h->nlisteners;
-        for (int i = 0; i < n; i++)
+        int tls[MAX_LISTENERS];
+        for (int i = 0; i < n; i++) {
             p[i] = (struct pollfd){h->listeners[i].fd, POLLIN, 0};
+            tls[i] = h->listeners[i].is_tls;
+        }
         pthread_mutex_unlock(&h->mu);
         p[n] = (struct pollfd){h->stop_fd, POLLIN, 0};
         p[n + 1] = (struct pollfd){h->wake_fd, POLLIN, 0};
@@ -322,8 +542,19 @@ static void *accept_main(void *arg)
                     logf_(h, "accept failed: %s", strerror(errno));
                 continue;
             }
+            pthread_mutex_lock(&h->mu);
+            int open = h->nconns;
+            pthread_mutex_unlock(&h->mu);
+            if (h->opts.max_connections >= 0 && open >= h->opts.max_connections) {
+                /* Refused at once: a flood of connections must not take a
+                 * thread each. */
+                logf_(h, "refusing a connection: %d are open, the most this host takes "
+                         "(max_connections)", open);
+                close(fd);
+                continue;
+            }
             rv_tune_socket(fd);
-            if (conn_start(h, fd, fd) != RAVEL_OK) {
+            if (conn_start(h, fd, fd, tls[i]) != RAVEL_OK) {
                 logf_(h, "dropping a connection: %s", ravel_errmsg());
                 close(fd);
             }
@@ -337,6 +568,8 @@ void ravel_host_options_init(ravel_host_options *opts)
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
     opts->max_iterators = 1000;
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
+    opts->max_connections = DEFAULT_MAX_CONNECTIONS;
+    opts->tls_handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
 }
 
 int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts)
@@ -356,6 +589,23 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
         h->opts.max_frame = RV_DEFAULT_MAX_FRAME;
     if (!h->opts.max_iterators)
         h->opts.max_iterators = 1000;
+    if (!h->opts.max_connections)
+        h->opts.max_connections = DEFAULT_MAX_CONNECTIONS;
+    /* The caller's access map need not outlive this call. */
+    h->opts.tls_access = NULL;
+    int rc = rv_tls_access_parse(&h->access, opts ? opts : &h->opts);
+    if (rc == RAVEL_OK && h->opts.tls_cert_file)
+        rc = rv_tls_server_ctx(&h->tls, &h->opts, &h->access);
+    else if (rc == RAVEL_OK &&
+             (h->opts.tls_key_file || h->opts.tls_ca_file || h->access.n))
+        rc = rv_err(RAVEL_EINVAL, "tls_key_file, tls_ca_file and tls_access need tls_cert_file");
+    if (rc != RAVEL_OK) {
+        rv_tls_access_free(&h->access);
+        free(h);
+        return rc;
+    }
+    /* The strings are read: they need not outlive this call either. */
+    h->opts.tls_cert_file = h->opts.tls_key_file = h->opts.tls_ca_file = NULL;
     pthread_mutex_init(&h->mu, NULL);
     h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -366,6 +616,8 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
         if (h->wake_fd >= 0)
             close(h->wake_fd);
         pthread_mutex_destroy(&h->mu);
+        SSL_CTX_free(h->tls);
+        rv_tls_access_free(&h->access);
         free(h);
         return rc;
     }
@@ -377,7 +629,7 @@ int ravel_host_attach_fd(ravel_host *h, int read_fd, int write_fd)
 {
     if (!h || read_fd < 0 || write_fd < 0)
         return rv_err(RAVEL_EINVAL, "host is NULL or fd is negative");
-    return conn_start(h, read_fd, write_fd);
+    return conn_start(h, read_fd, write_fd, 0);
 }
 
 int ravel_host_listen(ravel_host *h, const char *address)
@@ -398,6 +650,10 @@ int rv_host_listen_address(ravel_host *h, const rv_address *a)
     pthread_mutex_unlock(&h->mu);
     if (full)
         return rv_err(RAVEL_EINVAL, "a host listens on at most %d addresses", MAX_LISTENERS);
+    if (a->is_tls && !h->tls)
+        return rv_err(RAVEL_EINVAL,
+                      "cannot listen on %s: TLS needs the host's certificate and key "
+                      "(tls_cert_file, tls_key_file)", a->text);
     int fd, port;
     int rc = rv_listen_fd(a, &fd, &port);
     if (rc)
@@ -406,6 +662,7 @@ int rv_host_listen_address(ravel_host *h, const rv_address *a)
     pthread_mutex_lock(&h->mu);
     hlistener *l = &h->listeners[h->nlisteners++];
     l->fd = fd;
+    l->is_tls = a->is_tls;
     l->path[0] = '\0';
     if (a->is_unix)
         memcpy(l->path, a->path, sizeof l->path);
@@ -478,5 +735,7 @@ void ravel_host_free(ravel_host *h)
     close(h->stop_fd);
     close(h->wake_fd);
     pthread_mutex_destroy(&h->mu);
+    SSL_CTX_free(h->tls);
+    rv_tls_access_free(&h->access);
     free(h);
 }

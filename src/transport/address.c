@@ -25,21 +25,24 @@ int rv_address_parse(rv_address *a, const char *text)
         memcpy(a->path, path, strlen(path) + 1);
         return RAVEL_OK;
     }
-    if (strncmp(text, "tcp:", 4) != 0)
-        return rv_err(RAVEL_EADDR, "address %s: expected unix:PATH or tcp:HOST:PORT", text);
-    char host[256];
+    if (strncmp(text, "tcp:", 4) != 0 && strncmp(text, "tls:", 4) != 0)
+        return rv_err(RAVEL_EADDR,
+                      "address %s: expected unix:PATH, tcp:HOST:PORT or tls:HOST:PORT", text);
+    a->is_tls = text[1] == 'l';
+    char *host = a->host;
+    const size_t hostsz = sizeof a->host;
     const char *rest = text + 4, *port;
     if (*rest == '[') {
         const char *close = strchr(rest, ']');
         if (!close || close[1] != ':')
-            return rv_err(RAVEL_EADDR, "address %s: expected tcp:[IPV6]:PORT", text);
-        snprintf(host, sizeof host, "%.*s", (int)(close - rest - 1), rest + 1);
+            return rv_err(RAVEL_EADDR, "address %s: expected %.3s:[IPV6]:PORT", text, text);
+        snprintf(host, hostsz, "%.*s", (int)(close - rest - 1), rest + 1);
         port = close + 2;
     } else {
         const char *colon = strrchr(rest, ':');
         if (!colon)
-            return rv_err(RAVEL_EADDR, "address %s has no port (tcp:HOST:PORT)", text);
-        snprintf(host, sizeof host, "%.*s", (int)(colon - rest), rest);
+            return rv_err(RAVEL_EADDR, "address %s has no port (%.3s:HOST:PORT)", text, text);
+        snprintf(host, hostsz, "%.*s", (int)(colon - rest), rest);
         port = colon + 1;
     }
     char *end;

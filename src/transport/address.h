@@ -1,5 +1,6 @@
-/* Stream addresses as users write them: "unix:PATH" or "tcp:HOST:PORT"
- * (HOST may be a name, an IPv4 address or a bracketed IPv6 address). */
+/* Stream addresses as users write them: "unix:PATH", "tcp:HOST:PORT" or
+ * "tls:HOST:PORT" (TCP with TLS on it; HOST may be a name, an IPv4 address
+ * or a bracketed IPv6 address). */
 #ifndef RAVEL_TRANSPORT_ADDRESS_H
 #define RAVEL_TRANSPORT_ADDRESS_H
 
@@ -8,6 +9,10 @@
 
 typedef struct rv_address {
     int is_unix;
+    int is_tls;                 /* tls:HOST:PORT */
+    char host[256];             /* tcp, tls: HOST as given (no brackets);
+                                 * what a TLS guest checks the host's
+                                 * certificate against */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct sockaddr_storage sa; /* tcp: resolved address */
     char text[512];             /* as given, for messages */

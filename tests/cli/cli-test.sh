@@ -16,6 +16,9 @@
 #   tty        clear's question and the progress line, on a terminal made
 #              by script(1); silence when stderr is not a terminal
 #   node       a database held by a Node rave-level process
+#   tls        serve --listen tls: with client certificates and an access
+#              map; data commands with --connect tls: and --tls-*; each
+#              refusal in words; usage errors of the --tls options
 # Exits 0 when every check passes, 77 when the case cannot run here.
 set -uo pipefail
 ravel=$1
@@ -443,8 +446,66 @@ case_node() {
   out_is $'two\\x0alines\n'
 }
 
+case_tls() {
+  command -v openssl >/dev/null || { echo "tls: no openssl command" >&2; exit 77; }
+  local c=$tmp/certs db=$tmp/db
+  sh "$here/../tls/make-certs.sh" "$c" || { fail "make-certs.sh failed"; return; }
+  start_serve one "$db" --listen tls:0 --listen tcp:0 --tls-cert "$c/host.crt" \
+    --tls-key "$c/host.key" --tls-ca "$c/ca.crt" --tls-allow "rw:CN=writer,O=ravel test" \
+    --tls-allow "ro:CN=dashboard,O=ravel test" --max-connections 64 || return
+  local port plain
+  port=$(sed -n 's/^ravel: tls port \([0-9]*\) (tls:127\.0\.0\.1:0)$/\1/p' "$tmp/one.err")
+  plain=$(sed -n 's/^ravel: tcp port \([0-9]*\) (tcp:127\.0\.0\.1:0)$/\1/p' "$tmp/one.err")
+  [ -n "$port" ] && [ -n "$plain" ] || { fail "serve did not say its ports: $(cat "$tmp/one.err")"; return; }
+  local w=(--tls-ca "$c/ca.crt" --tls-cert "$c/writer.crt" --tls-key "$c/writer.key")
+  local r=(--tls-ca "$c/ca.crt" --tls-cert "$c/reader.crt" --tls-key "$c/reader.key")
+  run 0 put --connect "tls:$port" "${w[@]}" k1 v1
+  run 0 get --connect "tls:localhost:$port" "${r[@]}" k1
+  out_is $'v1\n'
+  run 0 ls --connect "tls::$port" "${r[@]}"
+  out_is $'k1\tv1\n'
+  run 3 put --connect "tls:$port" "${r[@]}" k2 v2
+  err_has 'read-only'
+  grep -q 'TLS connection (TLSv1.3, read-only): subject "CN=dashboard,O=ravel test"' "$tmp/one.err" ||
+    fail "serve did not log the reader's access: $(cat "$tmp/one.err")"
+  # Refusals, each in words.
+  run 3 get --connect "tls:$port" --tls-ca "$c/ca.crt" k1
+  err_has 'requires a client certificate'
+  run 3 get --connect "tls:$port" --tls-ca "$c/ca.crt" --tls-cert "$c/unlisted.crt" --tls-key "$c/unlisted.key" k1
+  err_has 'did not accept our certificate'
+  run 3 get --connect "tls:$port" --tls-ca "$c/ca.crt" --tls-cert "$c/expired.crt" --tls-key "$c/expired.key" k1
+  err_has 'our certificate has expired'
+  run 3 get --connect "tls:$port" --tls-ca "$c/ca.crt" --tls-cert "$c/stranger.crt" --tls-key "$c/stranger.key" k1
+  err_has 'unknown CA'
+  run 3 get --connect "tls:$port" --tls-ca "$c/other-ca.crt" --tls-cert "$c/writer.crt" --tls-key "$c/writer.key" k1
+  err_has "host's certificate is not signed by a trusted CA"
+  run 3 get --connect "tls:$port" "${w[@]}" --tls-server-name db.example.com k1
+  err_has 'name mismatch'
+  run 3 get --connect "tcp:$port" k1
+  err_has 'speaks TLS on this port'
+  run 3 get --connect "tls:$plain" "${w[@]}" k1
+  err_has 'does not speak TLS'
+  grep -q 'refusing a TLS client: the client.s certificate has expired' "$tmp/one.err" ||
+    fail "serve did not log the expired certificate: $(cat "$tmp/one.err")"
+  # Usage errors.
+  run 2 get --connect "tcp:$port" --tls-ca "$c/ca.crt" k1
+  err_has 'need a tls:HOST:PORT'
+  run 2 get "$db" --tls-ca "$c/ca.crt" k1
+  run 2 get --connect "tls:$port" --tls-ca "$c/ca.crt" --tls-cert "$c/writer.crt" k1
+  err_has 'go together'
+  run 3 get --connect "tls:$port" --tls-ca "$tmp/none.crt" k1
+  err_has 'none.crt'
+  run 2 serve "$tmp/db2" --listen tls:0
+  err_has 'needs --tls-cert'
+  run 2 serve "$tmp/db2" --listen tls:0 --tls-cert "$c/host.crt" --tls-key "$c/host.key" --tls-allow "x:CN=a"
+  err_has 'tls-allow'
+  run 3 serve "$tmp/db2" --listen tls:0 --tls-cert "$c/host.crt" --tls-key "$c/writer.key"
+  err_has 'does not match'
+  stop "$served" TERM
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | tls) "case_$case" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2

@@ -2,7 +2,9 @@
  * API: run against a Node many-level host (and a ravel host), its
  * transcript must equal the Node guest's byte for byte. The transcript
  * format is described at the top of guest_script.js.
- * Usage: guest-script ADDRESS */
+ * Usage: guest-script ADDRESS (for tls:HOST:PORT, the CA bundle and the
+ * client certificate and key are in $RAVEL_TLS_CA, $RAVEL_TLS_CERT and
+ * $RAVEL_TLS_KEY) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,11 @@ int main(int argc, char **argv)
     ravel_options o;
     ravel_options_init(&o);
     o.retry = 0;
+    /* A tls: ADDRESS takes its files from the environment, as
+     * guest_script.js does. */
+    o.tls_ca_file = getenv("RAVEL_TLS_CA");
+    o.tls_cert_file = getenv("RAVEL_TLS_CERT");
+    o.tls_key_file = getenv("RAVEL_TLS_KEY");
     if (ravel_connect(&db, argv[1], &o) != RAVEL_OK) {
         fprintf(stderr, "guest-script: %s\n", ravel_errmsg());
         return 1;

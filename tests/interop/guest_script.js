@@ -3,6 +3,7 @@
 // Deterministic many-level guest script for the ravel interop tests.
 //
 // Usage: node guest_script.js SOCKPATH
+//        node guest_script.js tls:HOST:PORT   (see main below)
 //
 // Connects a many-level@2 ManyLevelGuest (no retry) to the host listening on
 // the unix socket SOCKPATH, runs the fixed script below and prints a
@@ -71,7 +72,9 @@
 //   s34-list                iterator {}
 //   s35-close               close()
 
+const fs = require('fs')
 const net = require('net')
+const tls = require('tls')
 const { pipeline } = require('readable-stream')
 const { ManyLevelGuest } = require('many-level')
 
@@ -129,11 +132,22 @@ async function iterate (db, options) {
 
 async function main () {
   const db = new ManyLevelGuest({ keyEncoding: 'buffer', valueEncoding: 'buffer' })
-  const socket = net.connect(sockPath)
+  // tls:HOST:PORT: Node's tls.connect with the files named by
+  // $RAVEL_TLS_CA, $RAVEL_TLS_CERT and $RAVEL_TLS_KEY (mutual TLS).
+  const m = /^tls:(.*):(\d+)$/.exec(sockPath)
+  const socket = m
+    ? tls.connect({
+      host: m[1],
+      port: Number(m[2]),
+      ca: fs.readFileSync(process.env.RAVEL_TLS_CA),
+      cert: process.env.RAVEL_TLS_CERT ? fs.readFileSync(process.env.RAVEL_TLS_CERT) : undefined,
+      key: process.env.RAVEL_TLS_KEY ? fs.readFileSync(process.env.RAVEL_TLS_KEY) : undefined
+    })
+    : net.connect(sockPath)
 
   // Fail hard (exit 1, no transcript) if the host is not there at all.
   await new Promise(function (resolve, reject) {
-    socket.once('connect', resolve)
+    socket.once(m ? 'secureConnect' : 'connect', resolve)
     socket.once('error', reject)
   })
 
