@@ -8,6 +8,12 @@
  *                                        appending each acknowledged key's
  *                                        number to LOG; writes its pid to
  *                                        DIR.leader when it becomes leader
+ *   party-child counter DIR ID LOG       increment the key "counter" until
+ *                                        SIGTERM: read it, write it back +1
+ *                                        under a check; append "t V" to LOG
+ *                                        before each try of value V and
+ *                                        "a V" once acknowledged; writes its
+ *                                        pid to DIR.leader when it leads
  *   party-child plain DIR SECONDS - -   hold DIR with a plain local handle
  *                                        (no sharing), DIR.ready once open
  * Exit status: 0 ok, 1 a ravel call failed, 2 usage, 3 an iterator
@@ -20,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/session.h"
 #include "ravel.h"
 
 static volatile sig_atomic_t stop;
@@ -243,6 +250,67 @@ static int cmd_chaos(char **argv)
     return rc;
 }
 
+/* While this process leads, its host answers each write 2 ms after
+ * LevelDB applied it: a SIGKILL of the leader then often falls between
+ * the two, and a follower's replay must be recognised (exactly-once). */
+static int slow_reply(void)
+{
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+static int cmd_counter(char **argv)
+{
+    rv_hsession_fault_after_write = slow_reply;
+    snprintf(leader_file, sizeof leader_file, "%s.leader", argv[0]);
+    ravel_options o;
+    ravel_options_init(&o);
+    o.on_leader = note_leader;
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], &o) != RAVEL_OK)
+        return die("open");
+    int log = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (log < 0)
+        return die("log");
+    ravel_batch *b = ravel_batch_new();
+    while (!stop) {
+        char *v = NULL, next[32], line[32];
+        size_t vl = 0;
+        int rc = ravel_get(db, "counter", 7, &v, &vl);
+        if (rc != RAVEL_OK && rc != RAVEL_ENOTFOUND)
+            return die("get");
+        long cur = 0;
+        ravel_batch_clear(b);
+        if (rc == RAVEL_OK) {
+            snprintf(next, sizeof next, "%.*s", (int)vl, v);
+            cur = atol(next);
+            ravel_batch_check(b, "counter", 7, v, vl);
+            ravel_free(v);
+        } else {
+            ravel_batch_check_absent(b, "counter", 7);
+        }
+        int n = snprintf(next, sizeof next, "%ld", cur + 1);
+        ravel_batch_put(b, "counter", 7, next, (size_t)n);
+        n = snprintf(line, sizeof line, "t %ld\n", cur + 1);
+        if (write(log, line, (size_t)n) != n)
+            return die("log write");
+        rc = ravel_write(db, b);
+        if (rc == RAVEL_ECONFLICT)
+            continue;
+        if (rc != RAVEL_OK)
+            return die("write");
+        /* Acknowledged: on record before anything else can kill us. */
+        n = snprintf(line, sizeof line, "a %ld\n", cur + 1);
+        if (write(log, line, (size_t)n) != n)
+            return die("log write");
+    }
+    ravel_batch_free(b);
+    ravel_db_close(db);
+    close(log);
+    return 0;
+}
+
 /* plain DIR SECONDS: hold the directory without sharing it. */
 static int cmd_plain(char **argv)
 {
@@ -285,6 +353,8 @@ int main(int argc, char **argv)
         return cmd_member(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "chaos") == 0)
         return cmd_chaos(argv + 2);
-    fprintf(stderr, "usage: party-child put|writer|reader|member|chaos|plain ...\n");
+    if (argc == 5 && strcmp(argv[1], "counter") == 0)
+        return cmd_counter(argv + 2);
+    fprintf(stderr, "usage: party-child put|writer|reader|member|chaos|counter|plain ...\n");
     return 2;
 }
