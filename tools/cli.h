@@ -70,6 +70,11 @@ double cli_now(void);
  * Returns 0, or -1 when it does not fit. */
 int cli_address(char *out, size_t size, const char *address);
 
+/* What is wrong with an address (after cli_address), or NULL when it has
+ * the form unix:PATH or tcp:HOST:PORT. Checked before anything is opened,
+ * so a typo is a usage error with nothing done. */
+const char *cli_check_address(const char *address);
+
 int serve_main(const cli_command *cmd, int argc, char **argv);
 int demo_main(const cli_command *cmd, int argc, char **argv);
 int data_main(const cli_command *cmd, int argc, char **argv);

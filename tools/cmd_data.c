@@ -175,6 +175,12 @@ static int take_args(data_cmd *d, const parsed *p, int npos, char **pos)
 {
     const cli_command *cmd = d->cmd;
     if (p->connect) {
+        char address[1024];
+        const char *bad = cli_address(address, sizeof address, p->connect)
+                              ? "address too long"
+                              : cli_check_address(address);
+        if (bad)
+            return cli_usage(cmd, "--connect %s: %s", p->connect, bad);
         d->target = p->connect;
         d->remote = 1;
     } else if (npos == 0) {
@@ -227,15 +233,14 @@ static int open_target(data_cmd *d, const parsed *p)
     int rc;
     if (p->connect) {
         char address[1024];
-        if (cli_address(address, sizeof address, p->connect))
-            return cli_usage(d->cmd, "--connect: address too long");
+        cli_address(address, sizeof address, p->connect); /* checked by take_args */
         /* One command, one attempt: a host that cannot be reached is an
          * error to report, not something to wait for. */
         o.retry = 0;
         rc = ravel_connect(&d->db, address, &o);
     } else {
-        /* LevelDB makes the directory even when told not to create a
-         * database: a command that only reads must not leave one behind. */
+        /* Nothing is written into a directory that holds no database:
+         * ravel_open checks before LevelDB would write LOCK and LOG. */
         if (!d->cmd->creates && access(d->target, F_OK) != 0)
             return cli_fail_errno("cannot open %s", d->target);
         o.create_if_missing = d->cmd->creates;

@@ -122,6 +122,10 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read);
 void rv_remote_flush(remote *r);
 /* With the lock held: wake a caller asleep in poll(2) on the stream. */
 void rv_remote_nudge(remote *r);
+/* With the lock held: a request refused because no stream is up (rc
+ * RAVEL_ECONNLOST) says how the last one ended, as the requests it failed
+ * do. Returns rc. */
+int rv_remote_refused(remote *r, int rc);
 /* Without the lock: drop a reference (the handle's at close, an
  * iterator's when freed); the last frees the memory. */
 void rv_remote_unref(remote *r);

@@ -100,6 +100,8 @@ int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out)
     if (rc == RAVEL_OK) {
         r->refs++;
         rv_remote_kick(r, RW_FLUSH);
+    } else {
+        rc = rv_remote_refused(r, rc);
     }
     uv_mutex_unlock(&r->mu);
     if (rc != RAVEL_OK) {

@@ -252,6 +252,7 @@ int rv_remote_submit(ravel_db *d, rv_req *req)
     uv_mutex_lock(&r->mu);
     int rc = r->life != RL_OPEN ? rv_err(RAVEL_ECLOSED, "the handle is closed") : queue(r, q, req);
     if (rc != RAVEL_OK) {
+        rc = rv_remote_refused(r, rc);
         uv_mutex_unlock(&r->mu);
         if (sync)
             uv_cond_destroy(&sync->cond);

@@ -278,6 +278,15 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read)
     }
 }
 
+int rv_remote_refused(remote *r, int rc)
+{
+    if (rc != RAVEL_ECONNLOST || !r->why[0])
+        return rc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", ravel_errmsg());
+    return rv_err(rc, "%s: %s", msg, r->why);
+}
+
 void rv_remote_nudge(remote *r)
 {
     if (r->blocked) {
@@ -311,13 +320,9 @@ static void on_poll(uv_poll_t *p, int status, int events)
         uv_mutex_unlock(&r->mu);
         return;
     }
-    if (status < 0) {
-        set_why(r, "failed", uv_strerror(status));
-        drop_locked(r);
-        uv_mutex_unlock(&r->mu);
-        return;
-    }
     if (r->state == RS_OPENING) {
+        /* Asked first: libuv reports a failed connect (POLLERR) as
+         * UV_EBADF, and only SO_ERROR has its cause (ECONNREFUSED). */
         int err = 0;
         socklen_t len = sizeof err;
         if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
@@ -329,8 +334,16 @@ static void on_poll(uv_poll_t *p, int status, int events)
             uv_mutex_unlock(&r->mu);
             return;
         }
+        if (status == 0) {
+            uv_mutex_unlock(&r->mu);
+            stream_up(r);
+            return;
+        }
+    }
+    if (status < 0) {
+        set_why(r, "failed", uv_strerror(status));
+        drop_locked(r);
         uv_mutex_unlock(&r->mu);
-        stream_up(r);
         return;
     }
     if ((events & UV_READABLE) && r->poller) {

@@ -16,6 +16,12 @@
 #   tty        clear's question and the progress line, on a terminal made
 #              by script(1); silence when stderr is not a terminal
 #   node       a database held by a Node rave-level process
+#   errors     each error names its cause at once, with its exit code:
+#              another user's party socket, a directory that cannot be
+#              made (both as an unprivileged user, when root can make
+#              one), connection refused, a typo in --listen, an address
+#              in use; reading commands leave a non-database directory
+#              byte for byte as it was
 # Exits 0 when every check passes, 77 when the case cannot run here.
 set -uo pipefail
 ravel=$1
@@ -272,7 +278,7 @@ EOF
   # No host there: an error in words, not a wait.
   run 3 get --connect "unix:$tmp/nobody.sock" a
   err_has "is a host listening on unix:$tmp/nobody.sock"
-  run 3 get --connect "tcp:nonsense" a
+  run 2 get --connect "tcp:nonsense" a
   err_has 'tcp:HOST:PORT'
 }
 
@@ -443,8 +449,76 @@ case_node() {
   out_is $'two\\x0alines\n'
 }
 
+# snapshot DIR: every file's name, size, mode, times and bytes.
+snapshot() {
+  (cd "$1" && find . -printf '%p %s %m %T@ %C@\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+# as_nobody ARGS...: ravel as an unprivileged user (uid 65534), like run.
+as_nobody() {
+  local want=$1
+  shift
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$ravel" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "ravel $* as uid 65534 exited $rc, not $want; stderr: $(cat "$tmp/err")"
+}
+
+case_errors() {
+  local db=$tmp/db t0
+  chmod 755 "$tmp"
+  # Connection refused, said as such (was "bad file descriptor").
+  run 3 get --connect tcp:127.0.0.1:1 a
+  err_has 'Connection refused'
+  # A typo in --listen is a usage error, and nothing is opened or made.
+  run 2 serve "$db" --listen 7777
+  err_has '--listen 7777: not an address'
+  [ ! -e "$db" ] || fail "serve with a bad --listen made $db"
+  run 2 serve "$db" --listen tcp:127.0.0.1:99999
+  err_has 'port must be a number'
+  run 2 count --connect unix: 
+  # An address in use says so.
+  start_serve one "$db" --listen tcp:0 --listen "unix:$tmp/one.sock" || return
+  local one=$served port
+  port=$(sed -n 's/^ravel: tcp port \([0-9]*\) .*/\1/p' "$tmp/one.err")
+  run 3 serve "$tmp/other" --listen "tcp:$port"
+  err_has "cannot listen on tcp:127.0.0.1:$port: the address is already in use"
+  run 3 serve "$tmp/other" --listen "unix:$tmp/one.sock"
+  err_has 'another process is serving there'
+  # A directory that holds no database: reading commands refuse it and
+  # leave it exactly as it was (LevelDB would write LOCK and LOG).
+  local plain=$tmp/plain
+  mkdir -p "$plain/sub"
+  printf 'x' >"$plain/f"
+  printf 'y' >"$plain/sub/g"
+  touch -d '2001-01-01' "$plain" "$plain/f" "$plain/sub"
+  snapshot "$plain" >"$tmp/before"
+  local cmd
+  for cmd in "get $plain a" "ls $plain" "count $plain" "dump $plain" "del $plain a" \
+    "clear $plain --force" "ls $plain/sub" "count $plain/f"; do
+    eval "run 3 $cmd"
+    err_has 'no LevelDB database|not a directory'
+  done
+  snapshot "$plain" >"$tmp/after"
+  cmp -s "$tmp/before" "$tmp/after" || fail "reading commands changed $plain: $(diff "$tmp/before" "$tmp/after")"
+  if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+    echo "errors: not root, or no setpriv: the checks as another user are skipped" >&2
+  else
+    # Another user's party socket (srw-------): permission denied, at once
+    # (it waited lock_timeout_ms, 10 s, then blamed the lock).
+    t0=$(date +%s%N)
+    as_nobody 3 count "$db"
+    err_has "permission denied on $db/rave-level.sock"
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 2000 ] || fail "permission denied took over 2 s"
+    # A database directory that may not be made: permission denied.
+    mkdir "$tmp/locked"
+    as_nobody 3 put "$tmp/locked/sub/" k v
+    err_has "cannot create database $tmp/locked/sub: permission denied"
+  fi
+  stop "$one" TERM
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | errors) "case_$case" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
