@@ -22,12 +22,13 @@ static const struct option long_options[] = {
     {"limit", required_argument, NULL, 'n'},   {"reverse", no_argument, NULL, 'r'},
     {"keys", no_argument, NULL, OPT_KEYS},     {"values", no_argument, NULL, OPT_VALUES},
     {"raw", no_argument, NULL, OPT_RAW},       {"force", no_argument, NULL, 'f'},
-    {"output", required_argument, NULL, 'o'},  {NULL, 0, NULL, 0},
+    {"output", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
+    {NULL, 0, NULL, 0},
 };
 
 /* A leading ':' makes getopt report a missing value apart from an unknown
  * option, and keeps it quiet: the messages are ours. */
-static const char short_options[] = ":c:ehp:n:rfo:";
+static const char short_options[] = ":c:ehp:n:rfo:t:";
 
 /* Which OPTS_* group an option belongs to (0: every data command's). */
 static unsigned option_group(int opt)
@@ -61,9 +62,10 @@ int data_fail(data_cmd *d, int status)
 enum { B_GT, B_GTE, B_LT, B_LTE, B_PREFIX, NBOUNDS };
 
 typedef struct parsed {
-    const char *connect, *limit;
+    const char *connect, *limit, *timeout;
     char *bounds[NBOUNDS];
     int escapes, keys_only, values_only;
+    int timeout_ms; /* --timeout, else 0 */
 } parsed;
 
 static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
@@ -96,7 +98,17 @@ static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
         case OPT_RAW: d->raw = 1; break;
         case 'f': d->force = 1; break;
         case 'o': d->output = optarg; break;
+        case 't': p->timeout = optarg; break;
         }
+    }
+    if (p->timeout) {
+        char *end;
+        errno = 0;
+        long ms = strtol(p->timeout, &end, 10);
+        if (!*p->timeout || *end || ms < 1 || ms > 86400000 || errno)
+            return cli_usage(cmd, "--timeout needs milliseconds (1 to 86400000), not '%s'",
+                             p->timeout);
+        p->timeout_ms = (int)ms;
     }
     return EXIT_OK;
 }
@@ -235,8 +247,10 @@ static int open_target(data_cmd *d, const parsed *p)
         char address[1024];
         cli_address(address, sizeof address, p->connect); /* checked by take_args */
         /* One command, one attempt: a host that cannot be reached is an
-         * error to report, not something to wait for. */
-        o.retry = 0;
+         * error to report, not something to wait for — unless --timeout
+         * says how long to keep trying. */
+        o.retry = p->timeout_ms > 0;
+        o.connect_timeout_ms = p->timeout_ms;
         rc = ravel_connect(&d->db, address, &o);
     } else {
         /* Nothing is written into a directory that holds no database:
@@ -244,6 +258,12 @@ static int open_target(data_cmd *d, const parsed *p)
         if (!d->cmd->creates && access(d->target, F_OK) != 0)
             return cli_fail_errno("cannot open %s", d->target);
         o.create_if_missing = d->cmd->creates;
+        if (p->timeout_ms) {
+            /* A directory locked by a program that does not share it, and
+             * a leader that goes with no new one elected. */
+            o.lock_timeout_ms = p->timeout_ms;
+            o.connect_timeout_ms = p->timeout_ms;
+        }
         rc = ravel_open(&d->db, d->target, &o);
     }
     return rc == RAVEL_OK ? EXIT_OK : cli_fail(rc, "cannot open %s", d->target);

@@ -20,6 +20,10 @@ static const char target_help[] =
     "  -e, --escapes          in KEY, VALUE and the range options, \\xNN is the\n"
     "                         byte NN (hex) and \\\\ a backslash; without -e\n"
     "                         they are taken byte for byte\n"
+    "  -t, --timeout MS       wait at most MS milliseconds for the database: for\n"
+    "                         DIR locked by a program that does not share it\n"
+    "                         (default 10000) or left without a leader, or for\n"
+    "                         the host at ADDRESS to answer (default: one try)\n"
     "  -h, --help             this text\n";
 
 /* The help of each OPTS_* group, in the order printed. */

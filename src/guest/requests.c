@@ -31,7 +31,9 @@ static void describe(const remote *r, rreq *q)
     else if (q->g.reply)
         wire = ((Ravelwire__Callback *)q->g.reply)->error;
     const char *detail =
-        wire ? wire : q->status == RAVEL_ECONNLOST && r->why[0] ? r->why : NULL;
+        wire ? wire
+             : (q->status == RAVEL_ECONNLOST || q->status == RAVEL_ETIMEDOUT) && r->why[0] ? r->why
+                                                                                    : NULL;
     const char *more = rv_greq_detail(&q->g); /* the host's words, or the session's */
     char buf[1024];
     snprintf(buf, sizeof buf, "%s%s%s%s%s%s", ravel_strerror(q->status), detail ? ": " : "",

@@ -280,7 +280,7 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read)
 
 int rv_remote_refused(remote *r, int rc)
 {
-    if (rc != RAVEL_ECONNLOST || !r->why[0])
+    if ((rc != RAVEL_ECONNLOST && rc != RAVEL_ETIMEDOUT) || !r->why[0])
         return rc;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", ravel_errmsg());
@@ -298,6 +298,37 @@ void rv_remote_nudge(remote *r)
 
 static void connect_soon(remote *r);
 static void stream_up(remote *r);
+
+/* The connect timeout (opts.connect_timeout_ms) ran out with no stream
+ * that works: none is up, or one is but the host has not answered on it
+ * (s.host is known after its first reply or Announce) — a peer that
+ * accepts and closes at once, or speaks another protocol, would otherwise
+ * keep requests waiting for ever. What is pending fails, and what comes next fails at
+ * once until a stream is up; the search for one (reconnect, election)
+ * goes on. */
+static void on_give_up(uv_timer_t *t)
+{
+    remote *r = t->data;
+    uv_mutex_lock(&r->mu);
+    if (r->life == RL_OPEN && !(r->state == RS_UP && r->s.host != RV_HOST_UNKNOWN)) {
+        if (!r->why[0])
+            snprintf(r->why, sizeof r->why, "%s: nothing within %d ms",
+                     r->has_addr ? r->addr.text : "no stream attached", r->opts.connect_timeout_ms);
+        rv_gsession_give_up(&r->s, RAVEL_ETIMEDOUT);
+    }
+    rv_remote_settle_and_unlock(r);
+}
+
+/* On the loop thread, when the handle starts or loses its stream: the
+ * connect timeout starts — afresh when the lost stream worked (the host
+ * answered on it), else only if it is not running already — unless
+ * it ran out already and no stream came since. */
+static void arm_give_up(remote *r, int afresh)
+{
+    if (r->opts.connect_timeout_ms > 0 && !r->s.gave_up &&
+        (afresh || !uv_is_active((uv_handle_t *)&r->give_up)))
+        uv_timer_start(&r->give_up, on_give_up, (uint64_t)r->opts.connect_timeout_ms, 0);
+}
 
 static void on_resume(uv_timer_t *t)
 {
@@ -371,8 +402,11 @@ static void on_watch_closed(uv_handle_t *h)
     r->rfd = r->wfd = -1;
     r->state = RS_NONE;
     int shut = r->life == RL_SHUT;
-    if (!shut)
+    if (!shut) {
+        int worked = r->s.host != RV_HOST_UNKNOWN; /* forgotten when lost */
         rv_gsession_lost(&r->s);
+        arm_give_up(r, worked);
+    }
     rv_remote_settle_and_unlock(r);
     if (shut)
         return;
@@ -528,12 +562,14 @@ static void shutdown_loop(remote *r)
     if (r->hooks.shutdown)
         r->hooks.shutdown(r, r->hooks.ud);
     uv_timer_stop(&r->timer);
+    uv_timer_stop(&r->give_up);
     uv_mutex_lock(&r->mu);
     drop_locked(r);
     rv_gsession_close(&r->s);
     rv_remote_settle_and_unlock(r);
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->resume, NULL);
+    uv_close((uv_handle_t *)&r->give_up, NULL);
     uv_close((uv_handle_t *)&r->wake, NULL);
 }
 
@@ -610,6 +646,8 @@ static void loop_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    if (r->initial_fd < 0)
+        arm_give_up(r, 0);
     if (r->initial_fd >= 0)
         rv_remote_adopt(r, r->initial_fd, r->initial_fd);
     else if (r->has_addr && !r->hooks.lost)
@@ -692,6 +730,8 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
         r->timer.data = r;
         uv_timer_init(&r->loop, &r->resume);
         r->resume.data = r;
+        uv_timer_init(&r->loop, &r->give_up);
+        r->give_up.data = r;
         /* Hooks may run as soon as the thread starts: the caller's pointer
          * must be set by then. */
         *out = r;
@@ -700,6 +740,7 @@ int rv_remote_new(rv_remote **out, const ravel_options *opts, int retry, const r
             uv_close((uv_handle_t *)&r->wake, NULL);
             uv_close((uv_handle_t *)&r->timer, NULL);
             uv_close((uv_handle_t *)&r->resume, NULL);
+            uv_close((uv_handle_t *)&r->give_up, NULL);
             uv_run(&r->loop, UV_RUN_DEFAULT);
             uv_loop_close(&r->loop);
             uv_mutex_destroy(&r->mu);

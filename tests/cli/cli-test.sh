@@ -21,7 +21,8 @@
 #              made (both as an unprivileged user, when root can make
 #              one), connection refused, a typo in --listen, an address
 #              in use; reading commands leave a non-database directory
-#              byte for byte as it was
+#              byte for byte as it was; --timeout on a host that is not
+#              there and on a directory a plain LevelDB program holds
 # Exits 0 when every check passes, 77 when the case cannot run here.
 set -uo pipefail
 ravel=$1
@@ -500,6 +501,30 @@ case_errors() {
   done
   snapshot "$plain" >"$tmp/after"
   cmp -s "$tmp/before" "$tmp/after" || fail "reading commands changed $plain: $(diff "$tmp/before" "$tmp/after")"
+  # --timeout: a host that is not there, a directory a plain LevelDB
+  # program holds (a POSIX lock on LOCK, as LevelDB takes it).
+  run 2 count "$db" --timeout soon
+  err_has '--timeout needs milliseconds'
+  t0=$(date +%s%N)
+  run 3 count --connect "unix:$tmp/none.sock" --timeout 300
+  err_has 'no connection to the host within the connect timeout'
+  [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "--timeout 300 took over 3 s"
+  if command -v python3 >/dev/null; then
+    run 0 put "$tmp/held" k v
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$tmp/held" >"$tmp/held.out" &
+    pids+=($!)
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    t0=$(date +%s%N)
+    run 3 get "$tmp/held" k --timeout 300
+    err_has 'locked by a process that does not share it.*waited 300 ms'
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "a locked directory: --timeout 300 took over 3 s"
+  else
+    echo "errors: no python3 to hold a lock: --timeout on a locked directory is skipped" >&2
+  fi
   if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
     echo "errors: not root, or no setpriv: the checks as another user are skipped" >&2
   else
