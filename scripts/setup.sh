@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libleveldb-dev libuv1-dev libprotobuf-c-dev
+packages=(build-essential cmake pkg-config libleveldb-dev libsnappy-dev libuv1-dev libprotobuf-c-dev
           protobuf-c-compiler libcmocka-dev valgrind nodejs npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -157,7 +157,7 @@ static void print_usage(void)
           "directory DIR, also while other processes hold it, or on a host with\n"
           "--connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
           "command line, escapes in get and ls, JSON lines with base64 in dump\n"
-          "and load. The man page, docs/ravel.1, has it all.\n",
+          "and load. All of it: 'man ravel' (in a source tree: man -l docs/ravel.1).\n",
           stdout);
     fputs(exit_help, stdout);
 }
