@@ -16,6 +16,8 @@
 #   tty        clear's question and the progress line, on a terminal made
 #              by script(1); silence when stderr is not a terminal
 #   node       a database held by a Node rave-level process
+#   demo       the demo twice on one directory: each run counts its own
+#              4 writer records
 #   errors     each error names its cause at once, with its exit code:
 #              another user's party socket, a directory that cannot be
 #              made (both as an unprivileged user, when root can make
@@ -302,6 +304,11 @@ case_serve() {
   run 0 ls "$db"
   out_is $'k1\tv1\nk2\tv2\n'
   grep -q 'connection opened' "$tmp/one.err" || fail "serve did not log connections"
+  # The log names the peer: a TCP address, a unix peer's pid.
+  grep -Eq 'connection opened from 127\.0\.0\.1:[0-9]+$' "$tmp/one.err" ||
+    fail "no TCP peer address in the log: $(cat "$tmp/one.err")"
+  grep -Eq 'connection opened from pid [0-9]+ \(uid [0-9]+\)$' "$tmp/one.err" ||
+    fail "no unix peer pid in the log: $(cat "$tmp/one.err")"
   # Every data command, both ways.
   local target
   for target in "$db" "--connect=unix:$s1"; do
@@ -542,8 +549,17 @@ time.sleep(30)' "$tmp/held" >"$tmp/held.out" &
   stop "$one" TERM
 }
 
+case_demo() {
+  local run
+  for run in 1 2; do
+    run 0 demo --seconds 1 --dir "$tmp/demo"
+    grep -q '(4 writer records in LevelDB)' "$tmp/out" ||
+      fail "demo run $run: $(tail -1 "$tmp/out")"
+  done
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | errors) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | errors | demo) "case_$case" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
