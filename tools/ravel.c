@@ -130,6 +130,27 @@ static const cli_command commands[] = {
              "the message). Progress as for dump. Creates the database when DIR holds\n"
              "none.\n",
      .main = data_main, .run = data_load, .max_args = 1, .creates = 1, .docs = DOC_LINES},
+    {.name = "info", .main = info_main, .usage = "DIR | --connect ADDRESS  [--json]",
+     .summary = "who leads DIR, its size; or who answers at ADDRESS",
+     .help = "Tell what can be known cheaply, without opening LevelDB (so nothing is\n"
+             "written, and a locked directory is no wait):\n"
+             "\n"
+             "  DIR: whether it holds a LevelDB database (a CURRENT file), its size on\n"
+             "  disk, who leads it — the pid on its rave-level.sock, and whether that\n"
+             "  is ravel (its host announces itself) or Node rave-level — and how many\n"
+             "  connections its socket has (its members), or which process holds\n"
+             "  LevelDB's lock without sharing it.\n"
+             "  --connect ADDRESS: whether a host answers there, ravel or not, and its\n"
+             "  pid on a unix socket.\n"
+             "\n"
+             "options:\n"
+             "  -c, --connect ADDRESS  a host instead of a directory\n"
+             "  -j, --json             one JSON object on stdout instead of lines\n"
+             "  -h, --help             this text\n"
+             "\n"
+             "Exits 3 when DIR holds no database or nothing answers at ADDRESS (after\n"
+             "printing what it found). LevelDB's own statistics and an entry count\n"
+             "need a request the wire protocol does not have yet.\n"},
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"

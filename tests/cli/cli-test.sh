@@ -16,6 +16,9 @@
 #   tty        clear's question and the progress line, on a terminal made
 #              by script(1); silence when stderr is not a terminal
 #   node       a database held by a Node rave-level process
+#   info       info on a directory nobody holds, one 'ravel serve' leads
+#              (with a member), a plain LevelDB program holds, one that
+#              holds no database (left as it was); --connect; --json
 #   demo       the demo twice on one directory: each run counts its own
 #              4 writer records
 #   errors     each error names its cause at once, with its exit code:
@@ -447,6 +450,9 @@ case_node() {
   fi
   run 0 get "$db" m1
   grep -Eq '^1:[0-9]+$' "$tmp/out" || fail "get m1 from the Node leader: $(cat "$tmp/out")"
+  run 0 info --json "$db"
+  grep -q "\"leader\":{\"pid\":$node_pid,\"kind\":\"node\"" "$tmp/out" ||
+    fail "info does not name the Node leader: $(cat "$tmp/out")"
   run 0 put -e "$db" 'from\x00c' $'two\nlines'
   run 0 ls "$db" --keys
   out_is $'from\\x00c\nm1\n'
@@ -549,6 +555,68 @@ time.sleep(30)' "$tmp/held" >"$tmp/held.out" &
   stop "$one" TERM
 }
 
+case_info() {
+  local db=$tmp/db
+  run 0 put "$db" k v
+  run 0 info "$db"
+  grep -q '^database   yes' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^leader     none: nobody holds the directory' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -Eq '^size       [1-9][0-9]* bytes on disk, [0-9]+ files' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  local one=$served
+  # A member: load waits on its stdin, following serve meanwhile.
+  (sleep 3 | "$ravel" load "$db") &
+  local member=$!
+  pids+=("$member")
+  for _ in $(seq 1 100); do
+    run 0 info --json "$db"
+    grep -q '"members":1' "$tmp/out" && break
+    sleep 0.05
+  done
+  grep -q "\"leader\":{\"pid\":$one,\"kind\":\"ravel\",\"version\":1" "$tmp/out" ||
+    fail "info --json does not name serve as a ravel leader: $(cat "$tmp/out")"
+  grep -q '"members":1' "$tmp/out" || fail "info --json does not count the member: $(cat "$tmp/out")"
+  grep -q "\"lock_holder\":{\"pid\":$one" "$tmp/out" || fail "info --json: lock holder: $(cat "$tmp/out")"
+  run 0 info "$db"
+  grep -Eq "^leader     pid $one, ravel \(protocol extensions version 1\): .*serve" "$tmp/out" ||
+    fail "info: $(cat "$tmp/out")"
+  run 0 info --connect "unix:$tmp/one.sock"
+  grep -q "^host       ravel" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
+  grep -q "^pid        $one" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
+  wait "$member"
+  stop "$one" TERM
+  run 3 info --connect "unix:$tmp/one.sock"
+  err_has 'cannot be reached'
+  run 3 info --connect tcp:127.0.0.1:1 --json
+  grep -q '"reachable":false' "$tmp/out" || fail "info --connect --json: $(cat "$tmp/out")"
+  run 2 info
+  run 2 info "$db" --connect unix:/x
+  run 2 info --connect 7777
+  # Held by a plain LevelDB program: named, no wait for the lock.
+  if command -v python3 >/dev/null; then
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$db" >"$tmp/held.out" &
+    local holder=$!
+    pids+=("$holder")
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    run 0 info "$db"
+    grep -q "^leader     none: pid $holder holds LevelDB's lock and does not share it" "$tmp/out" ||
+      fail "info on a held directory: $(cat "$tmp/out")"
+    kill "$holder"
+  fi
+  # No database: said so (exit 3), and the directory is left as it was.
+  mkdir -p "$tmp/plain"
+  printf x >"$tmp/plain/f"
+  snapshot "$tmp/plain" >"$tmp/before"
+  run 3 info "$tmp/plain"
+  err_has 'no LevelDB database'
+  snapshot "$tmp/plain" >"$tmp/after"
+  cmp -s "$tmp/before" "$tmp/after" || fail "info changed $tmp/plain"
+}
+
 case_demo() {
   local run
   for run in 1 2; do
@@ -559,7 +627,7 @@ case_demo() {
 }
 
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | errors | demo) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | errors | demo | info) "case_$case" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
