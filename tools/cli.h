@@ -89,5 +89,6 @@ int data_count(data_cmd *d);
 int data_clear(data_cmd *d);
 int data_dump(data_cmd *d);
 int data_load(data_cmd *d);
+int data_backup(data_cmd *d);
 
 #endif

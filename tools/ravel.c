@@ -130,6 +130,20 @@ static const cli_command commands[] = {
              "the message). Progress as for dump. Creates the database when DIR holds\n"
              "none.\n",
      .main = data_main, .run = data_load, .max_args = 1, .creates = 1, .docs = DOC_LINES},
+    {.name = "backup", .usage = "DEST", .summary = "copy one snapshot of DIR into a new LevelDB",
+     .help = "Copy every entry of DIR, read from one snapshot, into DEST, a new LevelDB\n"
+             "directory that plain LevelDB opens. Other processes may join DIR's party\n"
+             "and keep writing meanwhile: nothing they write during the copy is half\n"
+             "in it. With -o FILE, the same entries also go to FILE as JSON lines (what\n"
+             "dump writes), from the same snapshot: 'ravel dump DEST | cmp - FILE'\n"
+             "checks the copy. Progress on stderr when it is a terminal. DEST must not\n"
+             "exist yet (or be empty); a copy that fails midway is removed.\n"
+             "\n"
+             "backup leads DIR while it copies: when another process leads it, or\n"
+             "with --connect, it refuses (exit 3), since a consistent copy through\n"
+             "a leader needs snapshots over the wire, which ravel does not have yet.\n",
+     .main = data_main, .run = data_backup, .min_args = 1, .max_args = 1,
+     .opts = OPTS_OUTPUT},
     {.name = "info", .main = info_main, .usage = "DIR | --connect ADDRESS  [--json]",
      .summary = "who leads DIR, its size; or who answers at ADDRESS",
      .help = "Tell what can be known cheaply, without opening LevelDB (so nothing is\n"
@@ -174,7 +188,7 @@ static void print_usage(void)
     fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
           "  version the version\n"
           "\n"
-          "Data commands (get put del ls count clear dump load) work on a LevelDB\n"
+          "Data commands (get put del ls count clear dump load backup) work on a LevelDB\n"
           "directory DIR, also while other processes hold it, or on a host with\n"
           "--connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
           "command line, escapes in get and ls, JSON lines with base64 in dump\n"

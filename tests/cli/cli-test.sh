@@ -19,7 +19,11 @@
 #   info       info on a directory nobody holds, one 'ravel serve' leads
 #              (with a member), a plain LevelDB program holds, one that
 #              holds no database (left as it was); --connect; --json
-#   demo       the demo twice on one directory: each run counts its own
+#   backup     a copy of 1.5M entries while 4 writers join and write
+#              pairs (a/W/J, z/W/J) in atomic batches: the copy equals
+#              the dump of the same snapshot (-o), every pair in it is
+#              whole, none of the writers' values is in it; refusals
+#   demo-twice the demo twice on one directory: each run counts its own
 #              4 writer records
 #   errors     each error names its cause at once, with its exit code:
 #              another user's party socket, a directory that cannot be
@@ -617,7 +621,71 @@ time.sleep(30)' "$db" >"$tmp/held.out" &
   cmp -s "$tmp/before" "$tmp/after" || fail "info changed $tmp/plain"
 }
 
-case_demo() {
+case_backup() {
+  local db=$tmp/db copy=$tmp/copy
+  awk 'BEGIN {
+    for (i = 0; i < 1500000; i++) printf "{\"key\":\"m/%07d\",\"value\":\"filler %d\"}\n", i, i
+    for (w = 1; w <= 4; w++) for (j = 0; j < 25; j++) {
+      printf "{\"key\":\"a/%d/%02d\",\"value\":\"r0\"}\n", w, j
+      printf "{\"key\":\"z/%d/%02d\",\"value\":\"r0\"}\n", w, j
+    }
+  }' >"$tmp/seed"
+  run 0 load "$db" "$tmp/seed"
+  "$ravel" backup "$db" "$copy" -o "$tmp/lines" >"$tmp/backup.out" 2>"$tmp/backup.err" &
+  local b=$!
+  pids+=("$b")
+  # Writers join once backup leads (else backup would follow, and refuse).
+  for _ in $(seq 1 400); do
+    "$ravel" info --json "$db" 2>/dev/null | grep -q "\"leader\":{\"pid\":$b," && break
+    sleep 0.01
+  done
+  local w writers=()
+  for w in 1 2 3 4; do
+    (
+      for r in $(seq 1 200); do
+        kill -0 "$b" 2>/dev/null || break
+        for j in $(seq -w 0 24); do
+          printf '{"key":"a/%d/%s","value":"r%d"}\n{"key":"z/%d/%s","value":"r%d"}\n' \
+            "$w" "$j" "$r" "$w" "$j" "$r"
+        done >"$tmp/w$w.lines"
+        "$ravel" load "$db" "$tmp/w$w.lines" || exit 1
+        touch "$tmp/w$w.wrote"
+      done
+    ) &
+    writers+=($!)
+    pids+=($!)
+  done
+  wait "$b" || fail "backup exited $?: $(cat "$tmp/backup.err")"
+  local overlapped=0
+  for w in 1 2 3 4; do [ -e "$tmp/w$w.wrote" ] && overlapped=$((overlapped + 1)); done
+  for w in "${writers[@]}"; do wait "$w" || fail "a writer failed"; done
+  [ "$overlapped" -gt 0 ] || fail "no writer wrote while backup ran: the case proves nothing"
+  grep -q '^1500200 entries copied from one snapshot' "$tmp/backup.out" ||
+    fail "backup said: $(cat "$tmp/backup.out")"
+  # The copy opens (plain LevelDB, nobody holds it) and equals the dump of
+  # the same snapshot.
+  "$ravel" dump "$copy" | cmp -s - "$tmp/lines" || fail "the copy differs from its snapshot's dump"
+  run 0 count "$copy"
+  out_is $'1500200\n'
+  # Every pair whole, and from before the writers: one snapshot.
+  grep -E '"key":"[az]/' "$tmp/lines" | grep -v '"value":"r0"' >"$tmp/later" &&
+    fail "the copy holds writes made after its snapshot: $(head -3 "$tmp/later")"
+  run 0 get "$db" z/1/00
+  [ "$(cat "$tmp/out")" != r0 ] || fail "the writers' writes did not land in $db"
+  # Refusals: a directory another process leads, a host, a DEST in use.
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  run 3 backup "$db" "$tmp/copy2"
+  err_has 'led by another process: a consistent copy through it needs snapshots over the wire'
+  [ ! -e "$tmp/copy2" ] || fail "a refused backup made $tmp/copy2"
+  run 3 backup --connect "unix:$tmp/one.sock" "$tmp/copy2"
+  err_has 'is a host'
+  stop "$served" TERM
+  run 3 backup "$db" "$copy"
+  err_has 'exists and is not an empty directory'
+  run 2 backup "$db"
+}
+
+case_demo_twice() {
   local run
   for run in 1 2; do
     run 0 demo --seconds 1 --dir "$tmp/demo"
@@ -627,7 +695,7 @@ case_demo() {
 }
 
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | errors | demo | info) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | errors | demo-twice | info | backup) "case_${case/-/_}" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
