@@ -159,10 +159,12 @@ typedef struct ravel_options {
     /* Remote and party handles: how long, in milliseconds, requests wait
      * for a stream — the first connection and, with retry, a reconnection
      * (or a party's new leader) — counted from when the handle starts or
-     * loses its stream. Then every pending request and iterator fails with
-     * RAVEL_ETIMEDOUT, and so does every new one until a stream is up
-     * again; with retry the handle keeps trying meanwhile. 0 (the
-     * default): wait as long as it takes. */
+     * loses a stream its host had answered on. If no stream is up then,
+     * every pending request and iterator fails with RAVEL_ETIMEDOUT, and
+     * so does every new one until a stream is up again; with retry the
+     * handle keeps trying meanwhile. It bounds connecting, not a slow
+     * reply on a stream that is up. 0 (the default): wait as long as it
+     * takes. */
     int connect_timeout_ms;
 } ravel_options;
 

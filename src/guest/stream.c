@@ -299,18 +299,23 @@ void rv_remote_nudge(remote *r)
 static void connect_soon(remote *r);
 static void stream_up(remote *r);
 
-/* The connect timeout (opts.connect_timeout_ms) ran out with no stream
- * that works: none is up, or one is but the host has not answered on it
- * (s.host is known after its first reply or Announce) — a peer that
- * accepts and closes at once, or speaks another protocol, would otherwise
- * keep requests waiting for ever. What is pending fails, and what comes next fails at
- * once until a stream is up; the search for one (reconnect, election)
- * goes on. */
+/* The connect timeout (opts.connect_timeout_ms) ran out. With no stream
+ * up, what is pending fails, and what comes next fails at once until a
+ * stream is up; the search for one (reconnect, election) goes on. With
+ * one up whose host has not answered yet (s.host is known after its
+ * first reply or Announce), look again later: a Node host says nothing
+ * until it replies, and a slow reply is no connect failure; but a peer
+ * that accepts and closes at once, or speaks another protocol, must not
+ * make requests wait for ever (its streams end unanswered, which does
+ * not restart the timeout: arm_give_up). */
 static void on_give_up(uv_timer_t *t)
 {
     remote *r = t->data;
     uv_mutex_lock(&r->mu);
-    if (r->life == RL_OPEN && !(r->state == RS_UP && r->s.host != RV_HOST_UNKNOWN)) {
+    if (r->life == RL_OPEN && r->state == RS_UP) {
+        if (r->s.host == RV_HOST_UNKNOWN)
+            uv_timer_start(&r->give_up, on_give_up, (uint64_t)r->opts.connect_timeout_ms, 0);
+    } else if (r->life == RL_OPEN) {
         if (!r->why[0])
             snprintf(r->why, sizeof r->why, "%s: nothing within %d ms",
                      r->has_addr ? r->addr.text : "no stream attached", r->opts.connect_timeout_ms);

@@ -1,7 +1,8 @@
 /* ravel_options.connect_timeout_ms: requests wait for a stream at most
  * that long — a first connection, a reconnection with retry, a peer that
- * accepts but never answers — then fail with RAVEL_ETIMEDOUT, and new
- * ones fail at once until a stream is up again. */
+ * accepts and closes unanswered — then fail with RAVEL_ETIMEDOUT, and new
+ * ones fail at once until a stream is up again; a slow reply on a stream
+ * that is up is no timeout. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,7 @@ static void test_nobody_listens(void **state)
     assert_non_null(strstr(ravel_errmsg(), "could not be reached"));
     assert_non_null(strstr(ravel_errmsg(), addr));
     /* Given up: the next request fails at once, iterators too. */
-    put_times_out(db, 0, 50);
+    put_times_out(db, 0, TIMEOUT_MS * 0.5); /* not another wait of the bound */
     ravel_iter *it;
     assert_int_equal(ravel_iter_new(db, NULL, &it), RAVEL_ETIMEDOUT);
     /* With retry the handle keeps trying: once a host listens, it works. */
@@ -172,6 +173,45 @@ static void test_peer_that_never_answers(void **state)
     close(peer_fd);
 }
 
+/* A host without extensions (as Node's many-level is: no Announce) that
+ * answers a Put only after three times the bound: connected, so the
+ * request waits for its answer. */
+static void *slow_host_main(void *arg)
+{
+    (void)arg;
+    int c = accept(peer_fd, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    unsigned char req[256];
+    ssize_t n = read(c, req, sizeof req); /* one Put: len, tag 1, 0x08 id, ... */
+    usleep(3 * TIMEOUT_MS * 1000);
+    if (n >= 4 && req[1] == 1 && req[2] == 0x08 && req[3] < 0x80) {
+        unsigned char reply[4] = {3, 0, 0x08, req[3]}; /* Callback {id} */
+        ssize_t w = write(c, reply, sizeof reply);
+        (void)w;
+    }
+    usleep(100000);
+    close(c);
+    return NULL;
+}
+
+static void test_slow_reply_is_no_timeout(void **state)
+{
+    (void)state;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%.100s", addr + 5);
+    peer_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(bind(peer_fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(listen(peer_fd, 16), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, slow_host_main, NULL);
+    ravel_db *db = connect_with_timeout(0);
+    OK(ravel_put(db, S("k"), S("v")));
+    ravel_db_close(db);
+    pthread_join(t, NULL);
+    close(peer_fd);
+}
+
 static void test_guest_never_attached(void **state)
 {
     (void)state;
@@ -219,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nobody_listens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_and_iterators_fail_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_that_never_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reply_is_no_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_never_attached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_party_follower_without_a_leader, setup, teardown),
     };
