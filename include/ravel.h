@@ -30,7 +30,8 @@
  * - Asynchronous calls: if the call returns an error, its callback is never
  *   called. Otherwise the callback is called exactly once — with the result
  *   or with an error, including RAVEL_ECLOSED when the handle is closed
- *   first and RAVEL_ECONNLOST when the stream is lost with retry off.
+ *   first, RAVEL_ECONNLOST when the stream is lost with retry off, and
+ *   RAVEL_ETIMEDOUT when no stream came within connect_timeout_ms.
  *   Callbacks of a remote handle run on that handle's I/O thread: do not
  *   block in them (a synchronous call on the same handle from inside one
  *   fails with RAVEL_EDEADLK). Callbacks of a local handle run on the
@@ -90,7 +91,8 @@ extern "C" {
     X(ELOCKED, 16, "LEVEL_LOCKED", "database is locked by another process")  \
     X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")                  \
     X(ELIMIT, 18, "LEVEL_LIMIT_EXCEEDED", "too many pending requests or iterators") \
-    X(ECONFLICT, 19, "LEVEL_CONFLICT", "a check of the batch failed: nothing was written")
+    X(ECONFLICT, 19, "LEVEL_CONFLICT", "a check of the batch failed: nothing was written") \
+    X(ETIMEDOUT, 20, NULL, "no connection to the host within the connect timeout")
 
 typedef enum {
 #define RAVEL_X_(name, value, wire, msg) RAVEL_##name = value,
@@ -175,6 +177,16 @@ typedef struct ravel_options {
      * for a DNS name). A DNS name or an IP address; also sent as SNI.
      * NULL: the address's HOST. */
     const char *tls_server_name;
+    /* Remote and party handles: how long, in milliseconds, requests wait
+     * for a stream — the first connection and, with retry, a reconnection
+     * (or a party's new leader) — counted from when the handle starts or
+     * loses a stream its host had answered on. If no stream is up then,
+     * every pending request and iterator fails with RAVEL_ETIMEDOUT, and
+     * so does every new one until a stream is up again; with retry the
+     * handle keeps trying meanwhile. It bounds connecting, not a slow
+     * reply on a stream that is up. 0 (the default): wait as long as it
+     * takes. */
+    int connect_timeout_ms;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -196,7 +208,10 @@ typedef struct ravel_db ravel_db;
 /* Open LevelDB directory `dir` in this process (a *local* handle).
  * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
  * handle holds the directory), RAVEL_EIO (missing parent directory,
- * permission denied, …), RAVEL_ECORRUPT. */
+ * permission denied, no database there with create_if_missing off, …),
+ * RAVEL_ECORRUPT. With create_if_missing off, a directory that holds no
+ * database (no CURRENT file) is left exactly as it was: LevelDB's own
+ * open would write LOCK and LOG into it first. */
 RAVEL_EXPORT int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts);
 
 /* A *remote* handle with no stream yet: requests wait until one is
@@ -244,8 +259,9 @@ RAVEL_EXPORT int ravel_connect(ravel_db **out, const char *address, const ravel_
  * for a unix socket address still works (Linux).
  * Errors: RAVEL_ELOCKED (the directory is locked by a process that does
  * not share it, after opts->lock_timeout_ms), RAVEL_EIO (missing parent
- * directory, permission denied, not a database with create_if_missing
- * off, …), RAVEL_ECORRUPT. */
+ * directory, permission denied — also, at once, on the socket of a party
+ * led by another user — not a database with create_if_missing off, …),
+ * RAVEL_ECORRUPT. */
 RAVEL_EXPORT int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts);
 
 /* Which way a handle reaches its data right now (diagnostics and tests). */

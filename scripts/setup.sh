@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libleveldb-dev libuv1-dev libprotobuf-c-dev libssl-dev
-          openssl protobuf-c-compiler libcmocka-dev valgrind nodejs npm)
+packages=(build-essential cmake pkg-config libleveldb-dev libsnappy-dev libuv1-dev libprotobuf-c-dev
+          libssl-dev openssl protobuf-c-compiler libcmocka-dev valgrind nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,4 +94,22 @@ int cli_address(char *out, size_t size, const char *address)
     else
         n = snprintf(out, size, "%s", address);
     return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+const char *cli_check_address(const char *address)
+{
+    if (strncmp(address, "unix:", 5) == 0)
+        return address[5] ? NULL : "unix: needs a socket path (unix:PATH)";
+    if (strncmp(address, "tcp:", 4) != 0 && strncmp(address, "tls:", 4) != 0)
+        return "not an address: give unix:PATH, tcp:HOST:PORT, tcp:PORT or tls:HOST:PORT";
+    const char *port = strrchr(address + 4, ':');
+    if (!port)
+        return "a tcp or tls address needs a port: tcp:HOST:PORT, tcp:PORT, tls:HOST:PORT";
+    port++;
+    char *end;
+    errno = 0;
+    long n = strtol(port, &end, 10);
+    if (!*port || *end || n < 0 || n > 65535 || errno)
+        return "the port must be a number from 0 to 65535";
+    return NULL;
 }

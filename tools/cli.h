@@ -71,8 +71,14 @@ double cli_now(void);
  * Returns 0, or -1 when it does not fit. */
 int cli_address(char *out, size_t size, const char *address);
 
+/* What is wrong with an address (after cli_address), or NULL when it has
+ * the form unix:PATH or tcp:HOST:PORT. Checked before anything is opened,
+ * so a typo is a usage error with nothing done. */
+const char *cli_check_address(const char *address);
+
 int serve_main(const cli_command *cmd, int argc, char **argv);
 int demo_main(const cli_command *cmd, int argc, char **argv);
+int info_main(const cli_command *cmd, int argc, char **argv);
 int data_main(const cli_command *cmd, int argc, char **argv);
 
 /* The data commands, run by data_main once the target is open. */
@@ -84,5 +90,6 @@ int data_count(data_cmd *d);
 int data_clear(data_cmd *d);
 int data_dump(data_cmd *d);
 int data_load(data_cmd *d);
+int data_backup(data_cmd *d);
 
 #endif

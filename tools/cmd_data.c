@@ -29,12 +29,13 @@ static const struct option long_options[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-server-name", required_argument, NULL, OPT_TLS_NAME},
+    {"timeout", required_argument, NULL, 't'},
     {NULL, 0, NULL, 0},
 };
 
 /* A leading ':' makes getopt report a missing value apart from an unknown
  * option, and keeps it quiet: the messages are ours. */
-static const char short_options[] = ":c:ehp:n:rfo:";
+static const char short_options[] = ":c:ehp:n:rfo:t:";
 
 /* Which OPTS_* group an option belongs to (0: every data command's). */
 static unsigned option_group(int opt)
@@ -68,10 +69,11 @@ int data_fail(data_cmd *d, int status)
 enum { B_GT, B_GTE, B_LT, B_LTE, B_PREFIX, NBOUNDS };
 
 typedef struct parsed {
-    const char *connect, *limit;
+    const char *connect, *limit, *timeout;
     const char *tls_ca, *tls_cert, *tls_key, *tls_name;
     char *bounds[NBOUNDS];
     int escapes, keys_only, values_only;
+    int timeout_ms; /* --timeout, else 0 */
 } parsed;
 
 static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
@@ -108,7 +110,17 @@ static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
         case OPT_TLS_CERT: p->tls_cert = optarg; break;
         case OPT_TLS_KEY: p->tls_key = optarg; break;
         case OPT_TLS_NAME: p->tls_name = optarg; break;
+        case 't': p->timeout = optarg; break;
         }
+    }
+    if (p->timeout) {
+        char *end;
+        errno = 0;
+        long ms = strtol(p->timeout, &end, 10);
+        if (!*p->timeout || *end || ms < 1 || ms > 86400000 || errno)
+            return cli_usage(cmd, "--timeout needs milliseconds (1 to 86400000), not '%s'",
+                             p->timeout);
+        p->timeout_ms = (int)ms;
     }
     return EXIT_OK;
 }
@@ -187,6 +199,12 @@ static int take_args(data_cmd *d, const parsed *p, int npos, char **pos)
 {
     const cli_command *cmd = d->cmd;
     if (p->connect) {
+        char address[1024];
+        const char *bad = cli_address(address, sizeof address, p->connect)
+                              ? "address too long"
+                              : cli_check_address(address);
+        if (bad)
+            return cli_usage(cmd, "--connect %s: %s", p->connect, bad);
         d->target = p->connect;
         d->remote = 1;
     } else if (npos == 0) {
@@ -239,11 +257,12 @@ static int open_target(data_cmd *d, const parsed *p)
     int rc;
     if (p->connect) {
         char address[1024];
-        if (cli_address(address, sizeof address, p->connect))
-            return cli_usage(d->cmd, "--connect: address too long");
+        cli_address(address, sizeof address, p->connect); /* checked by take_args */
         /* One command, one attempt: a host that cannot be reached is an
-         * error to report, not something to wait for. */
-        o.retry = 0;
+         * error to report, not something to wait for — unless --timeout
+         * says how long to keep trying. */
+        o.retry = p->timeout_ms > 0;
+        o.connect_timeout_ms = p->timeout_ms;
         o.tls_ca_file = p->tls_ca;
         o.tls_cert_file = p->tls_cert;
         o.tls_key_file = p->tls_key;
@@ -257,11 +276,17 @@ static int open_target(data_cmd *d, const parsed *p)
     } else if (p->tls_ca || p->tls_cert || p->tls_key || p->tls_name) {
         return cli_usage(d->cmd, "--tls-* options need --connect tls:HOST:PORT");
     } else {
-        /* LevelDB makes the directory even when told not to create a
-         * database: a command that only reads must not leave one behind. */
+        /* Nothing is written into a directory that holds no database:
+         * ravel_open checks before LevelDB would write LOCK and LOG. */
         if (!d->cmd->creates && access(d->target, F_OK) != 0)
             return cli_fail_errno("cannot open %s", d->target);
         o.create_if_missing = d->cmd->creates;
+        if (p->timeout_ms) {
+            /* A directory locked by a program that does not share it, and
+             * a leader that goes with no new one elected. */
+            o.lock_timeout_ms = p->timeout_ms;
+            o.connect_timeout_ms = p->timeout_ms;
+        }
         rc = ravel_open(&d->db, d->target, &o);
     }
     return rc == RAVEL_OK ? EXIT_OK : cli_fail(rc, "cannot open %s", d->target);

@@ -16,6 +16,10 @@
 #include "ravel.h"
 
 static double t0;
+/* This run's records are "acked/RUN/..." (RUN: the demo's pid and start
+ * time), so that a directory kept from an earlier run counts only this
+ * one's. */
+static char run_id[48];
 
 static void say(const char *who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const char *who, const char *fmt, ...)
@@ -96,8 +100,8 @@ static pid_t demo_writer(int id, const char *dir)
             say(member_name, "put a=%s was acknowledged after %.1f ms", val, took);
         sleep_ms(300);
     }
-    char key[32], val[32];
-    snprintf(key, sizeof key, "acked/%d/%d", id, (int)getpid());
+    char key[96], val[32];
+    snprintf(key, sizeof key, "acked/%s/%d/%d", run_id, id, (int)getpid());
     snprintf(val, sizeof val, "%d", acked);
     if (ravel_put(db, key, strlen(key), val, strlen(val)) != RAVEL_OK)
         _exit(EXIT_FAIL);
@@ -157,6 +161,7 @@ int demo_main(const cli_command *cmd, int argc, char **argv)
         return EXIT_FAIL;
     }
     t0 = cli_now();
+    snprintf(run_id, sizeof run_id, "%d.%lld", (int)getpid(), (long long)time(NULL));
     say("demo", "five processes open %s with ravel_open(), in no particular order", dir);
     /* Members are forked from this process, which opens nothing itself, so
      * each starts without threads of ours. */
@@ -201,8 +206,12 @@ int demo_main(const cli_command *cmd, int argc, char **argv)
         return cli_fail(rc, "cannot reopen the demo database");
     ravel_range r;
     ravel_range_init(&r);
-    r.has_gte = 1, r.gte = (ravel_bound){"acked/", 6};
-    r.has_lt = 1, r.lt = (ravel_bound){"acked0", 6};
+    char lo[64], hi[64];
+    int n = snprintf(lo, sizeof lo, "acked/%s/", run_id);
+    memcpy(hi, lo, (size_t)n);
+    hi[n - 1] = '/' + 1; /* every key that starts with lo sorts before hi */
+    r.has_gte = 1, r.gte = (ravel_bound){lo, (size_t)n};
+    r.has_lt = 1, r.lt = (ravel_bound){hi, (size_t)n};
     ravel_iter *it;
     int records = 0;
     if (ravel_iter_new(db, &r, &it) == RAVEL_OK) {

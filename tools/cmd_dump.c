@@ -1,9 +1,11 @@
 /* dump and load: every entry as a JSON line (format.h), with a progress
  * line on stderr for people watching. */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "data.h"
@@ -152,4 +154,127 @@ int data_load(data_cmd *d)
     if (in != stdin)
         fclose(in);
     return rc;
+}
+
+/* ---- backup: the entries of one snapshot into a new LevelDB ---- */
+
+typedef struct backup {
+    data_cmd *d;
+    ravel_db *dest;
+    ravel_batch *batch;
+    size_t bytes;
+    FILE *lines;   /* -o: the same entries as JSON lines, or NULL */
+    int rc;        /* EXIT_OK until a write fails */
+    progress pr;
+} backup;
+
+static int backup_flush(backup *b)
+{
+    if (ravel_batch_count(b->batch) == 0)
+        return EXIT_OK;
+    int rc = ravel_write(b->dest, b->batch);
+    if (rc != RAVEL_OK)
+        return cli_fail(rc, "backup: cannot write the copy");
+    ravel_batch_clear(b->batch);
+    b->bytes = 0;
+    return EXIT_OK;
+}
+
+static void backup_entry(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    backup *b = ud;
+    if (b->rc != EXIT_OK)
+        return;
+    if (ravel_batch_put(b->batch, key, klen, val, vlen) != RAVEL_OK) {
+        b->rc = cli_fail(RAVEL_ENOMEM, "backup");
+        return;
+    }
+    b->bytes += klen + vlen;
+    if (b->lines)
+        fmt_json_entry(b->lines, key, klen, val, vlen);
+    b->pr.n++;
+    progress_show(&b->pr, 0);
+    if (ravel_batch_count(b->batch) >= BATCH_ENTRIES || b->bytes >= BATCH_BYTES)
+        b->rc = backup_flush(b);
+}
+
+/* Remove the copy a failed backup began: LevelDB's files, then DEST. */
+static void remove_copy(const char *dest)
+{
+    DIR *dir = opendir(dest);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                char path[8192];
+                snprintf(path, sizeof path, "%s/%s", dest, e->d_name);
+                unlink(path);
+            }
+        closedir(dir);
+    }
+    rmdir(dest);
+}
+
+/* The copy must be one snapshot. A local iterator reads one (LevelDB's),
+ * so backup runs where this process leads DIR: others may join it and
+ * write meanwhile. Through a leader in another process, or a host, an
+ * iterator is one snapshot only while its stream lasts, and a failover
+ * would resume it on another: that needs snapshots over the wire. */
+int data_backup(data_cmd *d)
+{
+    const char *dest = d->args[0].data;
+    if (ravel_db_role(d->db) != RAVEL_ROLE_LEADER) {
+        fprintf(stderr,
+                "ravel: backup: %s is %s: a consistent copy through it needs snapshots over "
+                "the wire, which ravel does not have yet; run backup where nobody holds the "
+                "directory (it then leads, and others may join and write meanwhile)\n",
+                d->target, d->remote ? "a host" : "led by another process");
+        return EXIT_FAIL;
+    }
+    /* Only a copy made here is removed on failure: nothing of the user's. */
+    struct stat st;
+    DIR *there = opendir(dest);
+    int empty = 1;
+    if (there) {
+        struct dirent *e;
+        while (empty && (e = readdir(there)))
+            empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+        closedir(there);
+    }
+    if ((there && !empty) || (!there && stat(dest, &st) == 0)) {
+        fprintf(stderr, "ravel: backup: %s exists and is not an empty directory\n", dest);
+        return EXIT_FAIL;
+    }
+    ravel_options o;
+    ravel_options_init(&o);
+    o.error_if_exists = 1;
+    backup b = {.d = d};
+    int rc = ravel_open_local(&b.dest, dest, &o);
+    if (rc != RAVEL_OK)
+        return cli_fail(rc, "backup: cannot make the copy %s", dest);
+    if (d->output && !(b.lines = fopen(d->output, "w"))) {
+        rc = cli_fail_errno("backup: cannot open %s", d->output);
+    } else if (!(b.batch = ravel_batch_new())) {
+        rc = cli_fail_errno("backup");
+    } else {
+        progress_init(&b.pr, "copied", stdout);
+        rc = data_iterate(d, backup_entry, &b);
+        if (rc == EXIT_OK)
+            rc = b.rc;
+        if (rc == EXIT_OK)
+            rc = backup_flush(&b);
+        progress_show(&b.pr, 1);
+    }
+    ravel_batch_free(b.batch);
+    if (b.lines && fclose(b.lines) != 0 && rc == EXIT_OK)
+        rc = cli_fail_errno("backup: cannot write %s", d->output);
+    ravel_db_close(b.dest);
+    if (rc != EXIT_OK) {
+        remove_copy(dest);
+        fprintf(stderr, "ravel: backup: %s removed: it was not complete\n", dest);
+        return rc;
+    }
+    printf("%" PRIu64 " entries copied from one snapshot of %s into %s\n", b.pr.n, d->target,
+           dest);
+    return EXIT_OK;
 }

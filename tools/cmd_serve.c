@@ -47,8 +47,12 @@ static int listen_all(ravel_host *h, char (*addr)[1024], int n)
 {
     for (int i = 0; i < n; i++) {
         int rc = ravel_host_listen(h, addr[i]);
-        if (rc != RAVEL_OK)
-            return cli_fail(rc, "cannot listen on %s", addr[i]);
+        if (rc != RAVEL_OK) {
+            /* The library's words name the address and the cause (in use,
+             * another serve there); the code's meaning would only blur it. */
+            fprintf(stderr, "ravel: %s\n", ravel_errmsg());
+            return EXIT_FAIL;
+        }
         if (strncmp(addr[i], "tcp:", 4) == 0 || strncmp(addr[i], "tls:", 4) == 0)
             fprintf(stderr, "ravel: %.3s port %d (%s)\n", addr[i], ravel_host_port(h), addr[i]);
     }
@@ -61,6 +65,7 @@ int serve_main(const cli_command *cmd, int argc, char **argv)
     ravel_tls_access access[MAX_ACCESS];
     int nlisten = 0, c;
     char *end;
+    const char *bad;
     ravel_host_options ho;
     ravel_host_options_init(&ho);
     ho.verbose = 1;
@@ -70,8 +75,10 @@ int serve_main(const cli_command *cmd, int argc, char **argv)
         case 'l':
             if (nlisten == MAX_LISTEN)
                 return cli_usage(cmd, "at most %d --listen addresses", MAX_LISTEN);
-            if (cli_address(addr[nlisten++], sizeof addr[0], optarg))
+            if (cli_address(addr[nlisten], sizeof addr[0], optarg))
                 return cli_usage(cmd, "--listen: address too long");
+            if ((bad = cli_check_address(addr[nlisten++])))
+                return cli_usage(cmd, "--listen %s: %s", optarg, bad);
             break;
         case OPT_READONLY:
             ho.readonly = 1;

@@ -139,6 +139,25 @@ static void json_string(FILE *f, const char *s, size_t n)
     putc('"', f);
 }
 
+void fmt_json_string(FILE *f, const char *s, size_t n)
+{
+    if (utf8_valid(s, n)) {
+        json_string(f, s, n);
+        return;
+    }
+    /* Not UTF-8 (a path can be any bytes): each byte as the code point of
+     * its value, readable and valid JSON. */
+    putc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80 || c < 0x20 || c == '"' || c == '\\')
+            fprintf(f, "\\u%04x", c);
+        else
+            putc(c, f);
+    }
+    putc('"', f);
+}
+
 static void json_base64(FILE *f, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -17,6 +17,10 @@ int fmt_unescape(char *s, size_t *len, const char **bad);
 
 /* Write one entry as a JSON line: {"key":…,"value":…}, each a JSON string
  * when its bytes are valid UTF-8, else "key_b64"/"value_b64" in base64. */
+/* s as a JSON string: as it is when it is UTF-8, else each byte as
+ * \u00NN. */
+void fmt_json_string(FILE *f, const char *s, size_t n);
+
 void fmt_json_entry(FILE *f, const char *key, size_t klen, const char *val, size_t vlen);
 
 typedef struct fmt_entry {

@@ -28,6 +28,10 @@ static const char target_help[] =
     "  -e, --escapes          in KEY, VALUE and the range options, \\xNN is the\n"
     "                         byte NN (hex) and \\\\ a backslash; without -e\n"
     "                         they are taken byte for byte\n"
+    "  -t, --timeout MS       wait at most MS milliseconds for the database: for\n"
+    "                         DIR locked by a program that does not share it\n"
+    "                         (default 10000) or left without a leader, or for\n"
+    "                         the host at ADDRESS to answer (default: one try)\n"
     "  -h, --help             this text\n";
 
 /* The help of each OPTS_* group, in the order printed. */
@@ -152,6 +156,41 @@ static const cli_command commands[] = {
              "the message). Progress as for dump. Creates the database when DIR holds\n"
              "none.\n",
      .main = data_main, .run = data_load, .max_args = 1, .creates = 1, .docs = DOC_LINES},
+    {.name = "backup", .usage = "DEST", .summary = "copy one snapshot of DIR into a new LevelDB",
+     .help = "Copy every entry of DIR, read from one snapshot, into DEST, a new LevelDB\n"
+             "directory that plain LevelDB opens. Other processes may join DIR's party\n"
+             "and keep writing meanwhile: nothing they write during the copy is half\n"
+             "in it. With -o FILE, the same entries also go to FILE as JSON lines (what\n"
+             "dump writes), from the same snapshot: 'ravel dump DEST | cmp - FILE'\n"
+             "checks the copy. Progress on stderr when it is a terminal. DEST must not\n"
+             "exist yet (or be empty); a copy that fails midway is removed.\n"
+             "\n"
+             "backup leads DIR while it copies: when another process leads it, or\n"
+             "with --connect, it refuses (exit 3), since a consistent copy through\n"
+             "a leader needs snapshots over the wire, which ravel does not have yet.\n",
+     .main = data_main, .run = data_backup, .min_args = 1, .max_args = 1,
+     .opts = OPTS_OUTPUT},
+    {.name = "info", .main = info_main, .usage = "DIR | --connect ADDRESS  [--json]",
+     .summary = "who leads DIR, its size; or who answers at ADDRESS",
+     .help = "Tell what can be known cheaply, without opening LevelDB (so nothing is\n"
+             "written, and a locked directory is no wait):\n"
+             "\n"
+             "  DIR: whether it holds a LevelDB database (a CURRENT file), its size on\n"
+             "  disk, who leads it — the pid on its rave-level.sock, and whether that\n"
+             "  is ravel (its host announces itself) or Node rave-level — and how many\n"
+             "  connections its socket has (its members), or which process holds\n"
+             "  LevelDB's lock without sharing it.\n"
+             "  --connect ADDRESS: whether a host answers there, ravel or not, and its\n"
+             "  pid on a unix socket.\n"
+             "\n"
+             "options:\n"
+             "  -c, --connect ADDRESS  a host instead of a directory\n"
+             "  -j, --json             one JSON object on stdout instead of lines\n"
+             "  -h, --help             this text\n"
+             "\n"
+             "Exits 3 when DIR holds no database or nothing answers at ADDRESS (after\n"
+             "printing what it found). LevelDB's own statistics and an entry count\n"
+             "need a request the wire protocol does not have yet.\n"},
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
@@ -175,11 +214,11 @@ static void print_usage(void)
     fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
           "  version the version\n"
           "\n"
-          "Data commands (get put del ls count clear dump load) work on a LevelDB\n"
+          "Data commands (get put del ls count clear dump load backup) work on a LevelDB\n"
           "directory DIR, also while other processes hold it, or on a host with\n"
           "--connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
           "command line, escapes in get and ls, JSON lines with base64 in dump\n"
-          "and load. The man page, docs/ravel.1, has it all.\n",
+          "and load. All of it: 'man ravel' (in a source tree: man -l docs/ravel.1).\n",
           stdout);
     fputs(exit_help, stdout);
 }

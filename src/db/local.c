@@ -1,6 +1,7 @@
 /* A local handle: LevelDB in this process, operations on the caller's
  * thread. */
 #include <errno.h>
+#include <fcntl.h>
 #include <leveldb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1248,6 +1249,9 @@ static int open_error(const char *dir, int create, char *err)
     struct stat st;
     char parent[4096];
     snprintf(parent, sizeof parent, "%s", dir);
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') /* "a/db/": the parent is a */
+        parent[--n] = '\0';
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent)
         *slash = '\0';
@@ -1259,6 +1263,14 @@ static int open_error(const char *dir, int create, char *err)
         free(err);
         return rv_err(RAVEL_EIO, "cannot create database %s: parent directory %s does not exist",
                       dir, parent);
+    }
+    /* LevelDB ignores its failure to make the directory and reports the
+     * LOCK file it then cannot create (NotFound). */
+    if (stat(dir, &st) != 0 && errno == ENOENT && create &&
+        faccessat(AT_FDCWD, parent, W_OK | X_OK, AT_EACCESS) != 0 && errno == EACCES) {
+        free(err);
+        return rv_err(RAVEL_EIO, "cannot create database %s: permission denied (in %s)", dir,
+                      parent);
     }
     if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
         free(err);
@@ -1277,6 +1289,25 @@ static int open_error(const char *dir, int create, char *err)
     if (strstr(msg, "Permission denied"))
         return rv_err(RAVEL_EIO, "cannot open database %s: permission denied (%s)", dir, msg);
     return rv_err(code, "cannot open database %s: %s", dir, msg);
+}
+
+/* Is there a database at dir? LevelDB's own open, even with
+ * create_if_missing off, first writes LOCK and LOG into the directory:
+ * asked to open one that holds no database, it would leave them behind.
+ * Every database has a CURRENT file. If not, *err is set in LevelDB's
+ * words (malloc'ed) for open_error. */
+static int is_database(const char *dir, char **err)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/CURRENT", dir);
+    if (stat(path, &st) == 0 || errno != ENOENT)
+        return 1; /* there, or not for us to judge (LevelDB says why) */
+    char msg[4400];
+    snprintf(msg, sizeof msg, "Invalid argument: %s: does not exist (create_if_missing is false)",
+             dir);
+    *err = rv_strdup(msg);
+    return 0;
 }
 
 int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
@@ -1310,8 +1341,9 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     leveldb_writeoptions_set_sync(l->wopts_sync, 1);
     char *err = NULL;
     l->dir = rv_strdup(dir);
-    l->db = leveldb_open(l->options, dir, &err);
-    if (err || !l->dir) {
+    if (opts->create_if_missing || is_database(dir, &err))
+        l->db = leveldb_open(l->options, dir, &err);
+    if (err || !l->dir || !l->db) {
         int rc = err ? open_error(dir, opts->create_if_missing, err)
                      : rv_err(RAVEL_ENOMEM, "out of memory");
         if (l->db)

@@ -67,6 +67,7 @@ struct rv_remote {
     uv_timer_t resume;   /* turns the input watch back on */
     uv_timer_t stand_in; /* a stream that could not be watched */
     uv_timer_t hs_timer; /* bounds a TLS handshake */
+    uv_timer_t give_up;  /* opts.connect_timeout_ms: runs while no stream is up */
     rv_backoff backoff;  /* loop thread only */
     uv_mutex_t mu;
     rv_gsession s;
@@ -136,6 +137,10 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read);
 void rv_remote_flush(remote *r);
 /* With the lock held: wake a caller asleep in poll(2) on the stream. */
 void rv_remote_nudge(remote *r);
+/* With the lock held: a request refused because no stream is up (rc
+ * RAVEL_ECONNLOST or RAVEL_ETIMEDOUT) says how the last one ended, as
+ * the requests it failed do. Returns rc. */
+int rv_remote_refused(remote *r, int rc);
 /* Without the lock: drop a reference (the handle's at close, an
  * iterator's when freed); the last frees the memory. */
 void rv_remote_unref(remote *r);

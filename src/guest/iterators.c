@@ -100,6 +100,8 @@ int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out)
     if (rc == RAVEL_OK) {
         r->refs++;
         rv_remote_kick(r, RW_FLUSH);
+    } else {
+        rc = rv_remote_refused(r, rc);
     }
     uv_mutex_unlock(&r->mu);
     if (rc != RAVEL_OK) {
@@ -141,7 +143,7 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
     }
     char why[sizeof r->why];
     why[0] = '\0';
-    if (rc == RAVEL_ECONNLOST)
+    if (rc == RAVEL_ECONNLOST || rc == RAVEL_ETIMEDOUT)
         snprintf(why, sizeof why, "%s", r->why);
     else if (rc != RAVEL_OK && rc != RAVEL_END && ri->g.error_msg.len) /* the host's words */
         snprintf(why, sizeof why, "%.*s", (int)ri->g.error_msg.len, ri->g.error_msg.data);

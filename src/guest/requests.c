@@ -31,7 +31,9 @@ static void describe(const remote *r, rreq *q)
     else if (q->g.reply)
         wire = ((Ravelwire__Callback *)q->g.reply)->error;
     const char *detail =
-        wire ? wire : q->status == RAVEL_ECONNLOST && r->why[0] ? r->why : NULL;
+        wire ? wire
+             : (q->status == RAVEL_ECONNLOST || q->status == RAVEL_ETIMEDOUT) && r->why[0] ? r->why
+                                                                                    : NULL;
     const char *more = rv_greq_detail(&q->g); /* the host's words, or the session's */
     char buf[1024];
     snprintf(buf, sizeof buf, "%s%s%s%s%s%s", ravel_strerror(q->status), detail ? ": " : "",
@@ -261,6 +263,7 @@ int rv_remote_submit(ravel_db *d, rv_req *req)
     uv_mutex_lock(&r->mu);
     int rc = r->life != RL_OPEN ? rv_err(RAVEL_ECLOSED, "the handle is closed") : queue(r, q, req);
     if (rc != RAVEL_OK) {
+        rc = rv_remote_refused(r, rc);
         uv_mutex_unlock(&r->mu);
         if (sync)
             uv_cond_destroy(&sync->cond);

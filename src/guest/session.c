@@ -92,6 +92,8 @@ static int can_submit(rv_gsession *s)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
     if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    if (s->gave_up && s->state != RV_STREAM_UP)
+        return rv_err(s->gave_up, "no connection to the host within the connect timeout");
     if (s->reqs.len + s->iters.len >= s->max_pending)
         return rv_err(RAVEL_ELIMIT, "%zu requests and iterators are pending already",
                       s->max_pending);
@@ -505,6 +507,8 @@ int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
         return rv_err(RAVEL_ECLOSED, "the handle is closed");
     if (s->state == RV_STREAM_LOST && !s->retry && !s->queue_when_lost)
         return rv_err(RAVEL_ECONNLOST, "the connection to the host was lost (retry is off)");
+    if (s->gave_up && s->state != RV_STREAM_UP)
+        return rv_err(s->gave_up, "no connection to the host within the connect timeout");
     if (s->reqs.len + s->iters.len >= s->max_pending)
         return rv_err(RAVEL_ELIMIT, "%zu requests and iterators are pending already",
                       s->max_pending);
@@ -791,6 +795,7 @@ int rv_gsession_feed(rv_gsession *s, const uint8_t *p, size_t n)
 int rv_gsession_connected(rv_gsession *s)
 {
     s->state = RV_STREAM_UP;
+    s->gave_up = 0;
     s->out.len = 0;
     rv_decoder_reset(&s->dec);
     forget_host(s);
@@ -850,6 +855,12 @@ void rv_gsession_lost(rv_gsession *s)
         drop_queue(it);
         it->ended = 0;
     }
+}
+
+void rv_gsession_give_up(rv_gsession *s, int status)
+{
+    s->gave_up = status;
+    fail_all(s, status);
 }
 
 void rv_gsession_close(rv_gsession *s)

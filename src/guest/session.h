@@ -73,6 +73,9 @@ typedef struct rv_gsession {
     int queue_when_lost;  /* retry off, but a new stream will come: new
                            * requests wait for it instead of failing */
     int state;            /* RV_STREAM_* */
+    int gave_up;          /* a status: no stream came in time (the
+                           * connect timeout); until one is up, new
+                           * requests fail with it at once */
     int closed;
     uint32_t next_id;
     rv_decoder dec;
@@ -152,6 +155,9 @@ int rv_gsession_connected(rv_gsession *s);
  * without, it fails with RAVEL_ECONNLOST. What the host announced is
  * forgotten (s->host is RV_HOST_UNKNOWN again). */
 void rv_gsession_lost(rv_gsession *s);
+/* No stream came in time: fail everything pending with `status`, and new
+ * requests too until a stream is connected (rv_gsession_connected). */
+void rv_gsession_give_up(rv_gsession *s, int status);
 /* Fail everything with RAVEL_ECLOSED. */
 void rv_gsession_close(rv_gsession *s);
 

@@ -394,6 +394,15 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read)
     }
 }
 
+int rv_remote_refused(remote *r, int rc)
+{
+    if ((rc != RAVEL_ECONNLOST && rc != RAVEL_ETIMEDOUT) || !r->why[0])
+        return rc;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", ravel_errmsg());
+    return rv_err(rc, "%s: %s", msg, r->why);
+}
+
 void rv_remote_nudge(remote *r)
 {
     if (r->blocked) {
@@ -455,6 +464,42 @@ static int handshake(remote *r)
     return 0;
 }
 
+/* The connect timeout (opts.connect_timeout_ms) ran out. With no stream
+ * up, what is pending fails, and what comes next fails at once until a
+ * stream is up; the search for one (reconnect, election) goes on. With
+ * one up whose host has not answered yet (s.host is known after its
+ * first reply or Announce), look again later: a Node host says nothing
+ * until it replies, and a slow reply is no connect failure; but a peer
+ * that accepts and closes at once, or speaks another protocol, must not
+ * make requests wait for ever (its streams end unanswered, which does
+ * not restart the timeout: arm_give_up). */
+static void on_give_up(uv_timer_t *t)
+{
+    remote *r = t->data;
+    uv_mutex_lock(&r->mu);
+    if (r->life == RL_OPEN && r->state == RS_UP) {
+        if (r->s.host == RV_HOST_UNKNOWN)
+            uv_timer_start(&r->give_up, on_give_up, (uint64_t)r->opts.connect_timeout_ms, 0);
+    } else if (r->life == RL_OPEN) {
+        if (!r->why[0])
+            snprintf(r->why, sizeof r->why, "%s: nothing within %d ms",
+                     r->has_addr ? r->addr.text : "no stream attached", r->opts.connect_timeout_ms);
+        rv_gsession_give_up(&r->s, RAVEL_ETIMEDOUT);
+    }
+    rv_remote_settle_and_unlock(r);
+}
+
+/* On the loop thread, when the handle starts or loses its stream: the
+ * connect timeout starts — afresh when the lost stream worked (the host
+ * answered on it), else only if it is not running already — unless
+ * it ran out already and no stream came since. */
+static void arm_give_up(remote *r, int afresh)
+{
+    if (r->opts.connect_timeout_ms > 0 && !r->s.gave_up &&
+        (afresh || !uv_is_active((uv_handle_t *)&r->give_up)))
+        uv_timer_start(&r->give_up, on_give_up, (uint64_t)r->opts.connect_timeout_ms, 0);
+}
+
 static void on_resume(uv_timer_t *t)
 {
     remote *r = t->data;
@@ -476,6 +521,26 @@ static void on_poll(uv_poll_t *p, int status, int events)
         uv_mutex_unlock(&r->mu);
         return;
     }
+    if (r->state == RS_OPENING) {
+        /* Asked first: libuv reports a failed connect (POLLERR) as
+         * UV_EBADF, and only SO_ERROR has its cause (ECONNREFUSED). */
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            r->connect_error = err;
+            set_why(r, "could not be reached", strerror(err));
+            drop_locked(r);
+            uv_mutex_unlock(&r->mu);
+            return;
+        }
+        if (status == 0) {
+            uv_mutex_unlock(&r->mu);
+            stream_up(r);
+            return;
+        }
+    }
     if (status < 0) {
         /* libuv says EBADF for an error on the socket (a reset): read what
          * came before it (a TLS alert says why), else say what failed. */
@@ -492,22 +557,6 @@ static void on_poll(uv_poll_t *p, int status, int events)
                         : uv_strerror(status));
         drop_locked(r);
         rv_remote_settle_and_unlock(r);
-        return;
-    }
-    if (r->state == RS_OPENING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(r->rfd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (err) {
-            r->connect_error = err;
-            set_why(r, "could not be reached", strerror(err));
-            drop_locked(r);
-            uv_mutex_unlock(&r->mu);
-            return;
-        }
-        uv_mutex_unlock(&r->mu);
-        stream_up(r);
         return;
     }
     if (r->state == RS_HANDSHAKE) {
@@ -560,6 +609,7 @@ static void on_watch_closed(uv_handle_t *h)
         rv_backoff_reset(&r->backoff);
     if (r->fatal)
         r->backoff.next_ms = r->backoff.max_ms;
+    int worked = r->s.host != RV_HOST_UNKNOWN; /* forgotten when lost */
     if (!shut && r->fatal && r->s.retry) {
         r->s.retry = 0; /* fail what is pending, with r->why; keep trying */
         rv_gsession_lost(&r->s);
@@ -567,6 +617,8 @@ static void on_watch_closed(uv_handle_t *h)
     } else if (!shut) {
         rv_gsession_lost(&r->s);
     }
+    if (!shut)
+        arm_give_up(r, worked);
     r->fatal = 0;
     r->rx_any = 0;
     rv_remote_settle_and_unlock(r);
@@ -728,6 +780,7 @@ static void shutdown_loop(remote *r)
     if (r->hooks.shutdown)
         r->hooks.shutdown(r, r->hooks.ud);
     uv_timer_stop(&r->timer);
+    uv_timer_stop(&r->give_up);
     uv_mutex_lock(&r->mu);
     drop_locked(r);
     rv_gsession_close(&r->s);
@@ -735,6 +788,7 @@ static void shutdown_loop(remote *r)
     uv_close((uv_handle_t *)&r->timer, NULL);
     uv_close((uv_handle_t *)&r->resume, NULL);
     uv_close((uv_handle_t *)&r->hs_timer, NULL);
+    uv_close((uv_handle_t *)&r->give_up, NULL);
     uv_close((uv_handle_t *)&r->wake, NULL);
 }
 
@@ -813,6 +867,8 @@ static void loop_main(void *arg)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    if (r->initial_fd < 0)
+        arm_give_up(r, 0);
     if (r->initial_fd >= 0)
         rv_remote_adopt(r, r->initial_fd, r->initial_fd);
     else if (r->has_addr && !r->hooks.lost)
@@ -907,6 +963,8 @@ static int remote_new(rv_remote **out, const ravel_options *opts, int retry, con
         r->resume.data = r;
         uv_timer_init(&r->loop, &r->hs_timer);
         r->hs_timer.data = r;
+        uv_timer_init(&r->loop, &r->give_up);
+        r->give_up.data = r;
         /* Hooks may run as soon as the thread starts: the caller's pointer
          * must be set by then. */
         *out = r;
@@ -916,6 +974,7 @@ static int remote_new(rv_remote **out, const ravel_options *opts, int retry, con
             uv_close((uv_handle_t *)&r->timer, NULL);
             uv_close((uv_handle_t *)&r->resume, NULL);
             uv_close((uv_handle_t *)&r->hs_timer, NULL);
+            uv_close((uv_handle_t *)&r->give_up, NULL);
             uv_run(&r->loop, UV_RUN_DEFAULT);
             uv_loop_close(&r->loop);
             uv_mutex_destroy(&r->mu);

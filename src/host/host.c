@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,6 +61,7 @@ typedef struct hconn {
     rv_hsession s;
     uint64_t poll_ns;  /* busy-poll budget, 0 off */
     int poll_hot;      /* the last wait was shorter than the budget */
+    char peer[96];     /* who is at the other end, for the log */
     struct hconn *next;
 } hconn;
 
@@ -413,7 +415,7 @@ static void *conn_main(void *arg)
     close(c->rfd);
     if (c->wfd != c->rfd)
         close(c->wfd);
-    logf_(h, "connection closed");
+    logf_(h, "connection closed (%s)", c->peer);
     pthread_mutex_lock(&h->mu);
     c->finished = 1;
     h->nconns--;
@@ -434,6 +436,34 @@ static void reap(ravel_host *h)
         } else {
             pp = &c->next;
         }
+    }
+}
+
+/* Who is at the other end of fd, for a log line: a TCP address, a unix
+ * peer's pid and uid (SO_PEERCRED: the process that connected), or the
+ * fds of a stream that is no socket. */
+static void describe_peer(int rfd, int wfd, char *out, size_t size)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    char host[INET6_ADDRSTRLEN] = "?";
+    struct ucred cred;
+    socklen_t clen = sizeof cred;
+    if (getpeername(rfd, (struct sockaddr *)&sa, &len) != 0) {
+        snprintf(out, size, "on fds %d/%d", rfd, wfd);
+    } else if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(out, size, "from %s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, size, "from [%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    } else if (sa.ss_family == AF_UNIX &&
+               getsockopt(rfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+        snprintf(out, size, "from pid %d (uid %u)", (int)cred.pid, (unsigned)cred.uid);
+    } else {
+        snprintf(out, size, "on fd %d", rfd);
     }
 }
 
@@ -463,6 +493,7 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
     c->poll_hot = c->poll_ns != 0;
     c->rfd = rfd;
     c->wfd = wfd;
+    describe_peer(rfd, wfd, c->peer, sizeof c->peer);
     struct stat st;
     c->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
     if (set_nonblocking(rfd) || set_nonblocking(wfd)) {
@@ -482,6 +513,8 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
         c->s.log = conn_log;
         c->s.log_ud = c;
     }
+    char peer[sizeof c->peer]; /* c may be gone once its thread runs */
+    memcpy(peer, c->peer, sizeof peer);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, CONN_STACK);
@@ -501,7 +534,7 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
         free(c);
         return rv_err(RAVEL_ENOMEM, "cannot start a connection thread: %s", strerror(rc));
     }
-    logf_(h, "connection opened");
+    logf_(h, "connection opened %s", peer);
     return RAVEL_OK;
 }
 

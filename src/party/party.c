@@ -85,7 +85,8 @@ static int make_sock_address(party *p)
     return RAVEL_OK;
 }
 
-/* A blocking connect to the leader's socket: the fd, or -1. */
+/* A blocking connect to the leader's socket: the fd, or -1 with errno
+ * set. */
 static int connect_leader(party *p)
 {
     if (make_sock_address(p) != RAVEL_OK)
@@ -96,10 +97,27 @@ static int connect_leader(party *p)
     if (fd < 0)
         return -1;
     if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+        int err = errno;
         close(fd);
+        errno = err;
         return -1;
     }
     return fd;
+}
+
+/* The socket is there but not ours to use (it is owner-only): that will
+ * not change by waiting for the lock, so say so at once. */
+static int socket_forbidden(const party *p)
+{
+    struct stat st;
+    char owner[64] = "";
+    if (stat(p->sock.path, &st) == 0)
+        snprintf(owner, sizeof owner, " (owned by uid %u, mode %o)", (unsigned)st.st_uid,
+                 (unsigned)(st.st_mode & 07777));
+    return rv_err(RAVEL_EIO,
+                  "cannot join the party of %s: permission denied on %s%s; run as the user "
+                  "who owns it",
+                  p->dir, p->sock_text, owner);
 }
 
 /* We hold the lock: serve the directory, and from now on run our own
@@ -364,6 +382,11 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
     rv_backoff_init(&p->backoff, 1, MAX_BACKOFF_MS);
     for (;;) {
         int fd = connect_leader(p);
+        if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+            int rc = socket_forbidden(p);
+            party_free(p);
+            return rc;
+        }
         if (fd >= 0) {
             rv_backoff_reset(&p->backoff);
             rv_remote_hooks hooks = {on_lost, on_up, on_shutdown, on_released, p};

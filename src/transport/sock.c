@@ -80,8 +80,10 @@ int rv_listen_fd(const rv_address *a, int *out, int *port)
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, (const struct sockaddr *)&a->sa, sa_len(&a->sa)) != 0 || listen(fd, 511) != 0) {
-        int rc = rv_err(errno == EADDRINUSE ? RAVEL_EADDR : RAVEL_EIO, "cannot listen on %s: %s",
-                        a->text, strerror(errno));
+        int rc = errno == EADDRINUSE
+                     ? rv_err(RAVEL_EADDR, "cannot listen on %s: the address is already in use "
+                                           "(another process listens there)", a->text)
+                     : rv_err(RAVEL_EIO, "cannot listen on %s: %s", a->text, strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;

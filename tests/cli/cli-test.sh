@@ -19,6 +19,22 @@
 #   tls        serve --listen tls: with client certificates and an access
 #              map; data commands with --connect tls: and --tls-*; each
 #              refusal in words; usage errors of the --tls options
+#   info       info on a directory nobody holds, one 'ravel serve' leads
+#              (with a member), a plain LevelDB program holds, one that
+#              holds no database (left as it was); --connect; --json
+#   backup     a copy of 1.5M entries while 4 writers join and write
+#              pairs (a/W/J, z/W/J) in atomic batches: the copy equals
+#              the dump of the same snapshot (-o), every pair in it is
+#              whole, none of the writers' values is in it; refusals
+#   demo-twice the demo twice on one directory: each run counts its own
+#              4 writer records
+#   errors     each error names its cause at once, with its exit code:
+#              another user's party socket, a directory that cannot be
+#              made (both as an unprivileged user, when root can make
+#              one), connection refused, a typo in --listen, an address
+#              in use; reading commands leave a non-database directory
+#              byte for byte as it was; --timeout on a host that is not
+#              there and on a directory a plain LevelDB program holds
 # Exits 0 when every check passes, 77 when the case cannot run here.
 set -uo pipefail
 ravel=$1
@@ -275,7 +291,7 @@ EOF
   # No host there: an error in words, not a wait.
   run 3 get --connect "unix:$tmp/nobody.sock" a
   err_has "is a host listening on unix:$tmp/nobody.sock"
-  run 3 get --connect "tcp:nonsense" a
+  run 2 get --connect "tcp:nonsense" a
   err_has 'tcp:HOST:PORT'
 }
 
@@ -298,6 +314,11 @@ case_serve() {
   run 0 ls "$db"
   out_is $'k1\tv1\nk2\tv2\n'
   grep -q 'connection opened' "$tmp/one.err" || fail "serve did not log connections"
+  # The log names the peer: a TCP address, a unix peer's pid.
+  grep -Eq 'connection opened from 127\.0\.0\.1:[0-9]+$' "$tmp/one.err" ||
+    fail "no TCP peer address in the log: $(cat "$tmp/one.err")"
+  grep -Eq 'connection opened from pid [0-9]+ \(uid [0-9]+\)$' "$tmp/one.err" ||
+    fail "no unix peer pid in the log: $(cat "$tmp/one.err")"
   # Every data command, both ways.
   local target
   for target in "$db" "--connect=unix:$s1"; do
@@ -436,6 +457,9 @@ case_node() {
   fi
   run 0 get "$db" m1
   grep -Eq '^1:[0-9]+$' "$tmp/out" || fail "get m1 from the Node leader: $(cat "$tmp/out")"
+  run 0 info --json "$db"
+  grep -q "\"leader\":{\"pid\":$node_pid,\"kind\":\"node\"" "$tmp/out" ||
+    fail "info does not name the Node leader: $(cat "$tmp/out")"
   run 0 put -e "$db" 'from\x00c' $'two\nlines'
   run 0 ls "$db" --keys
   out_is $'from\\x00c\nm1\n'
@@ -504,8 +528,235 @@ case_tls() {
   stop "$served" TERM
 }
 
+# snapshot DIR: every file's name, size, mode, times and bytes.
+snapshot() {
+  (cd "$1" && find . -printf '%p %s %m %T@ %C@\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+# as_nobody ARGS...: ravel as an unprivileged user (uid 65534), like run.
+as_nobody() {
+  local want=$1
+  shift
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$ravel" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "ravel $* as uid 65534 exited $rc, not $want; stderr: $(cat "$tmp/err")"
+}
+
+case_errors() {
+  local db=$tmp/db t0
+  chmod 755 "$tmp"
+  # Connection refused, said as such (was "bad file descriptor").
+  run 3 get --connect tcp:127.0.0.1:1 a
+  err_has 'Connection refused'
+  # A typo in --listen is a usage error, and nothing is opened or made.
+  run 2 serve "$db" --listen 7777
+  err_has '--listen 7777: not an address'
+  [ ! -e "$db" ] || fail "serve with a bad --listen made $db"
+  run 2 serve "$db" --listen tcp:127.0.0.1:99999
+  err_has 'port must be a number'
+  run 2 count --connect unix: 
+  # An address in use says so.
+  start_serve one "$db" --listen tcp:0 --listen "unix:$tmp/one.sock" || return
+  local one=$served port
+  port=$(sed -n 's/^ravel: tcp port \([0-9]*\) .*/\1/p' "$tmp/one.err")
+  run 3 serve "$tmp/other" --listen "tcp:$port"
+  err_has "cannot listen on tcp:127.0.0.1:$port: the address is already in use"
+  run 3 serve "$tmp/other" --listen "unix:$tmp/one.sock"
+  err_has 'another process is serving there'
+  # A directory that holds no database: reading commands refuse it and
+  # leave it exactly as it was (LevelDB would write LOCK and LOG).
+  local plain=$tmp/plain
+  mkdir -p "$plain/sub"
+  printf 'x' >"$plain/f"
+  printf 'y' >"$plain/sub/g"
+  touch -d '2001-01-01' "$plain" "$plain/f" "$plain/sub"
+  snapshot "$plain" >"$tmp/before"
+  local cmd
+  for cmd in "get $plain a" "ls $plain" "count $plain" "dump $plain" "del $plain a" \
+    "clear $plain --force" "ls $plain/sub" "count $plain/f"; do
+    eval "run 3 $cmd"
+    err_has 'no LevelDB database|not a directory'
+  done
+  snapshot "$plain" >"$tmp/after"
+  cmp -s "$tmp/before" "$tmp/after" || fail "reading commands changed $plain: $(diff "$tmp/before" "$tmp/after")"
+  # --timeout: a host that is not there, a directory a plain LevelDB
+  # program holds (a POSIX lock on LOCK, as LevelDB takes it).
+  run 2 count "$db" --timeout soon
+  err_has '--timeout needs milliseconds'
+  t0=$(date +%s%N)
+  run 3 count --connect "unix:$tmp/none.sock" --timeout 300
+  err_has 'no connection to the host within the connect timeout'
+  [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "--timeout 300 took over 3 s"
+  if command -v python3 >/dev/null; then
+    run 0 put "$tmp/held" k v
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$tmp/held" >"$tmp/held.out" &
+    pids+=($!)
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    t0=$(date +%s%N)
+    run 3 get "$tmp/held" k --timeout 300
+    err_has 'locked by a process that does not share it.*waited 300 ms'
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 3000 ] || fail "a locked directory: --timeout 300 took over 3 s"
+  else
+    echo "errors: no python3 to hold a lock: --timeout on a locked directory is skipped" >&2
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+    echo "errors: not root, or no setpriv: the checks as another user are skipped" >&2
+  else
+    # Another user's party socket (srw-------): permission denied, at once
+    # (it waited lock_timeout_ms, 10 s, then blamed the lock).
+    t0=$(date +%s%N)
+    as_nobody 3 count "$db"
+    err_has "permission denied on $db/rave-level.sock"
+    [ $((($(date +%s%N) - t0) / 1000000)) -lt 2000 ] || fail "permission denied took over 2 s"
+    # A database directory that may not be made: permission denied.
+    mkdir "$tmp/locked"
+    as_nobody 3 put "$tmp/locked/sub/" k v
+    err_has "cannot create database $tmp/locked/sub: permission denied"
+  fi
+  stop "$one" TERM
+}
+
+case_info() {
+  local db=$tmp/db
+  run 0 put "$db" k v
+  run 0 info "$db"
+  grep -q '^database   yes' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^leader     none: nobody holds the directory' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -Eq '^size       [1-9][0-9]* bytes on disk, [0-9]+ files' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  local one=$served
+  # A member: load waits on its stdin, following serve meanwhile.
+  (sleep 3 | "$ravel" load "$db") &
+  local member=$!
+  pids+=("$member")
+  for _ in $(seq 1 100); do
+    run 0 info --json "$db"
+    grep -q '"members":1' "$tmp/out" && break
+    sleep 0.05
+  done
+  grep -q "\"leader\":{\"pid\":$one,\"kind\":\"ravel\",\"version\":1" "$tmp/out" ||
+    fail "info --json does not name serve as a ravel leader: $(cat "$tmp/out")"
+  grep -q '"members":1' "$tmp/out" || fail "info --json does not count the member: $(cat "$tmp/out")"
+  grep -q "\"lock_holder\":{\"pid\":$one" "$tmp/out" || fail "info --json: lock holder: $(cat "$tmp/out")"
+  run 0 info "$db"
+  grep -Eq "^leader     pid $one, ravel \(protocol extensions version 1\): .*serve" "$tmp/out" ||
+    fail "info: $(cat "$tmp/out")"
+  run 0 info --connect "unix:$tmp/one.sock"
+  grep -q "^host       ravel" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
+  grep -q "^pid        $one" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
+  wait "$member"
+  stop "$one" TERM
+  run 3 info --connect "unix:$tmp/one.sock"
+  err_has 'cannot be reached'
+  run 3 info --connect tcp:127.0.0.1:1 --json
+  grep -q '"reachable":false' "$tmp/out" || fail "info --connect --json: $(cat "$tmp/out")"
+  run 2 info
+  run 2 info "$db" --connect unix:/x
+  run 2 info --connect 7777
+  # Held by a plain LevelDB program: named, no wait for the lock.
+  if command -v python3 >/dev/null; then
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$db" >"$tmp/held.out" &
+    local holder=$!
+    pids+=("$holder")
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    run 0 info "$db"
+    grep -q "^leader     none: pid $holder holds LevelDB's lock and does not share it" "$tmp/out" ||
+      fail "info on a held directory: $(cat "$tmp/out")"
+    kill "$holder"
+  fi
+  # No database: said so (exit 3), and the directory is left as it was.
+  mkdir -p "$tmp/plain"
+  printf x >"$tmp/plain/f"
+  snapshot "$tmp/plain" >"$tmp/before"
+  run 3 info "$tmp/plain"
+  err_has 'no LevelDB database'
+  snapshot "$tmp/plain" >"$tmp/after"
+  cmp -s "$tmp/before" "$tmp/after" || fail "info changed $tmp/plain"
+}
+
+case_backup() {
+  local db=$tmp/db copy=$tmp/copy
+  awk 'BEGIN {
+    for (i = 0; i < 1500000; i++) printf "{\"key\":\"m/%07d\",\"value\":\"filler %d\"}\n", i, i
+    for (w = 1; w <= 4; w++) for (j = 0; j < 25; j++) {
+      printf "{\"key\":\"a/%d/%02d\",\"value\":\"r0\"}\n", w, j
+      printf "{\"key\":\"z/%d/%02d\",\"value\":\"r0\"}\n", w, j
+    }
+  }' >"$tmp/seed"
+  run 0 load "$db" "$tmp/seed"
+  "$ravel" backup "$db" "$copy" -o "$tmp/lines" >"$tmp/backup.out" 2>"$tmp/backup.err" &
+  local b=$!
+  pids+=("$b")
+  # Writers join once backup leads (else backup would follow, and refuse).
+  for _ in $(seq 1 400); do
+    "$ravel" info --json "$db" 2>/dev/null | grep -q "\"leader\":{\"pid\":$b," && break
+    sleep 0.01
+  done
+  local w writers=()
+  for w in 1 2 3 4; do
+    (
+      for r in $(seq 1 200); do
+        kill -0 "$b" 2>/dev/null || break
+        for j in $(seq -w 0 24); do
+          printf '{"key":"a/%d/%s","value":"r%d"}\n{"key":"z/%d/%s","value":"r%d"}\n' \
+            "$w" "$j" "$r" "$w" "$j" "$r"
+        done >"$tmp/w$w.lines"
+        "$ravel" load "$db" "$tmp/w$w.lines" || exit 1
+        touch "$tmp/w$w.wrote"
+      done
+    ) &
+    writers+=($!)
+    pids+=($!)
+  done
+  wait "$b" || fail "backup exited $?: $(cat "$tmp/backup.err")"
+  local overlapped=0
+  for w in 1 2 3 4; do [ -e "$tmp/w$w.wrote" ] && overlapped=$((overlapped + 1)); done
+  for w in "${writers[@]}"; do wait "$w" || fail "a writer failed"; done
+  [ "$overlapped" -gt 0 ] || fail "no writer wrote while backup ran: the case proves nothing"
+  grep -q '^1500200 entries copied from one snapshot' "$tmp/backup.out" ||
+    fail "backup said: $(cat "$tmp/backup.out")"
+  # The copy opens (plain LevelDB, nobody holds it) and equals the dump of
+  # the same snapshot.
+  "$ravel" dump "$copy" | cmp -s - "$tmp/lines" || fail "the copy differs from its snapshot's dump"
+  run 0 count "$copy"
+  out_is $'1500200\n'
+  # Every pair whole, and from before the writers: one snapshot.
+  grep -E '"key":"[az]/' "$tmp/lines" | grep -v '"value":"r0"' >"$tmp/later" &&
+    fail "the copy holds writes made after its snapshot: $(head -3 "$tmp/later")"
+  run 0 get "$db" z/1/00
+  [ "$(cat "$tmp/out")" != r0 ] || fail "the writers' writes did not land in $db"
+  # Refusals: a directory another process leads, a host, a DEST in use.
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  run 3 backup "$db" "$tmp/copy2"
+  err_has 'led by another process: a consistent copy through it needs snapshots over the wire'
+  [ ! -e "$tmp/copy2" ] || fail "a refused backup made $tmp/copy2"
+  run 3 backup --connect "unix:$tmp/one.sock" "$tmp/copy2"
+  err_has 'is a host'
+  stop "$served" TERM
+  run 3 backup "$db" "$copy"
+  err_has 'exists and is not an empty directory'
+  run 2 backup "$db"
+}
+
+case_demo_twice() {
+  local run
+  for run in 1 2; do
+    run 0 demo --seconds 1 --dir "$tmp/demo"
+    grep -q '(4 writer records in LevelDB)' "$tmp/out" ||
+      fail "demo run $run: $(tail -1 "$tmp/out")"
+  done
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | tls) "case_$case" ;;
+basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup) "case_${case/-/_}" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
