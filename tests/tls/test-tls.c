@@ -441,6 +441,13 @@ static int closed_within(int fd, int ms)
     return 0;
 }
 
+/* Has the host not closed fd (nor written to it) yet? Looks, never waits. */
+static int still_open(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
 /* A TLS client of our own (OpenSSL, blocking) with the writer's
  * certificate, for bytes no ravel guest sends. */
 static SSL *raw_tls(int fd, SSL_CTX **ctx)
@@ -469,7 +476,7 @@ static void test_hostile(void **state)
     (void)state;
     ravel_host_options ho;
     ravel_host_options_init(&ho);
-    ho.tls_handshake_timeout_ms = 300;
+    ho.tls_handshake_timeout_ms = 3000;
     ravel_host *h = tls_host(&ho, "host.crt", "host.key", 0, NULL);
     int port = ravel_host_port(h);
     ravel_db *g;
@@ -489,19 +496,21 @@ static void test_hostile(void **state)
     memset(hello, 0xee, sizeof hello);
     memcpy(hello, "\x16\x03\x01\x01\x20", 5);
     assert_int_equal(write(bad_hello, hello, sizeof hello), (ssize_t)sizeof hello);
-    /* Meanwhile the guest is served at once. */
-    double t0 = now_s();
+    /* Meanwhile the guest is served: its gets are answered while the
+     * stalled handshakes still hold their connections (their 3 s bound
+     * has not run out), so nothing waited for them. */
     for (int i = 0; i < 100; i++) {
         char *v;
         size_t vl;
         OK(ravel_get(g, "k", 1, &v, &vl));
         ravel_free(v);
     }
-    assert_true(now_s() - t0 < 0.25);
+    assert_true(still_open(quiet));
+    assert_true(still_open(half));
     assert_true(closed_within(junk, 1000));
     assert_true(closed_within(bad_hello, 1000));
-    assert_true(closed_within(quiet, 2000));
-    assert_true(closed_within(half, 2000));
+    assert_true(closed_within(quiet, 6000));
+    assert_true(closed_within(half, 6000));
     close(quiet), close(half), close(junk), close(bad_hello);
 
     /* After the handshake: a frame far over the limit, then raw bytes
