@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* Exit codes, stable: scripts test them. */
-enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_FAIL = 3 };
+enum { EXIT_OK = 0, EXIT_NOTFOUND = 1, EXIT_USAGE = 2, EXIT_FAIL = 3, EXIT_CONFLICT = 4 };
 
 /* Options a data command accepts besides the common ones (--connect,
  * --escapes, --help). */
@@ -15,7 +15,8 @@ enum {
     OPTS_PROJECT = 1 << 1, /* --keys --values */
     OPTS_RAW = 1 << 2,     /* --raw */
     OPTS_FORCE = 1 << 3,   /* --force */
-    OPTS_OUTPUT = 1 << 4   /* --output FILE */
+    OPTS_OUTPUT = 1 << 4,  /* --output FILE */
+    OPTS_IF = 1 << 5,      /* --if-value OLD (and for put --if-absent) */
 };
 
 /* Parts of the help that several commands share. */

@@ -14,7 +14,7 @@
 
 enum {
     OPT_GT = 256, OPT_GTE, OPT_LT, OPT_LTE, OPT_KEYS, OPT_VALUES, OPT_RAW,
-    OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_NAME
+    OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_NAME, OPT_IF_VALUE, OPT_IF_ABSENT
 };
 
 static const struct option long_options[] = {
@@ -30,6 +30,8 @@ static const struct option long_options[] = {
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-server-name", required_argument, NULL, OPT_TLS_NAME},
     {"timeout", required_argument, NULL, 't'},
+    {"if-value", required_argument, NULL, OPT_IF_VALUE},
+    {"if-absent", no_argument, NULL, OPT_IF_ABSENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -51,6 +53,8 @@ static unsigned option_group(int opt)
         return OPTS_FORCE;
     case 'o':
         return OPTS_OUTPUT;
+    case OPT_IF_VALUE: case OPT_IF_ABSENT:
+        return OPTS_IF;
     }
     return 0;
 }
@@ -71,6 +75,7 @@ enum { B_GT, B_GTE, B_LT, B_LTE, B_PREFIX, NBOUNDS };
 typedef struct parsed {
     const char *connect, *limit, *timeout;
     const char *tls_ca, *tls_cert, *tls_key, *tls_name;
+    char *if_value;
     char *bounds[NBOUNDS];
     int escapes, keys_only, values_only;
     int timeout_ms; /* --timeout, else 0 */
@@ -111,8 +116,14 @@ static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
         case OPT_TLS_KEY: p->tls_key = optarg; break;
         case OPT_TLS_NAME: p->tls_name = optarg; break;
         case 't': p->timeout = optarg; break;
+        case OPT_IF_VALUE: p->if_value = optarg; break;
+        case OPT_IF_ABSENT: d->if_absent = 1; break;
         }
     }
+    if (p->if_value && d->if_absent)
+        return cli_usage(cmd, "--if-value and --if-absent together: give one condition");
+    if (d->if_absent && strcmp(cmd->name, "put") != 0)
+        return cli_usage(cmd, "%s does not take --if-absent", cmd->name);
     if (p->timeout) {
         char *end;
         errno = 0;
@@ -219,6 +230,11 @@ static int take_args(data_cmd *d, const parsed *p, int npos, char **pos)
         return cli_usage(cmd, "unexpected argument '%s'%s", pos[cmd->max_args],
                          p->connect ? " (with --connect there is no DIR)" : "");
     d->nargs = npos;
+    if (p->if_value) {
+        if (decode(d, p, p->if_value, &d->old, "--if-value"))
+            return EXIT_USAGE;
+        d->if_value = 1;
+    }
     for (int i = 0; i < npos; i++) {
         if (strcmp(pos[i], "-") == 0)
             d->dash |= 1u << i;
@@ -383,6 +399,36 @@ static int read_stdin(char **out, size_t *len)
     return EXIT_OK;
 }
 
+/* put (v: the value) or del (v NULL) of args[0], under --if-value or
+ * --if-absent when given: one batch with a check, applied only if it
+ * holds (exit 4 and words when it does not). */
+static int conditional(data_cmd *d, const ravel_bound *v)
+{
+    const ravel_bound *k = &d->args[0];
+    if (!d->if_value && !d->if_absent) {
+        int rc = v ? ravel_put(d->db, k->data, k->len, v->data, v->len)
+                   : ravel_del(d->db, k->data, k->len);
+        return rc == RAVEL_OK ? EXIT_OK : data_fail(d, rc);
+    }
+    ravel_batch *b = ravel_batch_new();
+    if (!b)
+        return cli_fail(RAVEL_ENOMEM, "%s", d->cmd->name);
+    int rc = d->if_absent ? ravel_batch_check_absent(b, k->data, k->len)
+                          : ravel_batch_check(b, k->data, k->len, d->old.data, d->old.len);
+    if (rc == RAVEL_OK)
+        rc = v ? ravel_batch_put(b, k->data, k->len, v->data, v->len)
+               : ravel_batch_del(b, k->data, k->len);
+    if (rc == RAVEL_OK)
+        rc = ravel_write(d->db, b);
+    ravel_batch_free(b);
+    if (rc == RAVEL_ECONFLICT) {
+        fprintf(stderr, "ravel: %s: not done: the key %s\n", d->cmd->name,
+                d->if_absent ? "is present" : "does not hold the value --if-value gave");
+        return EXIT_CONFLICT;
+    }
+    return rc == RAVEL_OK ? EXIT_OK : data_fail(d, rc);
+}
+
 int data_put(data_cmd *d)
 {
     ravel_bound v = d->args[1];
@@ -392,15 +438,14 @@ int data_put(data_cmd *d)
             return EXIT_FAIL;
         v.data = buf;
     }
-    int rc = ravel_put(d->db, d->args[0].data, d->args[0].len, v.data, v.len);
+    int rc = conditional(d, &v);
     free(buf);
-    return rc == RAVEL_OK ? EXIT_OK : data_fail(d, rc);
+    return rc;
 }
 
 int data_del(data_cmd *d)
 {
-    int rc = ravel_del(d->db, d->args[0].data, d->args[0].len);
-    return rc == RAVEL_OK ? EXIT_OK : data_fail(d, rc);
+    return conditional(d, NULL);
 }
 
 static void ls_entry(void *ud, const char *key, size_t klen, const char *val, size_t vlen)

@@ -18,6 +18,8 @@ struct data_cmd {
     int bounded;         /* a bound or a limit narrows the range */
     int raw, force;
     const char *output;
+    int if_value, if_absent; /* --if-value OLD (in old), --if-absent */
+    ravel_bound old;
 };
 
 /* Report a failed operation on d's database; returns EXIT_FAIL. */

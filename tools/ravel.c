@@ -70,7 +70,8 @@ static const char lines_help[] =
 static const char exit_help[] =
     "\n"
     "exit codes: 0 ok, 1 not found (get of a missing key), 2 usage error,\n"
-    "3 any other failure (the message on stderr says which).\n";
+    "3 any other failure (the message on stderr says which), 4 a condition\n"
+    "(--if-value, --if-absent) did not hold: nothing was written.\n";
 
 static const cli_command commands[] = {
     {.name = "serve", .main = serve_main,
@@ -124,12 +125,18 @@ static const cli_command commands[] = {
     {.name = "put", .usage = "KEY VALUE|-", .summary = "set KEY to VALUE (- reads it from stdin)",
      .help = "Set KEY to VALUE. With VALUE '-', the value is all of stdin, byte for\n"
              "byte (a value that is just '-' is -e '\\x2d'). Creates the database when\n"
-             "DIR holds none.\n",
-     .main = data_main, .run = data_put, .min_args = 2, .max_args = 2, .byte_args = 1,
-     .creates = 1},
+             "DIR holds none.\n"
+             "  --if-value OLD  only if KEY holds exactly OLD now (atomically)\n"
+             "  --if-absent     only if KEY is absent now (atomically)\n"
+             "A condition that does not hold writes nothing and exits 4.\n",
+     .main = data_main, .run = data_put, .opts = OPTS_IF, .min_args = 2, .max_args = 2,
+     .byte_args = 1, .creates = 1},
     {.name = "del", .usage = "KEY", .summary = "delete KEY",
-     .help = "Delete KEY. Deleting an absent key is not an error (as in LevelDB).\n",
-     .main = data_main, .run = data_del, .min_args = 1, .max_args = 1, .byte_args = 1},
+     .help = "Delete KEY. Deleting an absent key is not an error (as in LevelDB).\n"
+             "  --if-value OLD  only if KEY holds exactly OLD now (atomically);\n"
+             "                  otherwise nothing is deleted and it exits 4\n",
+     .main = data_main, .run = data_del, .opts = OPTS_IF, .min_args = 1, .max_args = 1,
+     .byte_args = 1},
     {.name = "ls", .usage = "", .summary = "list entries, one per line",
      .help = "List the entries in key order, one per line: the key, a tab, the value,\n"
              "both as text (below), so that every entry is exactly one line.\n",

@@ -125,6 +125,28 @@ case_basic() {
   out_is $'2\n'
   run 0 count "$db" --limit 3 --reverse
   out_is $'3\n'
+  # Conditions: exit 4 and nothing written when one does not hold.
+  run 4 put "$db" cnt 1 --if-value 0
+  err_has 'does not hold the value'
+  run 0 put "$db" cnt 1 --if-absent
+  run 0 put "$db" cnt 2 --if-value 1
+  run 4 put "$db" cnt 9 --if-value 1
+  run 0 get "$db" cnt
+  out_is $'2\n'
+  run 4 put "$db" cnt 9 --if-absent
+  err_has 'is present'
+  run 0 put "$db" fresh 1 --if-absent
+  run 4 del "$db" fresh --if-value 2
+  run 0 get "$db" fresh
+  out_is $'1\n'
+  run 0 del "$db" fresh --if-value 1
+  run 1 get "$db" fresh
+  run 0 put -e "$db" bin '\x00' --if-absent
+  run 0 del -e "$db" bin --if-value '\x00'
+  run 2 del "$db" cnt --if-absent
+  run 2 put "$db" cnt 2 --if-absent --if-value 1
+  run 2 get "$db" cnt --if-value 1
+  run 0 del "$db" cnt
   run 0 del "$db" b
   run 1 get "$db" b
   run 0 del "$db" never-there
