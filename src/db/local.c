@@ -666,14 +666,14 @@ static int lclear(local_db *l, const ravel_range *r, int sync)
  * leader included):
  *   high   every write numbered up to here has been applied or answered
  *   acked  the guest has the answers up to here (it says so in each write)
- *   seen   when it last wrote (unix seconds), for expiry
+ *   seen   when it last wrote (unix time in milliseconds), for expiry
  *   fails  the failures answered for writes after acked: status, words
  * A write numbered at most `high` is a replay: it is answered as the
  * first time (its failure, or OK) and not applied again. Writes of one
  * guest come in order on its stream, and after a lost stream it sends
  * again, in order, every write it has no answer for; so `high` and the
  * failures after `acked` say everything. Records are bounded: failures
- * are pruned once acked, records of guests silent for EO_EXPIRY_S are
+ * are pruned once acked, records of guests silent for EO_EXPIRY_MS are
  * deleted at the next load, and past EO_MAX producers the one silent
  * longest is forgotten. Record: key RV_RESERVED "eo/" producer; value
  * u8 version (1), u64 high, u64 acked, u64 seen, u32 count, then per
@@ -681,7 +681,7 @@ static int lclear(local_db *l, const ravel_range *r, int sync)
 
 #define EO_BUCKETS 1024
 #define EO_MAX 4096
-#define EO_EXPIRY_S (24 * 3600)
+#define EO_EXPIRY_MS (24 * 3600 * 1000ull)
 #define EO_PREFIX RV_RESERVED "eo/"
 #define EO_PREFIX_LEN (RV_RESERVED_LEN + 3)
 #define EO_MSG_MAX 200
@@ -806,9 +806,11 @@ static void eo_free(producer *p)
     free(p);
 }
 
-static uint64_t now_s(void)
+static uint64_t now_ms(void)
 {
-    return (uint64_t)time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void eo_link(local_db *l, producer *p)
@@ -820,7 +822,7 @@ static void eo_link(local_db *l, producer *p)
 }
 
 /* With eo_mu held, the gate not: read every record once; delete those of
- * guests silent for EO_EXPIRY_S. */
+ * guests silent for EO_EXPIRY_MS. */
 static int eo_load(local_db *l)
 {
     l->eo_table = rv_calloc(EO_BUCKETS, sizeof *l->eo_table);
@@ -832,7 +834,7 @@ static int eo_load(local_db *l)
     leveldb_writebatch_t *expired = leveldb_writebatch_create();
     int nexpired = 0;
     leveldb_iterator_t *it = leveldb_create_iterator(l->db, l->ropts);
-    uint64_t now = now_s();
+    uint64_t now = now_ms();
     for (leveldb_iter_seek(it, EO_PREFIX, EO_PREFIX_LEN); leveldb_iter_valid(it);
          leveldb_iter_next(it)) {
         size_t kl, vl;
@@ -843,7 +845,7 @@ static int eo_load(local_db *l)
         producer *p = kl == EO_PREFIX_LEN + RV_PRODUCER_LEN
                           ? eo_decode((const uint8_t *)k + EO_PREFIX_LEN, v, vl)
                           : NULL;
-        if (!p || p->seen + EO_EXPIRY_S < now) {
+        if (!p || p->seen + EO_EXPIRY_MS < now) {
             leveldb_writebatch_delete(expired, k, kl);
             nexpired++;
             if (p)
@@ -1036,7 +1038,7 @@ static int eo_write(local_db *l, const rv_req *req, char *msg, size_t cap)
             const char *words = req->refused ? req->refused_msg : ravel_errmsg();
             producer before = *p;
             p->high = w->last;
-            p->seen = now_s();
+            p->seen = now_ms();
             rv_buf val = {0};
             int oom = answer != RAVEL_OK && eo_add_fail(p, w->last, answer, words);
             if (!oom)
