@@ -299,6 +299,15 @@ RAVEL_EXPORT int ravel_put(ravel_db *db, const void *key, size_t klen, const voi
 RAVEL_EXPORT int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen);
 RAVEL_EXPORT int ravel_del(ravel_db *db, const void *key, size_t klen);
 
+/* Exactly once: a write of a remote or following handle (put, del, write,
+ * clear) whose host is a ravel host takes effect at most once and is
+ * answered once, whatever streams are lost and leaders killed meanwhile:
+ * with retry on, a write whose answer was lost is sent again, and the
+ * (new) leader recognises it and answers as the first time — a batch with
+ * checks that succeeded answers RAVEL_OK again, not RAVEL_ECONFLICT —
+ * without applying it again. Against a Node host writes are retried at
+ * least once, as many-level's are. Limits: README, "Threat model". */
+
 /* Per-write options, as LevelDB's leveldb_writeoptions_t. */
 typedef struct ravel_writeoptions {
     /* Wait until the write is on disk (fsync) before answering, as
