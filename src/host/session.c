@@ -631,7 +631,7 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     uint8_t tag = payload[0];
     if (tag == RV_IN_GET || tag == RV_IN_PUT || tag == RV_IN_DEL) {
         rv_keyed m;
-        rc = rv_parse_keyed(payload + 1, len - 1, tag == RV_IN_PUT, &m);
+        rc = rv_parse_keyed(payload + 1, len - 1, tag, &m);
         if (rc == RAVEL_OK)
             rc = tag == RV_IN_GET ? on_get(s, &m) : tag == RV_IN_PUT ? on_put(s, &m) : on_del(s, &m);
     } else if (tag == RV_IN_BATCH) {

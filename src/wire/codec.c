@@ -503,8 +503,9 @@ size_t rv_put_write_id(uint8_t *p, const uint8_t *producer, uint64_t wseq, uint6
     return (size_t)(p - start);
 }
 
-int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out)
+int rv_parse_keyed(const uint8_t *msg, size_t len, uint8_t tag, rv_keyed *out)
 {
+    int with_value = tag == RV_IN_PUT, write = tag == RV_IN_PUT || tag == RV_IN_DEL;
     const uint8_t *p = msg, *end = msg + len;
     int have_id = 0, have_key = 0;
     memset(out, 0, sizeof *out);
@@ -528,7 +529,7 @@ int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out
             out->value = f.bytes;
             out->value_len = f.len;
             out->has_value = 1;
-        } else if (f.num >= 64 && f.num <= 67) {
+        } else if (f.num >= 64 && f.num <= 67 && write) {
             if (write_ext(&f, &out->wid, &out->sync))
                 return RAVEL_EPROTO;
         }

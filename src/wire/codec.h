@@ -143,9 +143,11 @@ int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *s
 
 /* Get, Put and Delete — a key and an id, and for Put a value — parsed
  * without protobuf-c's allocation of a message per request: the host's
- * per-request hot path (W2, W4). `with_value`: field 3 is Put's value
- * (else an unknown field, skipped). RAVEL_OK, or RAVEL_EPROTO for what
- * protobuf-c would reject too. The pointers point into msg. */
+ * per-request hot path (W2, W4). `tag` says which (RV_IN_GET, RV_IN_PUT,
+ * RV_IN_DEL): field 3 is Put's value, fields 64-67 the writes' extension
+ * fields; in the others they are unknown fields, skipped, as protobuf-c
+ * does. RAVEL_OK, or RAVEL_EPROTO for what protobuf-c would reject too.
+ * The pointers point into msg. */
 typedef struct rv_keyed {
     uint32_t id;
     const uint8_t *key, *value;
@@ -154,7 +156,7 @@ typedef struct rv_keyed {
     int sync;         /* extension "sync" (field 67) */
     rv_write_id wid;  /* extension "exactly-once" (64-66) */
 } rv_keyed;
-int rv_parse_keyed(const uint8_t *msg, size_t len, int with_value, rv_keyed *out);
+int rv_parse_keyed(const uint8_t *msg, size_t len, uint8_t tag, rv_keyed *out);
 
 /* Append a Callback frame (id; error if not NULL; value if val is not
  * NULL), byte for byte what rv_encode would write for the message, without

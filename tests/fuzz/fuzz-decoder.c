@@ -254,7 +254,7 @@ static void check_keyed(const uint8_t *msg, size_t len)
                 pc = &m->base, id = m->id, key = &m->key;
         }
         rv_keyed k;
-        int rc = rv_parse_keyed(msg, len, kind == 1, &k);
+        int rc = rv_parse_keyed(msg, len, (uint8_t)kind, &k); /* 0 Get, 1 Put, 2 Delete: their tags */
         if (both_accept(pc, rc, kind == 0 ? "Get" : kind == 1 ? "Put" : "Delete")) {
             if (k.id != id || !same_bytes(k.key, k.key_len, key->data, key->len) ||
                 k.has_value != (value != NULL) ||

@@ -182,7 +182,7 @@ static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
     }
     if (p[0] == RV_IN_GET || p[0] == RV_IN_PUT || p[0] == RV_IN_DEL) {
         rv_keyed k;
-        rc = rv_parse_keyed(p + 1, len - 1, p[0] == RV_IN_PUT, &k);
+        rc = rv_parse_keyed(p + 1, len - 1, p[0], &k);
         if (rc == RAVEL_OK)
             note_id(&l->asked, k.id);
         return rc;

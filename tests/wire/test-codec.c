@@ -584,13 +584,13 @@ static void test_callback_and_keyed(void **state)
         uint8_t packed[40100];
         size_t n = ravelwire__put__pack(&put, packed);
         rv_keyed k;
-        OK(rv_parse_keyed(packed, n, 1, &k));
+        OK(rv_parse_keyed(packed, n, RV_IN_PUT, &k));
         assert_int_equal(k.id, id);
         assert_int_equal(k.key_len, (size_t)c);
         assert_int_equal(k.has_value, val != NULL);
         assert_int_equal(k.value_len, val ? vlen : 0);
         /* The same bytes as a Get: field 3 is unknown there, skipped. */
-        OK(rv_parse_keyed(packed, n, 0, &k));
+        OK(rv_parse_keyed(packed, n, RV_IN_GET, &k));
         assert_int_equal(k.has_value, 0);
         rv_buf_free(&a);
         rv_buf_free(&b);
@@ -599,8 +599,8 @@ static void test_callback_and_keyed(void **state)
     const uint8_t no_key[] = {0x08, 0x05};
     const uint8_t id_as_bytes[] = {0x0a, 0x01, 'x', 0x12, 0x00};
     rv_keyed k;
-    assert_int_equal(rv_parse_keyed(no_key, sizeof no_key, 0, &k), RAVEL_EPROTO);
-    assert_int_equal(rv_parse_keyed(id_as_bytes, sizeof id_as_bytes, 0, &k), RAVEL_EPROTO);
+    assert_int_equal(rv_parse_keyed(no_key, sizeof no_key, RV_IN_GET, &k), RAVEL_EPROTO);
+    assert_int_equal(rv_parse_keyed(id_as_bytes, sizeof id_as_bytes, RV_IN_GET, &k), RAVEL_EPROTO);
 }
 
 static void test_batch_parser(void **state)
