@@ -1036,7 +1036,8 @@ static int eo_write(local_db *l, const rv_req *req, char *msg, size_t cap)
         }
         if (rc == RAVEL_OK) {
             const char *words = req->refused ? req->refused_msg : ravel_errmsg();
-            producer before = *p;
+            uint64_t high = p->high, seen = p->seen;
+            uint32_t nfails = p->nfails;
             p->high = w->last;
             p->seen = now_ms();
             rv_buf val = {0};
@@ -1059,9 +1060,9 @@ static int eo_write(local_db *l, const rv_req *req, char *msg, size_t cap)
             }
             rv_buf_free(&val);
             if (rc != RAVEL_OK) { /* not written: as if it never came */
-                p->high = before.high;
-                p->seen = before.seen;
-                p->nfails = before.nfails;
+                p->high = high;
+                p->seen = seen;
+                p->nfails = nfails;
             }
         }
         leave(l);

@@ -121,7 +121,6 @@ typedef struct rv_remote remote;
 
 /* ---- stream.c ---- */
 
-int rv_remote_on_loop(remote *r);
 /* With the lock held: have the loop thread do `what` (RW_* bits). */
 void rv_remote_kick(remote *r, unsigned what);
 /* With the lock held, from a thread about to wait for an answer: write

@@ -117,7 +117,7 @@ static int ri_next(ravel_iter *i, const char **key, size_t *klen, const char **v
 {
     riter *ri = (riter *)i;
     remote *r = ri->r;
-    if (rv_remote_on_loop(r))
+    if (rv_remote_in_loop(r))
         return rv_err(RAVEL_EDEADLK, "synchronous call from a callback of the same handle");
     uv_mutex_lock(&r->mu);
     int rc;

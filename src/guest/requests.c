@@ -151,7 +151,7 @@ void rv_remote_settle(remote *r)
     }
     r->s.notify = NULL;
     rv_remote_nudge(r);
-    if (!rv_remote_on_loop(r))
+    if (!rv_remote_in_loop(r))
         rv_remote_kick(r, 0);
 }
 
@@ -250,7 +250,7 @@ int rv_remote_submit(ravel_db *d, rv_req *req)
 {
     remote *r = (remote *)d;
     rv_sync *sync = req->to.sync;
-    if (sync && rv_remote_on_loop(r))
+    if (sync && rv_remote_in_loop(r))
         return rv_err(RAVEL_EDEADLK, "synchronous call from a callback of the same handle");
     rreq *q = rv_calloc(1, sizeof *q);
     if (!q)

@@ -67,7 +67,7 @@
 
 static const rv_db_ops remote_ops;
 
-int rv_remote_on_loop(remote *r)
+int rv_remote_in_loop(remote *r)
 {
     uv_thread_t self = uv_thread_self();
     return uv_thread_equal(&self, &r->thread);
@@ -136,7 +136,7 @@ static ssize_t tls_send(remote *r)
  * write ends the stream. */
 static void send_some(remote *r)
 {
-    if (r->state != RS_UP || (!r->is_socket && !rv_remote_on_loop(r)))
+    if (r->state != RS_UP || (!r->is_socket && !rv_remote_in_loop(r)))
         return;
     while (r->s.out.len) {
         ssize_t n = r->ssl ? tls_send(r)
@@ -765,11 +765,6 @@ ravel_db *rv_remote_db(rv_remote *r)
     return &r->base;
 }
 
-int rv_remote_in_loop(rv_remote *r)
-{
-    return rv_remote_on_loop(r);
-}
-
 /* On the loop thread: fail everything with RAVEL_ECLOSED (callbacks run
  * now) and close the loop's handles, after which uv_run returns. */
 static void shutdown_loop(remote *r)
@@ -884,7 +879,7 @@ static void loop_main(void *arg)
 static void r_close(ravel_db *d)
 {
     remote *r = (remote *)d;
-    int in_loop = rv_remote_on_loop(r);
+    int in_loop = rv_remote_in_loop(r);
     uv_mutex_lock(&r->mu);
     if (r->life == RL_OPEN) {
         r->life = RL_CLOSING;

@@ -515,7 +515,8 @@ static void pump(gtest *t, int rounds, int finish)
         settle(t);
     }
     if (finish)
-        fail_msg("the sessions still talk after %d rounds (k=%ld%s hit %d)", rounds, fm.k, fm.sticky ? " sticky" : "", fm.hit);
+        fail_msg("the sessions still talk after %d rounds (k=%ld%s hit %d)", rounds, fm.k,
+                 fm.sticky ? " sticky" : "", fm.hit);
 }
 
 static void submit(gtest *t, uint8_t tag, ProtobufCMessage *msg, uint32_t *id)
