@@ -34,8 +34,11 @@ for p in consumer consumer_static; do
   out=$("$tmp/consumer/$p" "$tmp/db-$p" 2>&1)
   [ "$out" = ok ] || fail "$p: $out"
 done
-ldd "$tmp/consumer/consumer" | grep -q "libravel.so.0 => $prefix" ||
-  fail "consumer does not use the installed libravel.so: $(ldd "$tmp/consumer/consumer")"
+# ldd's output is kept, not piped: with pipefail, `grep -q` leaving early
+# would fail the pipeline on ldd's SIGPIPE.
+deps=$(ldd "$tmp/consumer/consumer")
+[[ "$deps" == *"libravel.so.0 => $prefix/"* ]] ||
+  fail "consumer does not use the installed libravel.so: $deps"
 
 # pkg-config --static: a program with ravel, LevelDB, libuv and protobuf-c
 # linked in statically (the C library and its runtime stay shared).
@@ -54,8 +57,9 @@ fi
 if [ -x "$tmp/static" ]; then
   out=$("$tmp/static" "$tmp/db-static" 2>&1)
   [ "$out" = ok ] || fail "static program: $out"
-  if ldd "$tmp/static" | grep -Eq 'libravel|libleveldb|libuv|libprotobuf-c|libsnappy'; then
-    fail "the static program still loads shared libraries: $(ldd "$tmp/static")"
+  deps=$(ldd "$tmp/static")
+  if grep -Eq 'libravel|libleveldb|libuv|libprotobuf-c|libsnappy' <<<"$deps"; then
+    fail "the static program still loads shared libraries: $deps"
   fi
 fi
 # The plain (dynamic) link: pkg-config --libs names ravel alone.
