@@ -456,9 +456,10 @@ RAVEL_EXPORT int ravel_get_many_opt(ravel_db *db, const ravel_readoptions *ro, s
 RAVEL_EXPORT int ravel_compact_range(ravel_db *db, const void *start, size_t slen,
                                      const void *limit, size_t llen);
 /* A LevelDB property, e.g. "leveldb.stats", "leveldb.sstables",
- * "leveldb.num-files-at-level0", "leveldb.approximate-memory-usage". On
- * success *val is a malloc'ed, NUL-terminated string (free with
- * ravel_free). RAVEL_ENOTFOUND: LevelDB does not know the property. */
+ * "leveldb.num-files-at-level0", "leveldb.approximate-memory-usage"; or
+ * ravel's own "ravel.exactly-once" (how many guests' exactly-once records
+ * the database keeps). On success *val is a malloc'ed, NUL-terminated
+ * string (free with ravel_free). RAVEL_ENOTFOUND: no such property. */
 RAVEL_EXPORT int ravel_property_value(ravel_db *db, const char *name, char **val);
 /* The approximate bytes on disk of n ranges [starts[i], limits[i]), into
  * sizes[i], as leveldb_approximate_sizes (data still in the memtable is

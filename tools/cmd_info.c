@@ -238,6 +238,7 @@ static int connections_to(const char *path)
 typedef struct stats {
     char *stats;           /* leveldb.stats, NULL if not known */
     char *memory;          /* leveldb.approximate-memory-usage */
+    char *eo;              /* ravel.exactly-once */
     char why[256];         /* why not, when not */
 } stats;
 
@@ -260,6 +261,8 @@ static void ask_stats(const char *address, const peer *p, stats *st)
         rc = ravel_property_value(db, "leveldb.stats", &st->stats);
         if (rc == RAVEL_OK)
             rc = ravel_property_value(db, "leveldb.approximate-memory-usage", &st->memory);
+        if (rc == RAVEL_OK && ravel_property_value(db, "ravel.exactly-once", &st->eo) != RAVEL_OK)
+            st->eo = NULL; /* an older ravel leader: not known */
         if (rc != RAVEL_OK)
             snprintf(st->why, sizeof st->why, "%s", ravel_errmsg());
         ravel_db_close(db);
@@ -272,6 +275,7 @@ static void stats_free(stats *st)
 {
     ravel_free(st->stats);
     ravel_free(st->memory);
+    ravel_free(st->eo);
 }
 
 static void json_string(const char *s);
@@ -284,6 +288,11 @@ static void print_stats(const stats *st, int json)
             fputs("{\"stats\":", stdout);
             json_string(st->stats);
             printf(",\"approximate_memory_bytes\":%s}", st->memory ? st->memory : "null");
+            fputs(",\"exactly_once\":", stdout);
+            if (st->eo)
+                json_string(st->eo);
+            else
+                fputs("null", stdout);
         } else {
             fputs("null", stdout);
         }
@@ -293,6 +302,8 @@ static void print_stats(const stats *st, int json)
     if (st->stats) {
         printf("memory     %s bytes (LevelDB's approximate memory use)\n",
                st->memory ? st->memory : "?");
+        if (st->eo)
+            printf("exactly-once %s", st->eo);
         printf("leveldb.stats, from the leader:\n%s", st->stats);
         if (!*st->stats || st->stats[strlen(st->stats) - 1] != '\n')
             putchar('\n');

@@ -727,8 +727,13 @@ static int lcompact(local_db *l, const ravel_bound *start, const ravel_bound *li
     return RAVEL_OK;
 }
 
+static int eo_state(local_db *l, rv_result *res);
+
+/* LevelDB's properties, and ravel's own: "ravel.exactly-once". */
 static int lproperty(local_db *l, const char *name, rv_result *res)
 {
+    if (strcmp(name, "ravel.exactly-once") == 0)
+        return eo_state(l, res);
     int rc = enter(l, 0);
     if (rc)
         return rc;
@@ -1094,6 +1099,26 @@ static void eo_free_all(local_db *l)
             eo_free(p);
         }
     free(l->eo_table);
+}
+
+/* "ravel.exactly-once": how many guests' records the database keeps
+ * (loading them, as a leader's first exactly-once write does). */
+static int eo_state(local_db *l, rv_result *res)
+{
+    pthread_mutex_lock(&l->eo_mu);
+    int rc = l->eo_loaded ? RAVEL_OK : eo_load(l);
+    size_t n = l->eo_count;
+    pthread_mutex_unlock(&l->eo_mu);
+    if (rc)
+        return rc;
+    char text[160];
+    snprintf(text, sizeof text, "guests remembered: %zu (at most %d; a record expires after 24 h)\n",
+             n, EO_MAX);
+    if (!(res->own = rv_strdup(text)))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    res->val = res->own;
+    res->vlen = strlen(text);
+    return RAVEL_OK;
 }
 
 /* The answer recorded for write wseq of p (at most p->high): its failure,

@@ -673,6 +673,8 @@ case_info() {
   # LevelDB's own figures, asked of the leader.
   grep -q '^leveldb.stats, from the leader:' "$tmp/out" && grep -q 'Compactions' "$tmp/out" &&
     grep -Eq '^memory     [0-9]+ bytes' "$tmp/out" || fail "info: no LevelDB stats: $(cat "$tmp/out")"
+  grep -Eq '^exactly-once guests remembered: [0-9]+' "$tmp/out" ||
+    fail "info: no exactly-once state: $(cat "$tmp/out")"
   run 0 info --json "$db"
   grep -q '"leveldb":{"stats":".*Compactions' "$tmp/out" || fail "info --json: stats: $(cat "$tmp/out")"
   # compact through the leader (this process follows) and through a host.
