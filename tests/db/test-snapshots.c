@@ -1,6 +1,7 @@
 /* Snapshots, read options and the maintenance calls (compact_range,
  * property_value, approximate_sizes) on every handle kind: local, a guest
- * over a socketpair, a party leader and a party follower; then across
+ * over a socketpair, a party leader, a party follower and a TCP guest;
+ * then across
  * real processes: a follower's snapshot keeps reading the old values while
  * other processes overwrite and delete them, and once the leader is
  * SIGKILLed its reads fail with RAVEL_ESNAPSHOT while reads without it go
@@ -25,7 +26,10 @@ typedef struct kinds {
     char *dir;
     pair p;             /* local + guest */
     ravel_db *leader, *follower;
+    ravel_db *tcp;      /* a TCP guest of p's host */
 } kinds;
+
+#define NKINDS 5
 
 static int setup(void **state)
 {
@@ -37,6 +41,10 @@ static int setup(void **state)
     OK(ravel_open(&k->leader, path, NULL));
     OK(ravel_open(&k->follower, path, NULL));
     assert_int_equal(ravel_db_role(k->follower), RAVEL_ROLE_FOLLOWER);
+    OK(ravel_host_listen(k->p.host, "tcp:127.0.0.1:0"));
+    char address[64];
+    snprintf(address, sizeof address, "tcp:127.0.0.1:%d", ravel_host_port(k->p.host));
+    OK(ravel_connect(&k->tcp, address, NULL));
     *state = k;
     return 0;
 }
@@ -44,6 +52,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     kinds *k = *state;
+    ravel_db_close(k->tcp);
     ravel_db_close(k->follower);
     ravel_db_close(k->leader);
     rm_tmpdir(k->dir);
@@ -54,13 +63,13 @@ static int teardown(void **state)
 
 static ravel_db *kind(kinds *k, int i)
 {
-    ravel_db *dbs[] = {k->p.local, k->p.guest, k->leader, k->follower};
+    ravel_db *dbs[] = {k->p.local, k->p.guest, k->leader, k->follower, k->tcp};
     return dbs[i];
 }
 
 static const char *kind_name(int i)
 {
-    static const char *names[] = {"local", "guest", "leader", "follower"};
+    static const char *names[] = {"local", "guest", "leader", "follower", "tcp"};
     return names[i];
 }
 
@@ -106,7 +115,7 @@ static void scan(ravel_db *db, const ravel_readoptions *ro, const char *p, char 
 static void test_snapshots_on_every_kind(void **state)
 {
     kinds *k = *state;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NKINDS; i++) {
         ravel_db *db = kind(k, i);
         char a[32], b[32], c[32], text[256], wanted[256];
         snprintf(a, sizeof a, "%s/a", kind_name(i));
@@ -156,7 +165,7 @@ static void test_snapshots_on_every_kind(void **state)
         ro.snapshot = snap;
         char *v;
         size_t vl;
-        ravel_db *other = kind(k, (i + 1) % 4);
+        ravel_db *other = kind(k, (i + 1) % NKINDS);
         assert_int_equal(ravel_get_opt(other, &ro, S(a), &v, &vl), RAVEL_EINVAL);
         ravel_snapshot_release(db, snap);
     }
@@ -186,7 +195,7 @@ static int got_it(void *arg)
 static void test_snapshot_async_reads(void **state)
 {
     kinds *k = *state;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NKINDS; i++) {
         ravel_db *db = kind(k, i);
         OK(ravel_put(db, S("as/x"), S("old")));
         ravel_snapshot *snap;
@@ -209,7 +218,7 @@ static void test_maintenance_on_every_kind(void **state)
     kinds *k = *state;
     char val[1000];
     uint32_t x = 12345;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NKINDS; i++) {
         ravel_db *db = kind(k, i);
         char key[64];
         for (int j = 0; j < 2000; j++) {
