@@ -250,9 +250,11 @@ typedef struct ravel_db ravel_db;
  * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
  * handle holds the directory), RAVEL_EIO (missing parent directory,
  * permission denied, no database there with create_if_missing off, …),
- * RAVEL_ECORRUPT. With create_if_missing off, a directory that holds no
- * database (no CURRENT file) is left exactly as it was: LevelDB's own
- * open would write LOCK and LOG into it first. */
+ * RAVEL_ECORRUPT; RAVEL_EIO also when this open created the database
+ * but could not write its record of the table options (ravel-options,
+ * see bloom_bits_per_key). With create_if_missing off, a directory that
+ * holds no database (no CURRENT file) is left exactly as it was:
+ * LevelDB's own open would write LOCK and LOG into it first. */
 RAVEL_EXPORT int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts);
 
 /* A *remote* handle with no stream yet: requests wait until one is
