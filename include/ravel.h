@@ -188,6 +188,47 @@ typedef struct ravel_options {
      * reply on a stream that is up. 0 (the default): wait as long as it
      * takes. */
     int connect_timeout_ms;
+    /* LevelDB's table options, for whoever opens LevelDB: ravel_open_local,
+     * ravel_repair, and a party handle each time it becomes the leader (a
+     * follower that takes over opens LevelDB with *its own* options, not
+     * the previous leader's). A follower's are unused while it follows.
+     *
+     * The database's record: when an open creates a database, the values
+     * it used for the five *recorded* options below (marked R) are written
+     * to the file `ravel-options` in the directory (atomically, before the
+     * open returns). Every later opener that leaves an R option at "the
+     * database's" takes the recorded value, so the members of a party agree
+     * on them whoever leads, and a process that opens the directory only
+     * to read (`ravel get`) keeps the creator's bloom filter. An option set
+     * explicitly wins, for this opener only; the record is never changed.
+     * A database without the file (made by plain LevelDB, Node or an older
+     * ravel) gives LevelDB's defaults. A mismatch is never a correctness
+     * problem: every table records its own format, so these options change
+     * only how new tables are written (README, "ravel's own records").
+     *
+     * R: bits per key of a bloom filter (LevelDB's NewBloomFilterPolicy):
+     * gets of absent keys then seldom read a table block. 10 gives about 1%
+     * false positives for 10 bits more per key. 0: no filter. -1 (the
+     * default): the database's, else 0. */
+    int bloom_bits_per_key;
+    /* R: 1 compress blocks with Snappy, 0 do not; -1 (the default): the
+     * database's, else 1 (LevelDB's default). */
+    int compression;
+    /* R: uncompressed bytes per table block; 0 (the default): the
+     * database's, else LevelDB's 4096. */
+    size_t block_size;
+    /* R: keys between restart points in a block; 0 (the default): the
+     * database's, else LevelDB's 16. */
+    int block_restart_interval;
+    /* R: bytes written to a table file before a new one is started; 0 (the
+     * default): the database's, else LevelDB's 2 MiB. */
+    size_t max_file_size;
+    /* Table files kept open; 0 (the default): LevelDB's 1000. Not
+     * recorded: it is about this process's file descriptors. */
+    int max_open_files;
+    /* 1: LevelDB checks harder and stops at the first corruption it sees
+     * (its paranoid_checks); 0 (the default): not. Not recorded. */
+    int paranoid_checks;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -210,9 +251,11 @@ typedef struct ravel_db ravel_db;
  * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
  * handle holds the directory), RAVEL_EIO (missing parent directory,
  * permission denied, no database there with create_if_missing off, …),
- * RAVEL_ECORRUPT. With create_if_missing off, a directory that holds no
- * database (no CURRENT file) is left exactly as it was: LevelDB's own
- * open would write LOCK and LOG into it first. */
+ * RAVEL_ECORRUPT; RAVEL_EIO also when this open created the database
+ * but could not write its record of the table options (ravel-options,
+ * see bloom_bits_per_key). With create_if_missing off, a directory that
+ * holds no database (no CURRENT file) is left exactly as it was:
+ * LevelDB's own open would write LOCK and LOG into it first. */
 RAVEL_EXPORT int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts);
 
 /* A *remote* handle with no stream yet: requests wait until one is
@@ -538,6 +581,46 @@ RAVEL_EXPORT int ravel_get_many_opt_async(ravel_db *db, const ravel_readoptions 
  * an error). At most one next may be outstanding per iterator
  * (RAVEL_EINVAL otherwise). */
 RAVEL_EXPORT int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud);
+
+/* ------------------------------------------------------------------ */
+/* Versions and maintenance of a directory                              */
+/* ------------------------------------------------------------------ */
+
+/* This library's version, "MAJOR.MINOR.PATCH" — the RAVEL_VERSION_*
+ * macros of the ravel.h it was built with, which may differ from the ones
+ * a program was compiled against when it loads a newer shared library.
+ * Static storage; never NULL. */
+RAVEL_EXPORT const char *ravel_version(void);
+RAVEL_EXPORT int ravel_version_major(void);
+RAVEL_EXPORT int ravel_version_minor(void);
+RAVEL_EXPORT int ravel_version_patch(void);
+/* The version of the LevelDB library this one runs with, "MAJOR.MINOR"
+ * (leveldb_major_version, leveldb_minor_version). Never NULL. */
+RAVEL_EXPORT const char *ravel_leveldb_version(void);
+
+/* Delete the database at `dir` and everything LevelDB and ravel keep
+ * there (ravel-options, a stale rave-level.sock, the files an earlier
+ * ravel_repair set aside in dir/lost/), then the directory
+ * itself when nothing else is left in it; other files are left alone.
+ * Refuses, deleting nothing, while any process (this one included) holds
+ * the directory: a plain LevelDB program, a ravel or Node party leader, a
+ * ravel handle; or while a party answers on its socket.
+ * Errors: RAVEL_EINVAL (NULL, or `dir` holds no LevelDB database: no
+ * CURRENT file), RAVEL_ELOCKED (in use: the message names the pid that
+ * holds LOCK, or the live socket), RAVEL_EIO (no such directory,
+ * permission denied, …). */
+RAVEL_EXPORT int ravel_destroy(const char *dir);
+
+/* Rebuild the database at `dir` from whatever tables and logs are left
+ * (LevelDB's RepairDB), e.g. after CURRENT or a MANIFEST was lost or
+ * damaged: as much data as can be recovered is kept, and what cannot
+ * be read is dropped (LevelDB moves such files to dir/lost/). Tables it
+ * writes use opts' recorded options (NULL: the defaults, so the
+ * database's record). Refuses, as ravel_destroy does, while any process
+ * holds the directory, and holds LevelDB's lock itself while it works.
+ * Errors: RAVEL_EINVAL (NULL dir, or no LevelDB files in it: no CURRENT,
+ * MANIFEST, table or log), RAVEL_ELOCKED, RAVEL_EIO, RAVEL_ECORRUPT. */
+RAVEL_EXPORT int ravel_repair(const char *dir, const ravel_options *opts);
 
 /* ------------------------------------------------------------------ */
 /* Host: serve a database to guests                                     */

@@ -48,6 +48,8 @@ void ravel_options_init(ravel_options *opts)
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
     opts->max_pending = 100000;
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
+    opts->bloom_bits_per_key = -1; /* the database's record decides */
+    opts->compression = -1;
 }
 
 /* ---- the request path ---- */

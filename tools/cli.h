@@ -80,6 +80,8 @@ const char *cli_check_address(const char *address);
 int serve_main(const cli_command *cmd, int argc, char **argv);
 int demo_main(const cli_command *cmd, int argc, char **argv);
 int info_main(const cli_command *cmd, int argc, char **argv);
+int destroy_main(const cli_command *cmd, int argc, char **argv);
+int repair_main(const cli_command *cmd, int argc, char **argv);
 int data_main(const cli_command *cmd, int argc, char **argv);
 
 /* The data commands, run by data_main once the target is open. */

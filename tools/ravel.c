@@ -209,6 +209,32 @@ static const cli_command commands[] = {
              "\n"
              "Exits 3 when DIR holds no database or nothing answers at ADDRESS (after\n"
              "printing what it found).\n"},
+    {.name = "destroy", .main = destroy_main, .usage = "[--force] DIR",
+     .summary = "delete the database in DIR (nobody may hold it)",
+     .help = "Delete the LevelDB database in DIR: its tables, logs and LOCK, ravel's\n"
+             "ravel-options, a stale rave-level.sock and what an earlier repair set\n"
+             "aside in DIR/lost; then DIR itself, unless other files are left in it.\n"
+             "Refused (exit 3, nothing deleted) while any process holds DIR: a party's\n"
+             "leader (the message gives its pid), a plain LevelDB program, anyone\n"
+             "answering on DIR/rave-level.sock; and when DIR holds no database.\n"
+             "\n"
+             "options:\n"
+             "  -f, --force            do not ask; without it, destroy asks 'destroy the\n"
+             "                         database DIR and ALL its entries? [y/N]' on a\n"
+             "                         terminal (anything but y or yes exits 3) and\n"
+             "                         refuses (exit 2) when stdin is not one\n"
+             "  -h, --help             this text\n"},
+    {.name = "repair", .main = repair_main, .usage = "DIR",
+     .summary = "rebuild a damaged database from what is left",
+     .help = "Rebuild the LevelDB database in DIR from the tables and logs that are\n"
+             "left (LevelDB's RepairDB), e.g. after CURRENT or a MANIFEST was lost:\n"
+             "what can be read is kept, the files it replaces go to DIR/lost. New\n"
+             "tables are written with the options the database was created with\n"
+             "(its ravel-options). Refused (exit 3, nothing changed) while any\n"
+             "process holds DIR, as for destroy, and when DIR holds no LevelDB files.\n"
+             "\n"
+             "options:\n"
+             "  -h, --help             this text\n"},
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
@@ -230,7 +256,7 @@ static void print_usage(void)
     for (size_t i = 0; i < NCOMMANDS; i++)
         printf("  %-7s %s\n", commands[i].name, commands[i].summary);
     fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
-          "  version the version\n"
+          "  version ravel's version and LevelDB's (also --version, -V)\n"
           "\n"
           "Data commands (get put del ls count clear dump load backup compact) work on\n"
           "a LevelDB directory DIR, also while other processes hold it, or on a host\n"
@@ -295,8 +321,9 @@ int main(int argc, char **argv)
         cli_print_help(cmd);
         return EXIT_OK;
     }
-    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("ravel %d.%d.%d\n", RAVEL_VERSION_MAJOR, RAVEL_VERSION_MINOR, RAVEL_VERSION_PATCH);
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0 ||
+        strcmp(name, "-V") == 0) {
+        printf("ravel %s\nLevelDB %s\n", ravel_version(), ravel_leveldb_version());
         return EXIT_OK;
     }
     const cli_command *cmd = find_command(name);

@@ -18,6 +18,7 @@
 
 #include "db/batch.h"
 #include "db/db.h"
+#include "db/options.h"
 #include "db/range.h"
 #include "db/reserved.h"
 #include "error.h"
@@ -29,6 +30,7 @@ typedef struct local_db {
     char *dir;
     size_t write_buffer_size;
     leveldb_options_t *options;
+    leveldb_filterpolicy_t *policy; /* a bloom filter, or NULL */
     leveldb_cache_t *cache;
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts;
@@ -1430,6 +1432,8 @@ static void lclose(ravel_db *d)
     eo_free_all(l);
     pthread_mutex_destroy(&l->mu);
     leveldb_options_destroy(l->options);
+    if (l->policy)
+        leveldb_filterpolicy_destroy(l->policy);
     if (l->cache)
         leveldb_cache_destroy(l->cache);
     leveldb_readoptions_destroy(l->ropts);
@@ -1546,6 +1550,16 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     /* LevelDB's default is 4 MiB. */
     l->write_buffer_size = opts->write_buffer_size ? opts->write_buffer_size : 4u << 20;
     leveldb_options_set_write_buffer_size(l->options, l->write_buffer_size);
+    /* The table options must be known before LevelDB opens: resolved
+     * against the database's record, read without taking the lock (only
+     * an open that creates the database writes one, under the lock). */
+    rv_table_opts topts;
+    rv_table_opts_resolve(dir, opts, &topts);
+    rv_table_opts_apply(&topts, opts, l->options, &l->policy);
+    char current[4200];
+    struct stat st;
+    snprintf(current, sizeof current, "%s/CURRENT", dir);
+    int existed = stat(current, &st) == 0;
     l->ropts = leveldb_readoptions_create();
     l->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
@@ -1555,12 +1569,18 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     l->dir = rv_strdup(dir);
     if (opts->create_if_missing || is_database(dir, &err))
         l->db = leveldb_open(l->options, dir, &err);
-    if (err || !l->dir || !l->db) {
-        int rc = err ? open_error(dir, opts->create_if_missing, err)
-                     : rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = RAVEL_OK;
+    if (err || !l->dir || !l->db)
+        rc = err ? open_error(dir, opts->create_if_missing, err)
+                 : rv_err(RAVEL_ENOMEM, "out of memory");
+    else if (!existed)
+        rc = rv_table_opts_record(dir, &topts);
+    if (rc != RAVEL_OK) {
         if (l->db)
             leveldb_close(l->db);
         leveldb_options_destroy(l->options);
+        if (l->policy)
+            leveldb_filterpolicy_destroy(l->policy);
         if (l->cache)
             leveldb_cache_destroy(l->cache);
         leveldb_readoptions_destroy(l->ropts);

@@ -28,6 +28,13 @@
 #              pairs (a/W/J, z/W/J) in atomic batches: the copy equals
 #              the dump of the same snapshot (-o), every pair in it is
 #              whole, none of the writers' values is in it; refusals
+#   admin      version, --version, -V (ravel's and LevelDB's); destroy and
+#              repair refused (exit 3, nothing changed) while 'ravel
+#              serve' leads the directory and while a plain LevelDB
+#              program holds its lock, and on a directory that holds no
+#              database; destroy refused without --force when stdin is not
+#              a terminal; repair after CURRENT is lost; destroy of an
+#              idle database removes the directory, ravel-options included
 #   demo-twice the demo twice on one directory: each run counts its own
 #              4 writer records
 #   errors     each error names its cause at once, with its exit code:
@@ -823,8 +830,71 @@ case_demo_twice() {
   done
 }
 
+case_admin() {
+  local db=$tmp/db v
+  for v in version --version -V; do
+    run 0 "$v"
+    grep -Eq '^ravel [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/out" || fail "$v: $(cat "$tmp/out")"
+    grep -Eq '^LevelDB [0-9]+\.[0-9]+$' "$tmp/out" || fail "$v: no LevelDB version: $(cat "$tmp/out")"
+  done
+  for v in destroy repair; do
+    run 0 help "$v"
+    grep -q "^usage: ravel $v" "$tmp/out" || fail "ravel help $v: no usage line"
+  done
+  run 0 put "$db" k v
+  run 0 put "$db" k2 v2
+  # Not a database: refused, the directory left as it was.
+  mkdir -p "$tmp/plain"
+  printf x >"$tmp/plain/LOG"
+  run 3 destroy --force "$tmp/plain"
+  err_has 'no LevelDB database'
+  run 3 repair "$tmp/plain"
+  err_has 'no LevelDB files'
+  [ "$(ls "$tmp/plain")" = LOG ] || fail "destroy or repair changed $tmp/plain: $(ls "$tmp/plain")"
+  run 2 destroy "$db"
+  err_has 'add --force'
+  run 2 destroy
+  # Held by 'ravel serve': refused, naming its pid.
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  local one=$served
+  run 3 destroy --force "$db"
+  err_has "process $one holds its LOCK"
+  run 3 repair "$db"
+  err_has "process $one holds its LOCK"
+  run 0 get "$db" k
+  out_is $'v\n'
+  stop "$one" TERM
+  # Held by a plain LevelDB program (a POSIX lock on LOCK, as LevelDB
+  # takes it).
+  if command -v python3 >/dev/null; then
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$db" >"$tmp/held.out" &
+    local holder=$!
+    pids+=("$holder")
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    run 3 destroy --force "$db"
+    err_has "process $holder holds its LOCK"
+    run 3 repair "$db"
+    err_has "process $holder holds its LOCK"
+    kill "$holder"
+    wait "$holder" 2>/dev/null
+  fi
+  # Idle: repair brings back a database whose CURRENT is lost.
+  rm "$db/CURRENT"
+  run 3 get "$db" k
+  run 0 repair "$db"
+  run 0 get "$db" k2
+  out_is $'v2\n'
+  [ -e "$db/ravel-options" ] || fail "no ravel-options in $db"
+  run 0 destroy --force "$db"
+  [ ! -e "$db" ] || fail "destroy left $db: $(ls -A "$db")"
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup) "case_${case/-/_}" ;;
+basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup | admin) "case_${case/-/_}" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2
