@@ -313,6 +313,26 @@ static void print_stats(const stats *st, int json)
     printf("entries    not counted: LevelDB keeps no count (ravel count counts them)\n");
 }
 
+/* The table options recorded when the database was created (the file
+ * ravel-options: "name value" lines), as "name value, ..." text; empty
+ * without a record. */
+static void recorded_options(const char *dir, char *out, size_t cap)
+{
+    char path[8192], line[256], name[64];
+    long long value;
+    size_t n = 0;
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/ravel-options", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '#' && sscanf(line, "%63s %lld", name, &value) == 2 &&
+            strcmp(name, "version") != 0 && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s %lld", n ? ", " : "", name, value);
+    fclose(f);
+}
+
 typedef struct dir_info {
     int database;
     unsigned long long bytes;
@@ -322,6 +342,7 @@ typedef struct dir_info {
     peer leader;
     int members;           /* -1 unknown */
     stats st;
+    char options[512];     /* recorded_options */
 } dir_info;
 
 static int gather_dir(const char *dir, dir_info *in)
@@ -346,6 +367,7 @@ static int gather_dir(const char *dir, dir_info *in)
     char path[8192];
     snprintf(path, sizeof path, "%s/LOCK", dir);
     in->holder = lock_holder(path);
+    recorded_options(dir, in->options, sizeof in->options);
     if (in->holder)
         command_of(in->holder, in->holder_cmd, sizeof in->holder_cmd);
     snprintf(path, sizeof path, "%s/" SOCKET_NAME, dir);
@@ -397,12 +419,20 @@ static void print_dir(const char *dir, const dir_info *in, int json)
         else
             fputs("null", stdout);
         print_stats(&in->st, 1);
+        fputs(",\"recorded_options\":", stdout);
+        if (in->options[0])
+            json_string(in->options);
+        else
+            fputs("null", stdout);
         puts("}");
         return;
     }
     printf("directory  %s\n", dir);
     printf("database   %s\n", in->database ? "yes (LevelDB: a CURRENT file)" : "none here");
     printf("size       %llu bytes on disk, %u files\n", in->bytes, in->files);
+    if (in->database)
+        printf("options    %s\n", in->options[0] ? in->options
+                                                 : "none recorded (made by LevelDB, Node or an older ravel)");
     if (l->reached) {
         printf("leader     pid %d, %s", l->pid,
                l->ravel ? "ravel" : is_node(l->pid) ? "Node (rave-level)" : "not ravel (no announcement)");

@@ -203,6 +203,7 @@ static const cli_command commands[] = {
              "  -j, --json             one JSON object on stdout instead of lines\n"
              "  -h, --help             this text\n"
              "\n"
+             "  DIR: the table options recorded when ravel created it (ravel-options).\n"
              "  With a ravel leader or host: LevelDB's own statistics (leveldb.stats)\n"
              "  and approximate memory use, asked of it. LevelDB keeps no count of\n"
              "  entries; 'ravel count' counts them.\n"

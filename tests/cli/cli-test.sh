@@ -658,6 +658,8 @@ case_info() {
   grep -q '^database   yes' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   grep -q '^leader     none: nobody holds the directory' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   grep -q '^leveldb    stats not known: nobody serves it' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^options    bloom_bits_per_key 0, compression 1, block_size 4096' "$tmp/out" ||
+    fail "info: no recorded options: $(cat "$tmp/out")"
   grep -Eq '^size       [1-9][0-9]* bytes on disk, [0-9]+ files' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   start_serve one "$db" --listen "unix:$tmp/one.sock" || return
   local one=$served
