@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db/db.h"
 #include "error.h"
 #include "host/host.h"
 #include "host/session.h"
@@ -358,6 +359,125 @@ static void linger(hconn *c, char *buf)
     }
 }
 
+/* Extension "watch": the guest asked for a watch on this stream, which
+ * from now on carries only that (docs/protocol-extensions.md). Runs the
+ * watch on the served handle and sends each write's changes as one
+ * WatchEvent, at most WATCH_WINDOW unacknowledged, reading the guest's
+ * acknowledgements in between; returns when the guest goes, the watch
+ * ends or the host stops. A guest that does not read holds no more than
+ * that window here: the watch itself falls behind, and gets resync. */
+#define WATCH_WINDOW 64
+#define WATCH_SLICE_MS 50
+
+static void serve_watch(hconn *c, char *buf)
+{
+    rv_hsession *s = &c->s;
+    ravel_watch_options o;
+    ravel_watch_options_init(&o);
+    o.range = &s->watch_range.r;
+    o.has_from = s->watch_has_from;
+    o.from = s->watch_from;
+    ravel_watch *w = NULL;
+    int rc = ravel_watch_new(c->h->db, &o, &w);
+    rv_buf out = {0}, keep = {0};
+    ravel_change *batch = NULL;
+    size_t cap = 0;
+    if (rc != RAVEL_OK) {
+        if (rv_hsession_watch_event(&out, s->watch_id, rc, 0, NULL, 0, 0, 0) == RAVEL_OK)
+            write_all(c, out.data, out.len);
+        rv_buf_free(&out);
+        return;
+    }
+    /* Where it starts, so a guest whose stream is cut before the first
+     * change still resumes from there. */
+    uint64_t sent = 0;
+    rc = rv_hsession_watch_event(&out, s->watch_id, RAVEL_OK, w->ops->position(w), NULL, 0, 0, 0);
+    if (rc == RAVEL_OK && write_all(c, out.data, out.len) != 0)
+        rc = RAVEL_ECONNLOST;
+    while (rc == RAVEL_OK) {
+        int credit = sent - s->watch_acked < WATCH_WINDOW;
+        if (credit) {
+            ravel_change ch;
+            int wrc = ravel_watch_next(w, &ch, WATCH_SLICE_MS);
+            if (wrc == RAVEL_OK) {
+                /* The write's changes, copied: the next call may reuse the
+                 * bytes of the last. */
+                size_t n = 0;
+                keep.len = 0;
+                for (;;) {
+                    if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        ravel_change *nb = rv_realloc(batch, ncap * sizeof *nb);
+                        if (!nb) {
+                            rc = RAVEL_ENOMEM;
+                            break;
+                        }
+                        batch = nb;
+                        cap = ncap;
+                    }
+                    batch[n] = ch;
+                    size_t at = keep.len;
+                    if (rv_buf_append(&keep, ch.key, ch.klen) ||
+                        rv_buf_append(&keep, ch.val, ch.vlen)) {
+                        rc = RAVEL_ENOMEM;
+                        break;
+                    }
+                    batch[n].key = (const char *)(uintptr_t)at; /* offsets until keep stops moving */
+                    n++;
+                    if (ch.last || ch.type == RAVEL_CHANGE_RESYNC)
+                        break;
+                    if ((wrc = ravel_watch_next(w, &ch, -1)) != RAVEL_OK)
+                        break;
+                }
+                for (size_t i = 0; rc == RAVEL_OK && i < n; i++) {
+                    size_t at = (size_t)(uintptr_t)batch[i].key;
+                    batch[i].key = keep.data + at;
+                    batch[i].val = keep.data + at + batch[i].klen;
+                }
+                int resync = n && batch[0].type == RAVEL_CHANGE_RESYNC;
+                out.len = 0;
+                if (rc == RAVEL_OK)
+                    rc = rv_hsession_watch_event(&out, s->watch_id, RAVEL_OK, batch[0].seq,
+                                                 resync ? NULL : batch, resync ? 0 : n, resync,
+                                                 resync ? batch[0].resync_from : 0);
+                if (rc == RAVEL_OK && write_all(c, out.data, out.len) != 0)
+                    rc = RAVEL_ECONNLOST;
+                sent++;
+            }
+            if (rc == RAVEL_OK && wrc != RAVEL_OK && wrc != RAVEL_ETIMEDOUT) {
+                out.len = 0;
+                if (rv_hsession_watch_event(&out, s->watch_id, wrc, 0, NULL, 0, 0, 0) == RAVEL_OK)
+                    write_all(c, out.data, out.len);
+                break;
+            }
+        }
+        if (rc != RAVEL_OK)
+            break;
+        /* The guest's acknowledgements, or its going away. */
+        ssize_t n = conn_read(c, buf, READ_CHUNK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = wait_fd_for(c->h, c->want == POLLOUT ? c->wfd : c->rfd, c->want,
+                                credit ? 0 : WATCH_SLICE_MS);
+            if (r == 0)
+                break;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        s->out.len = 0;
+        rc = rv_hsession_feed(s, (const uint8_t *)buf, (size_t)n);
+        if (s->out.len && write_all(c, s->out.data, s->out.len) != 0)
+            break;
+        s->out.len = 0;
+    }
+    free(batch);
+    rv_buf_free(&keep);
+    rv_buf_free(&out);
+    ravel_watch_free(w);
+}
+
 static void *conn_main(void *arg)
 {
     hconn *c = arg;
@@ -403,6 +523,10 @@ static void *conn_main(void *arg)
         c->s.out.len = 0;
         if (rc)
             logf_(h, "closing a connection: %s", ravel_strerror(rc));
+        if (rc == 0 && c->s.watch_asked) {
+            serve_watch(c, buf);
+            break;
+        }
     }
     free(buf);
     rv_hsession_free(&c->s);

@@ -188,7 +188,8 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
     f->out->len = f->start + nh + body;
 }
 
-static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once"};
+static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once",
+                                        "watch"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -272,13 +273,20 @@ static void *unpack_alloc(void *ud, size_t n)
 
 static const ProtobufCMessageDescriptor *in_message(uint8_t tag)
 {
-    return tag < RV_IN_COUNT ? in_desc[tag] : tag == RV_IN_HELLO ? &ravelwire__hello__descriptor : NULL;
+    return tag < RV_IN_COUNT        ? in_desc[tag]
+           : tag == RV_IN_HELLO     ? &ravelwire__hello__descriptor
+           : tag == RV_IN_WATCH     ? &ravelwire__watch__descriptor
+           : tag == RV_IN_WATCH_ACK ? &ravelwire__watch_ack__descriptor
+           : tag == RV_IN_CHANGELOG ? &ravelwire__changelog__descriptor
+                                    : NULL;
 }
 
 static const ProtobufCMessageDescriptor *out_message(uint8_t tag)
 {
     return tag < RV_OUT_COUNT ? out_desc[tag]
            : tag == RV_OUT_ANNOUNCE ? &ravelwire__announce__descriptor
+           : tag == RV_OUT_WATCH_EVENT ? &ravelwire__watch_event__descriptor
+           : tag == RV_OUT_CHANGELOG_STATE ? &ravelwire__changelog_state__descriptor
                                     : NULL;
 }
 

@@ -41,7 +41,13 @@ enum {
  * (a host: a ravel guest sends Hello only to a host that announced). */
 enum {
     RV_OUT_ANNOUNCE = 64, /* Announce, the first frame of every stream */
-    RV_IN_HELLO = 64      /* Hello, the guest's answer to it */
+    RV_IN_HELLO = 64,     /* Hello, the guest's answer to it */
+    /* "watch": a watch's own stream */
+    RV_IN_WATCH = 80,
+    RV_IN_WATCH_ACK = 81,
+    RV_IN_CHANGELOG = 82,
+    RV_OUT_WATCH_EVENT = 80,
+    RV_OUT_CHANGELOG_STATE = 82,
 };
 
 /* The version of the extension scheme this code speaks: Announce and Hello
@@ -59,10 +65,12 @@ enum {
                                       * Put, Delete, Batch and Clear */
     RV_EXT_EXACTLY_ONCE = 1u << 3,   /* "exactly-once": producer, wseq and
                                       * acked (64-66) of the same four */
+    RV_EXT_WATCH = 1u << 4,          /* "watch": Watch, WatchAck, Changelog
+                                      * (80-82) and their answers */
 };
 #define RV_EXT_ALL                                                              \
     ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC |      \
-                RV_EXT_EXACTLY_ONCE))
+                RV_EXT_EXACTLY_ONCE | RV_EXT_WATCH))
 
 /* A write's exactly-once identity, as a host parses it: producer NULL when
  * the write has none. */
