@@ -56,6 +56,10 @@ struct rv_feed {
     size_t log_cap, log_head, log_len;
     uint64_t log_bytes;
     uint64_t log_floor;     /* the log holds every change after it */
+    /* The number of the last record: the next one's prev. Across a new
+     * leader it is the last life's last record, not the numbers it had
+     * reserved: no change came between them, or it would be logged. */
+    uint64_t log_last;
 };
 
 static void put_u64le(char *p, uint64_t v)
@@ -213,6 +217,7 @@ static int load_log(rv_feed *f, leveldb_t *db, const leveldb_readoptions_t *ro)
             break;
         if (seq > f->last)
             f->last = seq;
+        f->log_last = seq;
     }
     char *err = NULL;
     leveldb_iter_get_error(it, &err);
@@ -220,7 +225,7 @@ static int load_log(rv_feed *f, leveldb_t *db, const leveldb_readoptions_t *ro)
     if (err)
         return rv_err_leveldb(err);
     if (first)
-        f->log_floor = f->last;
+        f->log_floor = f->log_last = f->last;
     return rc;
 }
 
@@ -367,7 +372,7 @@ void rv_feed_write(rv_feed *f, leveldb_t *db, const leveldb_writeoptions_t *wo,
     pthread_mutex_lock(&f->mu);
     uint64_t seq = f->last + 1;
     e->seq = seq;
-    put_u64le(e->blob + 1, f->last);
+    put_u64le(e->blob + 1, f->log_on ? f->log_last : f->last);
     size_t prune = 0;
     char key[LOG_KEY_LEN];
     if (f->log_on) {
@@ -396,6 +401,7 @@ void rv_feed_write(rv_feed *f, leveldb_t *db, const leveldb_writeoptions_t *wo,
                 log_pop(f);
             if (log_push(f, seq, sizeof key + e->len) != RAVEL_OK)
                 f->log_floor = seq; /* resumes before it answer resync */
+            f->log_last = seq;
         }
         /* The buffer takes the block (an fevent at its start). */
         if (ring_push(f, e) == RAVEL_OK)
@@ -453,7 +459,7 @@ int rv_feed_changelog_set(rv_feed *f, leveldb_t *db, const leveldb_writeoptions_
         for (size_t i = 0; i < drop; i++)
             log_pop(f);
         if (on && !f->log_on)
-            f->log_floor = f->last; /* what came before was not logged */
+            f->log_floor = f->log_last = f->last; /* what came before was not logged */
         f->log_on = on;
         f->max_count = max_count;
         f->max_bytes = max_bytes;
