@@ -630,6 +630,16 @@ static int fwatch_next(ravel_watch *base, ravel_change *c, int timeout_ms)
                 pthread_mutex_unlock(&f->mu);
                 return rc;
             }
+            if (rc == RAVEL_END && f->log_on && w->cursor >= f->log_floor) {
+                /* Nothing logged after the cursor: no change came between
+                 * it and the buffer (a new leader's buffer starts past the
+                 * numbers the last one reserved). Unless one was logged
+                 * since we looked: then read again. */
+                if (f->log_last <= w->cursor && w->cursor < f->ring_floor)
+                    w->cursor = f->ring_floor;
+                pthread_mutex_unlock(&f->mu);
+                continue;
+            }
             /* Pruned meanwhile: the log no longer holds what follows. */
             rc = resync(w, c);
             pthread_mutex_unlock(&f->mu);

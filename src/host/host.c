@@ -368,6 +368,55 @@ static void linger(hconn *c, char *buf)
  * that window here: the watch itself falls behind, and gets resync. */
 #define WATCH_WINDOW 64
 #define WATCH_SLICE_MS 50
+#define WATCH_WRITE_BYTES (64u << 10)
+
+typedef struct wbatch {
+    ravel_change *ch;
+    size_t *at;     /* where each change's key starts in bytes */
+    size_t cap;
+    rv_buf bytes;
+} wbatch;
+
+/* Append to out the WatchEvent of the write whose first change is *first:
+ * its other changes are read at once (they are there already). The
+ * changes' bytes are copied, since the next call may reuse them. */
+static int encode_write(ravel_watch *w, uint32_t id, const ravel_change *first, wbatch *b,
+                        rv_buf *out, int *wrc)
+{
+    ravel_change ch = *first;
+    size_t n = 0;
+    b->bytes.len = 0;
+    for (;;) {
+        if (n == b->cap) {
+            size_t ncap = b->cap ? b->cap * 2 : 16;
+            ravel_change *nc = rv_realloc(b->ch, ncap * sizeof *nc);
+            if (nc)
+                b->ch = nc;
+            size_t *na = nc ? rv_realloc(b->at, ncap * sizeof *na) : NULL;
+            if (!na)
+                return RAVEL_ENOMEM;
+            b->at = na;
+            b->cap = ncap;
+        }
+        b->ch[n] = ch;
+        b->at[n] = b->bytes.len;
+        if (rv_buf_append(&b->bytes, ch.key, ch.klen) || rv_buf_append(&b->bytes, ch.val, ch.vlen))
+            return RAVEL_ENOMEM;
+        n++;
+        if (ch.last || ch.type == RAVEL_CHANGE_RESYNC)
+            break;
+        if ((*wrc = ravel_watch_next(w, &ch, -1)) != RAVEL_OK)
+            return RAVEL_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        b->ch[i].key = b->bytes.data + b->at[i];
+        b->ch[i].val = b->bytes.data + b->at[i] + b->ch[i].klen;
+    }
+    if (b->ch[0].type == RAVEL_CHANGE_RESYNC)
+        return rv_hsession_watch_event(out, id, RAVEL_OK, b->ch[0].seq, NULL, 0, 1,
+                                       b->ch[0].resync_from);
+    return rv_hsession_watch_event(out, id, RAVEL_OK, b->ch[0].seq, b->ch, n, 0, 0);
+}
 
 static void serve_watch(hconn *c, char *buf)
 {
@@ -379,9 +428,8 @@ static void serve_watch(hconn *c, char *buf)
     o.from = s->watch_from;
     ravel_watch *w = NULL;
     int rc = ravel_watch_new(c->h->db, &o, &w);
-    rv_buf out = {0}, keep = {0};
-    ravel_change *batch = NULL;
-    size_t cap = 0;
+    rv_buf out = {0};
+    wbatch b = {0};
     if (rc != RAVEL_OK) {
         if (rv_hsession_watch_event(&out, s->watch_id, rc, 0, NULL, 0, 0, 0) == RAVEL_OK)
             write_all(c, out.data, out.len);
@@ -397,53 +445,22 @@ static void serve_watch(hconn *c, char *buf)
     while (rc == RAVEL_OK) {
         int credit = sent - s->watch_acked < WATCH_WINDOW;
         if (credit) {
-            ravel_change ch;
-            int wrc = ravel_watch_next(w, &ch, WATCH_SLICE_MS);
-            if (wrc == RAVEL_OK) {
-                /* The write's changes, copied: the next call may reuse the
-                 * bytes of the last. */
-                size_t n = 0;
-                keep.len = 0;
-                for (;;) {
-                    if (n == cap) {
-                        size_t ncap = cap ? cap * 2 : 16;
-                        ravel_change *nb = rv_realloc(batch, ncap * sizeof *nb);
-                        if (!nb) {
-                            rc = RAVEL_ENOMEM;
-                            break;
-                        }
-                        batch = nb;
-                        cap = ncap;
-                    }
-                    batch[n] = ch;
-                    size_t at = keep.len;
-                    if (rv_buf_append(&keep, ch.key, ch.klen) ||
-                        rv_buf_append(&keep, ch.val, ch.vlen)) {
-                        rc = RAVEL_ENOMEM;
-                        break;
-                    }
-                    batch[n].key = (const char *)(uintptr_t)at; /* offsets until keep stops moving */
-                    n++;
-                    if (ch.last || ch.type == RAVEL_CHANGE_RESYNC)
-                        break;
-                    if ((wrc = ravel_watch_next(w, &ch, -1)) != RAVEL_OK)
-                        break;
-                }
-                for (size_t i = 0; rc == RAVEL_OK && i < n; i++) {
-                    size_t at = (size_t)(uintptr_t)batch[i].key;
-                    batch[i].key = keep.data + at;
-                    batch[i].val = keep.data + at + batch[i].klen;
-                }
-                int resync = n && batch[0].type == RAVEL_CHANGE_RESYNC;
-                out.len = 0;
-                if (rc == RAVEL_OK)
-                    rc = rv_hsession_watch_event(&out, s->watch_id, RAVEL_OK, batch[0].seq,
-                                                 resync ? NULL : batch, resync ? 0 : n, resync,
-                                                 resync ? batch[0].resync_from : 0);
-                if (rc == RAVEL_OK && write_all(c, out.data, out.len) != 0)
-                    rc = RAVEL_ECONNLOST;
+            /* Every write that is there already, in one write(2). */
+            int wrc = RAVEL_OK, wait = WATCH_SLICE_MS;
+            out.len = 0;
+            while (rc == RAVEL_OK && sent - s->watch_acked < WATCH_WINDOW &&
+                   out.len < WATCH_WRITE_BYTES) {
+                ravel_change ch;
+                if ((wrc = ravel_watch_next(w, &ch, wait)) != RAVEL_OK)
+                    break;
+                rc = encode_write(w, s->watch_id, &ch, &b, &out, &wrc);
+                if (wrc != RAVEL_OK)
+                    break;
                 sent++;
+                wait = 0;
             }
+            if (rc == RAVEL_OK && out.len && write_all(c, out.data, out.len) != 0)
+                rc = RAVEL_ECONNLOST;
             if (rc == RAVEL_OK && wrc != RAVEL_OK && wrc != RAVEL_ETIMEDOUT) {
                 out.len = 0;
                 if (rv_hsession_watch_event(&out, s->watch_id, wrc, 0, NULL, 0, 0, 0) == RAVEL_OK)
@@ -472,8 +489,9 @@ static void serve_watch(hconn *c, char *buf)
             break;
         s->out.len = 0;
     }
-    free(batch);
-    rv_buf_free(&keep);
+    free(b.ch);
+    free(b.at);
+    rv_buf_free(&b.bytes);
     rv_buf_free(&out);
     ravel_watch_free(w);
 }
