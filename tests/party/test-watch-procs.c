@@ -426,8 +426,13 @@ static void test_slow_watcher(void **state)
     printf("# leader RSS %ld KiB before, %ld KiB at most while 48 MiB went by a watcher "
            "that does not read\n", before, peak);
     /* LevelDB's memtables and caches, the 4 MiB buffer, 64 frames: far
-     * below what was written. */
+     * below what was written. Under AddressSanitizer freed memory waits in
+     * its quarantine (256 MiB), so RSS tells nothing there. */
+#if defined(__SANITIZE_ADDRESS__)
+    printf("# (AddressSanitizer: the bound on RSS is checked in the plain build)\n");
+#else
     assert_true(peak - before < 32 * 1024);
+#endif
     assert_int_equal(wait_exit(sleeper, 30), 0);
     FILE *f = fopen(out, "r");
     assert_non_null(f);
