@@ -20,6 +20,8 @@
  *                                     then read until a resync and write
  *                                     "resync after N" (N changes before
  *                                     it) to OUT
+ *   watch-child hold DIR SECS -       open DIR in party mode, write DIR.ready,
+ *                                     hold it SECS seconds or until SIGTERM
  * Exit status: 0 ok, 1 a ravel call failed, 2 usage, 3 a change out of
  * order or out of the range. */
 #include <fcntl.h>
@@ -234,6 +236,25 @@ static int cmd_sleeper(char **argv)
     return 0;
 }
 
+/* hold DIR SECONDS: open DIR in party mode (leading if first), write
+ * DIR.ready, and hold it. */
+static int cmd_hold(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], NULL) != RAVEL_OK)
+        return die("open");
+    char ready[4300];
+    snprintf(ready, sizeof ready, "%s.ready", argv[0]);
+    int fd = open(ready, O_WRONLY | O_CREAT, 0600);
+    if (fd < 0)
+        return die("ready");
+    close(fd);
+    for (int i = 0; !stop && i < atoi(argv[1]) * 100; i++)
+        usleep(10000);
+    ravel_db_close(db);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sigaction sa = {0};
@@ -252,6 +273,8 @@ int main(int argc, char **argv)
         return cmd_watcher(argv + 2);
     if (argc == 5 && strcmp(argv[1], "sleeper") == 0)
         return cmd_sleeper(argv + 2);
-    fprintf(stderr, "usage: watch-child writer|watcher|sleeper DIR ...\n");
+    if (argc == 5 && strcmp(argv[1], "hold") == 0)
+        return cmd_hold(argv + 2);
+    fprintf(stderr, "usage: watch-child writer|watcher|sleeper|hold DIR ...\n");
     return 2;
 }
