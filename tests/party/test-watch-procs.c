@@ -360,8 +360,9 @@ static void chaos(int changelog)
     assert_int_equal(t->outside, 0);
     if (changelog)
         assert_int_equal(t->resyncs, 0);
-    else
-        assert_int_equal(t->resyncs, kills); /* one per failover */
+    else /* one per failover, unless the killed leader had given out no
+          * number after the watcher's last: then nothing was missed */
+        assert_true(t->resyncs >= 1 && t->resyncs <= kills);
     printf("# %d SIGKILLed leaders, change log %s: %ld acknowledged writes, %ld changes, "
            "%ld resyncs\n", kills, changelog ? "on" : "off", acked, t->events, t->resyncs);
     assert_true(acked > 100);

@@ -37,8 +37,8 @@ static void test_announce_round_trip(void **state)
     assert_string_equal(m->extensions[2], "sync");
     assert_string_equal(m->extensions[3], "exactly-once");
     assert_int_equal(rv_ext_from_names(m->extensions, m->n_extensions), RV_EXT_ALL);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
     assert_string_equal(m->extensions[4], "watch");
+    protobuf_c_message_free_unpacked(&m->base, NULL);
     /* The exact bytes: version 1, five names. */
     static const uint8_t want[] = {0x3b, 64, 0x08, 0x01, 0x12, 14, 'e', 'r', 'r', 'o', 'r', '-',
                                    'm', 'e', 's', 's', 'a', 'g', 'e', 's', 0x12, 11, 'c', 'o',
