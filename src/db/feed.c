@@ -89,10 +89,9 @@ static void log_key(char key[LOG_KEY_LEN], uint64_t seq)
         key[LOG_PREFIX_LEN + i] = (char)(seq >> (56 - 8 * i));
 }
 
-static void feed_record(const rv_feed *f, char rec[FEED_REC_LEN], int log_on, uint64_t max_count,
+static void feed_record(char rec[FEED_REC_LEN], int log_on, uint64_t max_count,
                         uint64_t max_bytes, uint64_t reserved)
 {
-    (void)f;
     rec[0] = 1;
     rec[1] = (char)log_on;
     put_u64le(rec + 2, max_count);
@@ -213,8 +212,10 @@ static int load_log(rv_feed *f, leveldb_t *db, const leveldb_readoptions_t *ro)
         if (first)
             f->log_floor = get_u64le(v + 1);
         first = 0;
-        if ((rc = log_push(f, seq, kl + vl)) != RAVEL_OK)
+        if ((rc = log_push(f, seq, kl + vl)) != RAVEL_OK) {
+            rc = rv_err(rc, "out of memory for the change log's index");
             break;
+        }
         if (seq > f->last)
             f->last = seq;
         f->log_last = seq;
@@ -389,7 +390,7 @@ void rv_feed_write(rv_feed *f, leveldb_t *db, const leveldb_writeoptions_t *wo,
     if (seq > reserved) {
         reserved = seq + RV_FEED_BLOCK - 1;
         char rec[FEED_REC_LEN];
-        feed_record(f, rec, f->log_on, f->max_count, f->max_bytes, reserved);
+        feed_record(rec, f->log_on, f->max_count, f->max_bytes, reserved);
         leveldb_writebatch_put(wb, FEED_KEY, FEED_KEY_LEN, rec, sizeof rec);
     }
     leveldb_write(db, wo, wb, err);
@@ -448,7 +449,7 @@ int rv_feed_changelog_set(rv_feed *f, leveldb_t *db, const leveldb_writeoptions_
         leveldb_writebatch_delete(wb, old, sizeof old);
     }
     char rec[FEED_REC_LEN];
-    feed_record(f, rec, on, max_count, max_bytes, f->reserved);
+    feed_record(rec, on, max_count, max_bytes, f->reserved);
     leveldb_writebatch_put(wb, FEED_KEY, FEED_KEY_LEN, rec, sizeof rec);
     char *err = NULL;
     leveldb_write(db, wo, wb, &err);
