@@ -229,8 +229,10 @@ static const cli_command commands[] = {
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
-             "others. Midway the leader is killed with SIGKILL; a new one is elected\n"
-             "and everyone carries on. N seconds in all (default 6).\n",
+             "others. The writers keep putting a; the reader watches a and prints each\n"
+             "change as it happens. Midway the leader is killed with SIGKILL; a new one\n"
+             "is elected and everyone carries on (the reader, without a change log,\n"
+             "gets a resync and reads a again). N seconds in all (default 6).\n",
      .main = demo_main},
 };
 
