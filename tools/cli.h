@@ -93,6 +93,7 @@ int data_clear(data_cmd *d);
 int data_dump(data_cmd *d);
 int data_load(data_cmd *d);
 int data_backup(data_cmd *d);
+int data_compact(data_cmd *d);
 int data_watch(data_cmd *d);
 int data_changelog(data_cmd *d);
 

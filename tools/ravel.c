@@ -172,11 +172,19 @@ static const cli_command commands[] = {
              "checks the copy. Progress on stderr when it is a terminal. DEST must not\n"
              "exist yet (or be empty); a copy that fails midway is removed.\n"
              "\n"
-             "backup leads DIR while it copies: when another process leads it, or\n"
-             "with --connect, it refuses (exit 3), since a consistent copy through\n"
-             "a leader needs snapshots over the wire, which ravel does not have yet.\n",
+             "The snapshot is LevelDB's own where backup leads DIR, else one that the\n"
+             "leader (or, with --connect, the host) keeps for backup's connection. If\n"
+             "that leader goes away during the copy, the snapshot goes with it: the\n"
+             "copy starts again from a new one (three tries in all).\n",
      .main = data_main, .run = data_backup, .min_args = 1, .max_args = 1,
      .opts = OPTS_OUTPUT},
+    {.name = "compact", .usage = "", .summary = "compact a range of keys, or all of them",
+     .help = "Have LevelDB compact the keys in the range (all of them without a bound):\n"
+             "deleted and overwritten entries are dropped from its files and the rest\n"
+             "rewritten in order (LevelDB's compact_range). Through a leader in another\n"
+             "process or a host, the leader compacts. Waits until it is done; reads\n"
+             "and writes of others go on meanwhile.\n",
+     .main = data_main, .run = data_compact, .opts = OPTS_RANGE},
     {.name = "watch", .usage = "[--from SEQ]", .summary = "print each change as it happens",
      .help = "Print every change that any process makes to the range, as it happens,\n"
              "one JSON line each, in commit order, until interrupted (or --limit N\n"
@@ -223,9 +231,12 @@ static const cli_command commands[] = {
              "  -j, --json             one JSON object on stdout instead of lines\n"
              "  -h, --help             this text\n"
              "\n"
+             "  With a ravel leader or host: LevelDB's own statistics (leveldb.stats)\n"
+             "  and approximate memory use, asked of it. LevelDB keeps no count of\n"
+             "  entries; 'ravel count' counts them.\n"
+             "\n"
              "Exits 3 when DIR holds no database or nothing answers at ADDRESS (after\n"
-             "printing what it found). LevelDB's own statistics and an entry count\n"
-             "need a request the wire protocol does not have yet.\n"},
+             "printing what it found).\n"},
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
@@ -251,11 +262,12 @@ static void print_usage(void)
     fputs("  help      'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
           "  version   the version\n"
           "\n"
-          "Data commands (get put del ls count clear dump load backup watch changelog)\n"
-          "work on a LevelDB directory DIR, also while other processes hold it, or on\n"
-          "a host with --connect ADDRESS instead of DIR. Bytes that are not text: -e\n"
-          "on the command line, escapes in get and ls, JSON lines with base64 in\n"
-          "dump, load and watch. All of it: 'man ravel' (in a source tree: man -l docs/ravel.1).\n",
+          "Data commands (get put del ls count clear dump load backup compact watch\n"
+          "changelog) work on a LevelDB directory DIR, also while other processes hold\n"
+          "it, or on a host with --connect ADDRESS instead of DIR. Bytes that are not\n"
+          "text: -e on the command line, escapes in get and ls, JSON lines with base64\n"
+          "in dump, load and watch. All of it: 'man ravel' (in a source tree: man -l\n"
+          "docs/ravel.1).\n",
           stdout);
     fputs(exit_help, stdout);
 }

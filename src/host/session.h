@@ -23,6 +23,7 @@ typedef struct rv_hsession {
     rv_decoder dec;
     rv_buf out;      /* reply frames waiting to be written */
     rv_idmap iters;  /* iterator id -> struct hiter */
+    rv_idmap snaps;  /* the guest's snapshot number -> ravel_snapshot */
     struct ravel_batch batch; /* reused for every Batch */
     /* Puts and dels that arrived back to back, written to the database as
      * one batch (group commit) before anything else is answered. */
@@ -86,6 +87,10 @@ int rv_hsession_watch_event(rv_buf *out, uint32_t id, int rc, uint64_t seq,
                             uint64_t resync_from);
 /* Close the session's iterators and free everything. */
 void rv_hsession_free(rv_hsession *s);
+
+/* Snapshots one connection may hold at once ("snapshots"); more are
+ * answered LEVEL_LIMIT_EXCEEDED. */
+#define RV_HOST_MAX_SNAPSHOTS 1024
 
 /* Iterator read-ahead: at most this many entries or bytes per IteratorData. */
 #define RV_ITER_BATCH_ENTRIES 4096

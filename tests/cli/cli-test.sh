@@ -22,7 +22,9 @@
 #   info       info on a directory nobody holds, one 'ravel serve' leads
 #              (with a member), a plain LevelDB program holds, one that
 #              holds no database (left as it was); --connect; --json
-#   backup     a copy of 1.5M entries while 4 writers join and write
+#   backup     a copy of 1.5M entries while 4 writers join and write; a
+#              copy through a leader in another process and through a
+#              host, from the snapshot it keeps for the stream
 #              pairs (a/W/J, z/W/J) in atomic batches: the copy equals
 #              the dump of the same snapshot (-o), every pair in it is
 #              whole, none of the writers' values is in it; refusals
@@ -648,6 +650,7 @@ case_info() {
   run 0 info "$db"
   grep -q '^database   yes' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   grep -q '^leader     none: nobody holds the directory' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^leveldb    stats not known: nobody serves it' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   grep -Eq '^size       [1-9][0-9]* bytes on disk, [0-9]+ files' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   start_serve one "$db" --listen "unix:$tmp/one.sock" || return
   local one=$served
@@ -667,6 +670,18 @@ case_info() {
   run 0 info "$db"
   grep -Eq "^leader     pid $one, ravel \(protocol extensions version 1\): .*serve" "$tmp/out" ||
     fail "info: $(cat "$tmp/out")"
+  # LevelDB's own figures, asked of the leader.
+  grep -q '^leveldb.stats, from the leader:' "$tmp/out" && grep -q 'Compactions' "$tmp/out" &&
+    grep -Eq '^memory     [0-9]+ bytes' "$tmp/out" || fail "info: no LevelDB stats: $(cat "$tmp/out")"
+  grep -Eq '^exactly-once guests remembered: [0-9]+' "$tmp/out" ||
+    fail "info: no exactly-once state: $(cat "$tmp/out")"
+  run 0 info --json "$db"
+  grep -q '"leveldb":{"stats":".*Compactions' "$tmp/out" || fail "info --json: stats: $(cat "$tmp/out")"
+  # compact through the leader (this process follows) and through a host.
+  run 0 compact "$db" --prefix k
+  out_is $'compacted\n'
+  run 0 compact --connect "unix:$tmp/one.sock"
+  out_is $'compacted\n'
   run 0 info --connect "unix:$tmp/one.sock"
   grep -q "^host       ravel" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
   grep -q "^pid        $one" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
@@ -676,6 +691,8 @@ case_info() {
   err_has 'cannot be reached'
   run 3 info --connect tcp:127.0.0.1:1 --json
   grep -q '"reachable":false' "$tmp/out" || fail "info --connect --json: $(cat "$tmp/out")"
+  run 0 compact "$db"
+  run 2 compact "$db" extra
   run 2 info
   run 2 info "$db" --connect unix:/x
   run 2 info --connect 7777
@@ -755,13 +772,42 @@ case_backup() {
     fail "the copy holds writes made after its snapshot: $(head -3 "$tmp/later")"
   run 0 get "$db" z/1/00
   [ "$(cat "$tmp/out")" != r0 ] || fail "the writers' writes did not land in $db"
-  # Refusals: a directory another process leads, a host, a DEST in use.
+  # Through a leader in another process and through a host: the
+  # snapshot is the leader's, kept for backup's stream, while a writer
+  # goes on (each of its loads is one batch: a snapshot has all of a
+  # round or none of it).
+  run 0 clear "$db" --prefix m/
   start_serve one "$db" --listen "unix:$tmp/one.sock" || return
-  run 3 backup "$db" "$tmp/copy2"
-  err_has 'led by another process: a consistent copy through it needs snapshots over the wire'
-  [ ! -e "$tmp/copy2" ] || fail "a refused backup made $tmp/copy2"
-  run 3 backup --connect "unix:$tmp/one.sock" "$tmp/copy2"
-  err_has 'is a host'
+  (
+    for r in $(seq 1 100000); do
+      for j in $(seq -w 0 24); do
+        printf '{"key":"a/1/%s","value":"s%d"}\n{"key":"z/1/%s","value":"s%d"}\n' \
+          "$j" "$r" "$j" "$r"
+      done >"$tmp/wf.lines"
+      "$ravel" load "$db" "$tmp/wf.lines" || exit 1
+      touch "$tmp/wf.wrote"
+    done
+  ) &
+  local wf=$!
+  pids+=("$wf")
+  for _ in $(seq 1 500); do [ -e "$tmp/wf.wrote" ] && break; sleep 0.01; done
+  local how n
+  for how in follower host; do
+    if [ $how = follower ]; then
+      run 0 backup "$db" "$tmp/copy-$how" -o "$tmp/lines-$how"
+    else
+      run 0 backup --connect "unix:$tmp/one.sock" "$tmp/copy-$how" -o "$tmp/lines-$how"
+    fi
+    grep -q '^200 entries copied from one snapshot' "$tmp/out" ||
+      fail "backup through the $how said: $(cat "$tmp/out")"
+    "$ravel" dump "$tmp/copy-$how" | cmp -s - "$tmp/lines-$how" ||
+      fail "the copy through the $how differs from its snapshot's dump"
+    n=$(grep -E '"key":"[az]/1/' "$tmp/lines-$how" | sed 's/.*"value":"\([^"]*\)".*/\1/' |
+      sort -u | wc -l)
+    [ "$n" -eq 1 ] || fail "the copy through the $how mixes $n rounds of one writer's batches"
+  done
+  kill "$wf" 2>/dev/null
+  wait "$wf" 2>/dev/null
   stop "$served" TERM
   run 3 backup "$db" "$copy"
   err_has 'exists and is not an empty directory'
