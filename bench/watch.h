@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* Writer configurations, measured in turn within each run. */
-enum { WC_PLAIN, WC_WATCHED, WC_LOGGED, WC_COUNT };
+enum { WC_PLAIN, WC_LOG_ONLY, WC_WATCHED, WC_LOGGED, WC_COUNT };
 
 typedef struct watch_bench {
     uint64_t lat_n;              /* puts timed */
