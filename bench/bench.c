@@ -37,6 +37,7 @@
 
 #include "common.h"
 #include "failover.h"
+#include "watch.h"
 #include "ravel.h"
 
 #define KEY_LEN 16 /* "k" + 15 zero-padded decimal digits */
@@ -2102,6 +2103,10 @@ static void usage(FILE *f)
             "              one run of each variant unless -r says otherwise\n"
             "  --no-node   skip the Node variants\n"
             "  --only LIST run only these of G1, C1 (comma-separated): no W1-W6, F1\n"
+            "  --watch     only the watches: latency from an acknowledged put to the\n"
+            "              change at a watcher in another process, and a follower's W1\n"
+            "              and W6 with no watch, a watcher, and the change log on (they\n"
+            "              run after F1 otherwise)\n"
             "  -h, --help  show this help\n",
             DEFAULT_N, BATCH_SIZE, DEFAULT_RUNS, MAX_RUNS, QUICK_N, QUICK_F1_ROUNDS, F1_ROUNDS);
 }
@@ -2136,7 +2141,7 @@ static int parse_runs(const char *s)
 int main(int argc, char **argv)
 {
     uint64_t n = 0;
-    int quick = 0, use_node = 1, runs = 0, only_g1 = 0, only_c1 = 0;
+    int quick = 0, use_node = 1, runs = 0, only_g1 = 0, only_c1 = 0, watch_only = 0;
     variant_result res[V_COUNT];
     double f1_store[F1_SETS][F1_ROUNDS];
     const double *f1_ms[F1_SETS];
@@ -2167,6 +2172,8 @@ int main(int argc, char **argv)
                     return 2;
                 }
             }
+        } else if (strcmp(argv[i], "--watch") == 0) {
+            watch_only = 1;
         } else {
             usage(stderr);
             return 2;
@@ -2188,6 +2195,18 @@ int main(int argc, char **argv)
     if (make_scratch_dir(g_root, sizeof g_root, "ravel-bench") != 0) {
         g_root[0] = '\0'; /* nothing was made, nothing to remove */
         return 1;
+    }
+
+    watch_bench wb;
+    if (watch_only) {
+        int wrc = watch_bench_run(g_root, n, runs, &wb);
+        cleanup();
+        if (wrc != 0)
+            return 1;
+        printf("# ravel-bench --watch (N = %llu, %d run(s); load average at the start %s)\n",
+               (unsigned long long)n, runs, load_start);
+        watch_bench_print(&wb, n);
+        return 0;
     }
 
     snprintf(g_certs, sizeof g_certs, "%s/certs", g_root);
@@ -2260,9 +2279,13 @@ int main(int argc, char **argv)
         f1_ms[i] = f1_store[i];
     }
 
+    if (watch_bench_run(g_root, n, runs, &wb) != 0)
+        die("watches", "failed");
+
     cleanup();
     print_report(argc, argv, n, res, ping, batch_floor, batch_floor_range, f1_ms, f1_rounds, node_note, load_start);
     print_miss(n, miss, miss_mb);
     print_counter(counter_total, counter_raw, counter_rv);
+    watch_bench_print(&wb, n);
     return 0;
 }

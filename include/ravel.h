@@ -623,6 +623,139 @@ RAVEL_EXPORT int ravel_destroy(const char *dir);
 RAVEL_EXPORT int ravel_repair(const char *dir, const ravel_options *opts);
 
 /* ------------------------------------------------------------------ */
+/* Watching changes                                                     */
+/* ------------------------------------------------------------------ */
+
+/* A watch delivers the changes that every process makes to a key range
+ * of the database, in commit order, on every handle kind (local, remote,
+ * party leader or follower).
+ *
+ * - Sequence numbers: each committed write (a put, a delete, a batch, each
+ *   chunk of 1,000 deletes of a clear) that changes keys of the database
+ *   gets a sequence number, strictly greater than every earlier one,
+ *   database-wide and across leaders. Numbers are not contiguous: a new
+ *   leader starts past a block reserved by the last one, and writes that
+ *   touch no key of the watch's range are not delivered at all. The
+ *   changes of one batch share its number and arrive together, the last
+ *   one marked `last`.
+ * - A clear arrives as the deletes it made.
+ * - Resume: a watch that loses its stream (a remote or following handle)
+ *   resumes exactly after the last change it delivered while the leader
+ *   that served it lives: the leader keeps the most recent changes in
+ *   memory (RAVEL_WATCH_BUFFER bytes). Across a failover, and for a start
+ *   from an older number, it resumes exactly only from the database's
+ *   change log (ravel_changelog_set). Otherwise it delivers a
+ *   RAVEL_CHANGE_RESYNC change: changes after `resync_from` and up to
+ *   `seq` may be missing; re-read the watch's range, and every change
+ *   after `seq` follows. Never a silent gap.
+ * - Bounded: a watcher that does not read holds no memory of the leader
+ *   beyond that shared buffer (and, remote, 64 frames in flight). Once it
+ *   falls behind the buffer (and the change log, when on) it gets a
+ *   resync where it left off.
+ * - A remote or following handle watches over a stream of its own to the
+ *   host or leader (the handle's address, or <dir>/rave-level.sock). A
+ *   host that is not a ravel host (a Node many-level host or rave-level
+ *   leader) cannot serve it: ravel_watch_new fails with RAVEL_ENOTSUP at
+ *   once, and if the party later moves to a Node leader the watch delivers
+ *   a resync and then fails with RAVEL_ENOTSUP. Handles on streams given
+ *   by the caller (ravel_guest_new) and tls: addresses cannot watch
+ *   (RAVEL_ENOTSUP).
+ * - Writes of Node processes through a ravel leader or host are changes
+ *   like any others. ravel's own records are never delivered. */
+
+#define RAVEL_WATCH_BUFFER (4u << 20)
+
+typedef enum ravel_change_type {
+    RAVEL_CHANGE_PUT = 1,
+    RAVEL_CHANGE_DEL = 2,
+    RAVEL_CHANGE_RESYNC = 3,
+} ravel_change_type;
+
+/* One change. The bytes belong to the watch: valid until its next call
+ * (or, in a callback, until the callback returns). */
+typedef struct ravel_change {
+    int type;              /* ravel_change_type */
+    uint64_t seq;          /* the write's sequence number; for a resync,
+                            * the number to re-read as of */
+    const char *key;       /* PUT, DEL */
+    size_t klen;
+    const char *val;       /* PUT */
+    size_t vlen;
+    int last;              /* the last change of its write (batch) */
+    uint64_t resync_from;  /* RESYNC: changes after this number may be missing */
+} ravel_change;
+
+typedef struct ravel_watch_options {
+    /* Which keys: bounds of a range (its limit, reverse, keys and values
+     * are ignored; NULL: every key), or a prefix (has_prefix). Not both. */
+    const ravel_range *range;
+    int has_prefix;
+    const void *prefix;
+    size_t prefix_len;
+    /* Start after this sequence number (has_from), e.g. the last one a
+     * previous watch delivered; else from now. */
+    int has_from;
+    uint64_t from;
+    /* Remote and following handles: how long ravel_watch_new tries to
+     * reach the host or leader, in milliseconds (default 10000). */
+    int connect_timeout_ms;
+} ravel_watch_options;
+
+RAVEL_EXPORT void ravel_watch_options_init(ravel_watch_options *o);
+
+typedef struct ravel_watch ravel_watch;
+
+/* Open a watch (o NULL: every key, from now), to read with
+ * ravel_watch_next. Errors: RAVEL_EINVAL, RAVEL_ENOTSUP (above),
+ * RAVEL_ECONNLOST (no host or leader answered within the timeout),
+ * RAVEL_ENOMEM. Safe from any thread. */
+RAVEL_EXPORT int ravel_watch_new(ravel_db *db, const ravel_watch_options *o, ravel_watch **out);
+
+/* The next change, waiting up to timeout_ms (< 0: no limit; 0: only what
+ * has arrived). RAVEL_OK; RAVEL_ETIMEDOUT when none came in time;
+ * RAVEL_ENOTSUP when the party moved to a Node leader (after a resync);
+ * RAVEL_ECLOSED after the handle (local) closed. A watch belongs to one
+ * thread at a time. A lost stream is not an error: the watch resumes on
+ * the next one. */
+RAVEL_EXPORT int ravel_watch_next(ravel_watch *w, ravel_change *c, int timeout_ms);
+
+/* The callback form: a thread of the watch's own calls cb with each change
+ * (status RAVEL_OK), and once with the error that ends it (status not
+ * RAVEL_OK, c NULL). cb may call ravel_watch_free on its own watch. */
+typedef void (*ravel_change_cb)(void *ud, int status, const ravel_change *c);
+RAVEL_EXPORT int ravel_watch_start(ravel_db *db, const ravel_watch_options *o, ravel_change_cb cb,
+                                   void *ud, ravel_watch **out);
+
+/* Stop and release (the callback form: after any callback under way has
+ * returned, unless called from it). Free every watch of a handle before
+ * closing the handle. NULL ok. */
+RAVEL_EXPORT void ravel_watch_free(ravel_watch *w);
+
+/* The change log: an opt-in, persistent setting of the database. When on,
+ * every change is also written, in the same LevelDB write batch as the
+ * data, to ravel's own records (README, "ravel's own records"), and the
+ * oldest are dropped in that batch past max_count records or max_bytes
+ * bytes. A watch then resumes exactly after any sequence number still
+ * kept — across failovers, and on a leader that is another process. */
+typedef struct ravel_changelog {
+    int on;
+    uint64_t max_count;   /* 0 in a set: the default, 100000 */
+    uint64_t max_bytes;   /* 0 in a set: the default, 64 MiB */
+    /* Filled by get and set: */
+    uint64_t seq;         /* the last sequence number given out */
+    uint64_t floor;       /* with on: a watch resumes exactly after any
+                           * number >= floor */
+    uint64_t records, bytes; /* what the log holds now */
+} ravel_changelog;
+
+/* Read the setting (and state) of the database, through any handle kind. */
+RAVEL_EXPORT int ravel_changelog_get(ravel_db *db, ravel_changelog *out);
+/* Turn it on (with its retention) or off (which deletes the log). Out may
+ * be NULL. Against a Node host or leader: RAVEL_ENOTSUP. */
+RAVEL_EXPORT int ravel_changelog_set(ravel_db *db, const ravel_changelog *set,
+                                     ravel_changelog *out);
+
+/* ------------------------------------------------------------------ */
 /* Host: serve a database to guests                                     */
 /* ------------------------------------------------------------------ */
 

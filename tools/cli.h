@@ -17,6 +17,7 @@ enum {
     OPTS_FORCE = 1 << 3,   /* --force */
     OPTS_OUTPUT = 1 << 4,  /* --output FILE */
     OPTS_IF = 1 << 5,      /* --if-value OLD (and for put --if-absent) */
+    OPTS_FROM = 1 << 6,    /* --from SEQ */
 };
 
 /* Parts of the help that several commands share. */
@@ -95,5 +96,7 @@ int data_dump(data_cmd *d);
 int data_load(data_cmd *d);
 int data_backup(data_cmd *d);
 int data_compact(data_cmd *d);
+int data_watch(data_cmd *d);
+int data_changelog(data_cmd *d);
 
 #endif

@@ -14,7 +14,7 @@
 
 enum {
     OPT_GT = 256, OPT_GTE, OPT_LT, OPT_LTE, OPT_KEYS, OPT_VALUES, OPT_RAW,
-    OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_NAME, OPT_IF_VALUE, OPT_IF_ABSENT
+    OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_NAME, OPT_IF_VALUE, OPT_IF_ABSENT, OPT_FROM
 };
 
 static const struct option long_options[] = {
@@ -32,6 +32,7 @@ static const struct option long_options[] = {
     {"timeout", required_argument, NULL, 't'},
     {"if-value", required_argument, NULL, OPT_IF_VALUE},
     {"if-absent", no_argument, NULL, OPT_IF_ABSENT},
+    {"from", required_argument, NULL, OPT_FROM},
     {NULL, 0, NULL, 0},
 };
 
@@ -55,6 +56,8 @@ static unsigned option_group(int opt)
         return OPTS_OUTPUT;
     case OPT_IF_VALUE: case OPT_IF_ABSENT:
         return OPTS_IF;
+    case OPT_FROM:
+        return OPTS_FROM;
     }
     return 0;
 }
@@ -116,6 +119,15 @@ static int parse_options(data_cmd *d, parsed *p, int argc, char **argv)
         case OPT_TLS_KEY: p->tls_key = optarg; break;
         case OPT_TLS_NAME: p->tls_name = optarg; break;
         case 't': p->timeout = optarg; break;
+        case OPT_FROM: {
+            char *end;
+            errno = 0;
+            d->from = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                return cli_usage(d->cmd, "--from needs a sequence number, not '%s'", optarg);
+            d->has_from = 1;
+            break;
+        }
         case OPT_IF_VALUE: p->if_value = optarg; break;
         case OPT_IF_ABSENT: d->if_absent = 1; break;
         }

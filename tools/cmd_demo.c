@@ -1,6 +1,7 @@
 /* ravel demo: the scenario rave-level made famous, live — writers and a
  * reader share one directory in party mode, the leader is SIGKILLed
- * midway, and everyone carries on. */
+ * midway, and everyone carries on. The reader watches "a" and prints each
+ * change as it happens. */
 #include <errno.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -110,6 +111,23 @@ static pid_t demo_writer(int id, const char *dir)
     _exit(EXIT_OK);
 }
 
+/* Print a's value, read now (at the start, and after a resync). */
+static void show_a(ravel_db *db, const char *why)
+{
+    char *v;
+    size_t vl;
+    int rc = ravel_get(db, "a", 1, &v, &vl);
+    if (rc == RAVEL_OK) {
+        say(member_name, "a=%.*s (%s)", (int)vl, v, why);
+        ravel_free(v);
+    } else if (rc != RAVEL_ENOTFOUND) {
+        say(member_name, "get failed: %s", ravel_errmsg());
+        _exit(EXIT_FAIL);
+    }
+}
+
+/* The reader watches "a" instead of polling it: each change the others
+ * make is printed as it happens, with its sequence number. */
 static pid_t demo_reader(const char *dir)
 {
     pid_t pid = fork();
@@ -118,19 +136,40 @@ static pid_t demo_reader(const char *dir)
     signal(SIGTERM, on_term);
     snprintf(member_name, sizeof member_name, "reader");
     ravel_db *db = demo_open(dir);
+    ravel_range r;
+    ravel_range_init(&r);
+    r.has_gte = 1, r.gte = (ravel_bound){"a", 1};
+    r.has_lte = 1, r.lte = (ravel_bound){"a", 1};
+    ravel_watch_options o;
+    ravel_watch_options_init(&o);
+    o.range = &r;
+    ravel_watch *w;
+    if (ravel_watch_new(db, &o, &w) != RAVEL_OK) {
+        say(member_name, "watch failed: %s", ravel_errmsg());
+        _exit(EXIT_FAIL);
+    }
+    show_a(db, "read once; from now on watched");
     while (!stop_flag) {
-        char *v;
-        size_t vl;
-        int rc = ravel_get(db, "a", 1, &v, &vl);
-        if (rc == RAVEL_OK) {
-            say(member_name, "a=%.*s", (int)vl, v);
-            ravel_free(v);
-        } else if (rc != RAVEL_ENOTFOUND) {
-            say(member_name, "get failed: %s", ravel_errmsg());
+        ravel_change c;
+        int rc = ravel_watch_next(w, &c, 200);
+        if (rc == RAVEL_ETIMEDOUT)
+            continue;
+        if (rc != RAVEL_OK) {
+            say(member_name, "watch failed: %s", ravel_errmsg());
             _exit(EXIT_FAIL);
         }
-        sleep_ms(250);
+        if (c.type == RAVEL_CHANGE_PUT) {
+            say(member_name, "a=%.*s (change %llu)", (int)c.vlen, c.val, (unsigned long long)c.seq);
+        } else if (c.type == RAVEL_CHANGE_DEL) {
+            say(member_name, "a deleted (change %llu)", (unsigned long long)c.seq);
+        } else {
+            char why[160];
+            snprintf(why, sizeof why, "read again: a new leader without the change log cannot "
+                     "tell what came after change %llu", (unsigned long long)c.resync_from);
+            show_a(db, why);
+        }
     }
+    ravel_watch_free(w);
     ravel_db_close(db);
     _exit(EXIT_OK);
 }

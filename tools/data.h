@@ -20,6 +20,8 @@ struct data_cmd {
     const char *output;
     int if_value, if_absent; /* --if-value OLD (in old), --if-absent */
     ravel_bound old;
+    int has_from;        /* --from SEQ */
+    uint64_t from;
 };
 
 /* Report a failed operation on d's database; returns EXIT_FAIL. */

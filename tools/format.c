@@ -187,6 +187,11 @@ static void json_member(FILE *f, const char *name, const char *s, size_t n)
     }
 }
 
+void fmt_json_member(FILE *f, const char *name, const char *s, size_t n)
+{
+    json_member(f, name, s, n);
+}
+
 void fmt_json_entry(FILE *f, const char *key, size_t klen, const char *val, size_t vlen)
 {
     putc('{', f);

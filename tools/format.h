@@ -22,6 +22,9 @@ int fmt_unescape(char *s, size_t *len, const char **bad);
 void fmt_json_string(FILE *f, const char *s, size_t n);
 
 void fmt_json_entry(FILE *f, const char *key, size_t klen, const char *val, size_t vlen);
+/* One member, "NAME":"…" or, for bytes that are not UTF-8, "NAME_b64":"…",
+ * as fmt_json_entry writes its key and value. */
+void fmt_json_member(FILE *f, const char *name, const char *s, size_t n);
 
 typedef struct fmt_entry {
     char *key, *val;

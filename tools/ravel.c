@@ -185,6 +185,34 @@ static const cli_command commands[] = {
              "process or a host, the leader compacts. Waits until it is done; reads\n"
              "and writes of others go on meanwhile.\n",
      .main = data_main, .run = data_compact, .opts = OPTS_RANGE},
+    {.name = "watch", .usage = "[--from SEQ]", .summary = "print each change as it happens",
+     .help = "Print every change that any process makes to the range, as it happens,\n"
+             "one JSON line each, in commit order, until interrupted (or --limit N\n"
+             "writes):\n"
+             "  {\"seq\":N,\"type\":\"put\",\"key\":\"...\",\"value\":\"...\"}\n"
+             "  {\"seq\":N,\"type\":\"del\",\"key\":\"...\"}\n"
+             "with key_b64/value_b64 for bytes that are not UTF-8, as dump writes.\n"
+             "N strictly increases from write to write; the changes of one batch share\n"
+             "it. A clear arrives as its deletes.\n"
+             "  --from SEQ  start after SEQ (the last seq a watch printed) instead of now\n"
+             "When changes after a seq cannot be delivered (a new leader without the\n"
+             "change log, a start older than the log keeps, a watch that fell behind):\n"
+             "  {\"type\":\"resync\",\"from\":A,\"seq\":B,\"range\":{...}}\n"
+             "changes after A up to B may be missing: re-read the range; changes after\n"
+             "B follow. Never a silent gap. Against a Node leader or host: exit 3.\n",
+     .main = data_main, .run = data_watch, .opts = OPTS_RANGE | OPTS_FROM},
+    {.name = "changelog", .usage = "[on [MAX_COUNT [MAX_BYTES]] | off]",
+     .summary = "show or set the change log that watches resume from",
+     .help = "Show the change log of the database, or turn it on (keeping at most\n"
+             "MAX_COUNT changes, default 100000, and MAX_BYTES bytes, default 64 MiB;\n"
+             "0 for a default) or off (which deletes it). With it on, every change is\n"
+             "also written in the same LevelDB batch as the data, and a watch resumes\n"
+             "exactly after any seq still kept, across leaders; off, a new leader\n"
+             "answers a resuming watch with resync. Prints one JSON line: on,\n"
+             "max_count, max_bytes, seq (the last given out), floor (resumes exactly\n"
+             "after any seq >= floor), records and bytes kept. The setting is the\n"
+             "database's: it stays when every process has closed it.\n",
+     .main = data_main, .run = data_changelog, .max_args = 3},
     {.name = "info", .main = info_main, .usage = "DIR | --connect ADDRESS  [--json]",
      .summary = "who leads DIR, its size; or who answers at ADDRESS",
      .help = "Tell what can be known cheaply, without opening LevelDB (so nothing is\n"
@@ -239,8 +267,10 @@ static const cli_command commands[] = {
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
-             "others. Midway the leader is killed with SIGKILL; a new one is elected\n"
-             "and everyone carries on. N seconds in all (default 6).\n",
+             "others. The writers keep putting a; the reader watches a and prints each\n"
+             "change as it happens. Midway the leader is killed with SIGKILL; a new one\n"
+             "is elected and everyone carries on (the reader, without a change log,\n"
+             "gets a resync and reads a again). N seconds in all (default 6).\n",
      .main = demo_main},
 };
 
@@ -255,15 +285,16 @@ static void print_usage(void)
           "commands:\n",
           stdout);
     for (size_t i = 0; i < NCOMMANDS; i++)
-        printf("  %-7s %s\n", commands[i].name, commands[i].summary);
-    fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
-          "  version ravel's version and LevelDB's (also --version, -V)\n"
+        printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+    fputs("  help      'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
+          "  version   ravel's version and LevelDB's (also --version, -V)\n"
           "\n"
-          "Data commands (get put del ls count clear dump load backup compact) work on\n"
-          "a LevelDB directory DIR, also while other processes hold it, or on a host\n"
-          "with --connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
-          "command line, escapes in get and ls, JSON lines with base64 in dump\n"
-          "and load. All of it: 'man ravel' (in a source tree: man -l docs/ravel.1).\n",
+          "Data commands (get put del ls count clear dump load backup compact watch\n"
+          "changelog) work on a LevelDB directory DIR, also while other processes hold\n"
+          "it, or on a host with --connect ADDRESS instead of DIR. Bytes that are not\n"
+          "text: -e on the command line, escapes in get and ls, JSON lines with base64\n"
+          "in dump, load and watch. All of it: 'man ravel' (in a source tree: man -l\n"
+          "docs/ravel.1).\n",
           stdout);
     fputs(exit_help, stdout);
 }

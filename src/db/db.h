@@ -18,6 +18,7 @@
 #ifndef RAVEL_DB_DB_H
 #define RAVEL_DB_DB_H
 
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "ravel.h"
@@ -153,6 +154,13 @@ typedef struct rv_db_ops {
     /* Does submit honour rv_req.writer (exactly-once)? A host announces
      * "exactly-once" only for a handle that does. */
     int exactly_once;
+    /* Watch changes (db/feed.h): the local handle reads its own feed; a
+     * remote or party handle opens a watch stream to its host or leader
+     * (guest/watch.c). `o` has been checked; its range holds no prefix
+     * (api.c made bounds of it). */
+    int (*watch)(ravel_db *db, const ravel_watch_options *o, ravel_watch **out);
+    /* The change log's setting: set NULL reads it. */
+    int (*changelog)(ravel_db *db, const ravel_changelog *set, ravel_changelog *out);
 } rv_db_ops;
 
 /* Run a request as a synchronous caller would (api.c's run_sync): for a
@@ -188,6 +196,27 @@ typedef struct rv_iter_ops {
 
 struct ravel_iter {
     const rv_iter_ops *ops;
+};
+
+/* A watch: one `next` per handle kind; watch.c adds the callback form's
+ * thread on top of it. */
+typedef struct rv_watch_ops {
+    /* RAVEL_OK with *c filled, RAVEL_ETIMEDOUT, or the error that ends it. */
+    int (*next)(ravel_watch *w, ravel_change *c, int timeout_ms);
+    void (*free)(ravel_watch *w);
+    /* The number it stands after: the last delivered (or where it began). */
+    uint64_t (*position)(ravel_watch *w);
+} rv_watch_ops;
+
+struct ravel_watch {
+    const rv_watch_ops *ops;
+    /* The callback form (watch.c). */
+    ravel_change_cb cb;
+    void *ud;
+    uv_thread_t thread;
+    int has_thread;
+    atomic_int stop;        /* the thread leaves */
+    atomic_int freed_in_cb; /* freed from its own callback; the thread frees it */
 };
 
 #endif

@@ -19,6 +19,7 @@
 #include "db/batch.h"
 #include "db/db.h"
 #include "db/options.h"
+#include "db/feed.h"
 #include "db/range.h"
 #include "db/reserved.h"
 #include "error.h"
@@ -67,6 +68,9 @@ typedef struct local_db {
     struct producer **eo_table; /* EO_BUCKETS chains */
     size_t eo_count;
     int eo_loaded;
+    /* Sequence numbers, the buffer of recent changes and the change log
+     * (db/feed.h): writes go through it once it is active. */
+    rv_feed *feed;
 } local_db;
 
 typedef struct local_iter {
@@ -159,13 +163,37 @@ static const leveldb_writeoptions_t *wopts(const local_db *l, int sync)
     return sync ? l->wopts_sync : l->wopts;
 }
 
+/* Write a batch, with `order` held and the gate entered: through the
+ * feed once it is active, which gives it its sequence number. */
+static void commit(local_db *l, const leveldb_writeoptions_t *wo, leveldb_writebatch_t *wb,
+                   char **err)
+{
+    if (rv_feed_active(l->feed))
+        rv_feed_write(l->feed, l->db, wo, wb, err);
+    else
+        leveldb_write(l->db, wo, wb, err);
+}
+
+/* A put or delete as a batch, when the feed needs one. */
+static void commit_one(local_db *l, int sync, const void *key, size_t klen, const void *val,
+                       size_t vlen, int is_put, char **err)
+{
+    leveldb_writebatch_t *wb = leveldb_writebatch_create();
+    if (is_put)
+        leveldb_writebatch_put(wb, key, klen, val, vlen);
+    else
+        leveldb_writebatch_delete(wb, key, klen);
+    commit(l, wopts(l, sync), wb, err);
+    leveldb_writebatch_destroy(wb);
+}
+
 static int write_batch(local_db *l, leveldb_writebatch_t *wb, int sync)
 {
     pthread_rwlock_rdlock(&l->order);
     int rc = enter(l, 1);
     if (rc == RAVEL_OK) {
         char *err = NULL;
-        leveldb_write(l->db, wopts(l, sync), wb, &err);
+        commit(l, wopts(l, sync), wb, &err);
         rc = wrote(l, err);
         leave(l);
     }
@@ -179,7 +207,10 @@ static int lput(local_db *l, const void *key, size_t klen, const void *val, size
     int rc = enter(l, 1);
     if (rc == RAVEL_OK) {
         char *err = NULL;
-        leveldb_put(l->db, wopts(l, sync), key, klen, val, vlen, &err);
+        if (rv_feed_active(l->feed))
+            commit_one(l, sync, key, klen, val, vlen, 1, &err);
+        else
+            leveldb_put(l->db, wopts(l, sync), key, klen, val, vlen, &err);
         rc = wrote(l, err);
         leave(l);
     }
@@ -248,7 +279,10 @@ static int ldel(local_db *l, const void *key, size_t klen, int sync)
     int rc = enter(l, 1);
     if (rc == RAVEL_OK) {
         char *err = NULL;
-        leveldb_delete(l->db, wopts(l, sync), key, klen, &err);
+        if (rv_feed_active(l->feed))
+            commit_one(l, sync, key, klen, NULL, 0, 0, &err);
+        else
+            leveldb_delete(l->db, wopts(l, sync), key, klen, &err);
         rc = wrote(l, err);
         leave(l);
     }
@@ -347,7 +381,7 @@ static int lwrite(local_db *l, const ravel_batch *b, int sync)
             rc = checks_hold(l, b);
             if (rc == RAVEL_OK) {
                 char *err = NULL;
-                leveldb_write(l->db, wopts(l, sync), wb, &err);
+                commit(l, wopts(l, sync), wb, &err);
                 rc = wrote(l, err);
             }
             leave(l);
@@ -1241,7 +1275,7 @@ static int eo_write(local_db *l, const rv_req *req, char *msg, size_t cap)
                 eo_key(key, p->id);
                 leveldb_writebatch_put(wb, key, sizeof key, val.data, val.len);
                 char *err = NULL;
-                leveldb_write(l->db, wopts(l, req->sync), wb, &err);
+                commit(l, wopts(l, req->sync), wb, &err);
                 rc = wrote(l, err);
             }
             rv_buf_free(&val);
@@ -1404,9 +1438,87 @@ static void watch_stop(local_db *l)
     close(l->stop_fd);
 }
 
+/* ---- watches and the change log (db/feed.h) ---- */
+
+static int log_next(void *ud, uint64_t after, char **blob, size_t *len, uint64_t *seq)
+{
+    local_db *l = ud;
+    char key[RV_RESERVED_LEN + 3 + 8];
+    memcpy(key, RV_RESERVED "cl/", RV_RESERVED_LEN + 3);
+    uint64_t from = after + 1;
+    for (int i = 0; i < 8; i++)
+        key[RV_RESERVED_LEN + 3 + i] = (char)(from >> (56 - 8 * i));
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
+    leveldb_iterator_t *it = leveldb_create_iterator(l->db, l->ropts);
+    leveldb_iter_seek(it, key, sizeof key);
+    rc = RAVEL_END;
+    if (leveldb_iter_valid(it)) {
+        size_t kl, vl;
+        const char *k = leveldb_iter_key(it, &kl);
+        if (kl == sizeof key && memcmp(k, key, RV_RESERVED_LEN + 3) == 0) {
+            const char *v = leveldb_iter_value(it, &vl);
+            *seq = 0;
+            for (int i = 0; i < 8; i++)
+                *seq = *seq << 8 | (unsigned char)k[RV_RESERVED_LEN + 3 + i];
+            *blob = rv_malloc(vl ? vl : 1);
+            if (*blob) {
+                memcpy(*blob, v, vl);
+                *len = vl;
+                rc = RAVEL_OK;
+            } else {
+                rc = rv_err(RAVEL_ENOMEM, "out of memory");
+            }
+        }
+    }
+    char *err = NULL;
+    leveldb_iter_get_error(it, &err);
+    leveldb_iter_destroy(it);
+    leave(l);
+    if (err) {
+        if (rc == RAVEL_OK)
+            free(*blob);
+        return rv_err_leveldb(err);
+    }
+    return rc;
+}
+
+static int lwatch(ravel_db *d, const ravel_watch_options *o, ravel_watch **out)
+{
+    local_db *l = (local_db *)d;
+    if (!rv_feed_active(l->feed)) {
+        /* No write is under way while we hold `order` for writing: each
+         * one after this goes through the feed. */
+        pthread_rwlock_wrlock(&l->order);
+        rv_feed_activate(l->feed);
+        pthread_rwlock_unlock(&l->order);
+    }
+    return rv_feed_watch(l->feed, o, out);
+}
+
+static int lchangelog(ravel_db *d, const ravel_changelog *set, ravel_changelog *out)
+{
+    local_db *l = (local_db *)d;
+    int rc = RAVEL_OK;
+    if (set) {
+        pthread_rwlock_wrlock(&l->order);
+        rc = enter(l, 1);
+        if (rc == RAVEL_OK) {
+            rc = rv_feed_changelog_set(l->feed, l->db, l->wopts_sync, set);
+            leave(l);
+        }
+        pthread_rwlock_unlock(&l->order);
+    }
+    if (rc == RAVEL_OK && out)
+        rv_feed_changelog_get(l->feed, out);
+    return rc;
+}
+
 static void lclose(ravel_db *d)
 {
     local_db *l = (local_db *)d;
+    rv_feed_close(l->feed);
     watch_stop(l);
     pthread_rwlock_wrlock(&l->gate);
     if (l->db)
@@ -1456,6 +1568,8 @@ static const rv_db_ops local_ops = {
     .iter_new = liter_new,
     .snapshot_release = lsnapshot_release,
     .close = lclose,
+    .watch = lwatch,
+    .changelog = lchangelog,
 };
 
 /* LevelDB's open errors name a file deep inside the directory; say what a
@@ -1589,6 +1703,22 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
         free(l->dir);
         free(l);
         return rc;
+    }
+    rv_feed_db how = {log_next, l};
+    int frc = rv_feed_new(&l->feed, l->db, l->ropts, how);
+    if (frc != RAVEL_OK) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", ravel_errmsg());
+        leveldb_close(l->db);
+        leveldb_options_destroy(l->options);
+        if (l->cache)
+            leveldb_cache_destroy(l->cache);
+        leveldb_readoptions_destroy(l->ropts);
+        leveldb_writeoptions_destroy(l->wopts);
+        leveldb_writeoptions_destroy(l->wopts_sync);
+        free(l->dir);
+        free(l);
+        return rv_err(frc, "cannot read the change feed's state of %s: %s", dir, msg);
     }
     /* A reopen after a write error must find the database it left. */
     leveldb_options_set_error_if_exists(l->options, 0);

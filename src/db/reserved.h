@@ -5,6 +5,8 @@
  * data they belong to; every ravel read path hides them and ravel's
  * public writes refuse them. Layout (README, "ravel's own records"):
  *   P "eo/" producer(16 bytes)   exactly-once state of one guest
+ *   P "feed"                     the change feed's state (db/feed.h)
+ *   P "cl/" seq(8 bytes, BE)     one change of the change log (db/feed.h)
  */
 #ifndef RAVEL_DB_RESERVED_H
 #define RAVEL_DB_RESERVED_H

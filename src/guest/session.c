@@ -33,7 +33,8 @@ void rv_gsession_init(rv_gsession *s, int retry, size_t max_frame, size_t max_pe
     s->max_frame = max_frame ? max_frame : RV_DEFAULT_MAX_FRAME;
     s->max_pending = max_pending ? max_pending : 100000;
     s->state = RV_STREAM_NEVER;
-    s->ext_wanted = RV_EXT_ALL;
+    /* "watch" travels on streams of its own (guest/watch.c), never this one. */
+    s->ext_wanted = RV_EXT_ALL & ~RV_EXT_WATCH;
     s->host = RV_HOST_UNKNOWN;
     rv_decoder_init(&s->dec, max_frame);
     /* Unique among the guests a host will ever see: random. */

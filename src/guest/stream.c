@@ -51,6 +51,7 @@
 
 #include "error.h"
 #include "guest/handle.h"
+#include "guest/watch.h"
 #include "transport/sock.h"
 #include "transport/tls.h"
 #include "util/alloc.h"
@@ -905,6 +906,26 @@ static int r_role(ravel_db *d)
     return RAVEL_ROLE_REMOTE;
 }
 
+/* A watch, and the change log, go over streams of their own to the same
+ * address (guest/watch.c). */
+static int r_watch(ravel_db *d, const ravel_watch_options *o, ravel_watch **out)
+{
+    rv_remote *r = (rv_remote *)d;
+    if (!r->has_addr)
+        return rv_err(RAVEL_ENOTSUP, "a watch needs the host's address: this handle was given "
+                                     "its stream");
+    return rv_sockwatch_new(&r->addr, o, out);
+}
+
+static int r_changelog(ravel_db *d, const ravel_changelog *set, ravel_changelog *out)
+{
+    rv_remote *r = (rv_remote *)d;
+    if (!r->has_addr)
+        return rv_err(RAVEL_ENOTSUP, "the change log needs the host's address: this handle was "
+                                     "given its stream");
+    return rv_sock_changelog(&r->addr, r->opts.connect_timeout_ms, set, out);
+}
+
 static const rv_db_ops remote_ops = {
     .submit = rv_remote_submit,
     .wait = rv_remote_wait,
@@ -912,6 +933,8 @@ static const rv_db_ops remote_ops = {
     .snapshot_release = rv_remote_snapshot_release,
     .role = r_role,
     .close = r_close,
+    .watch = r_watch,
+    .changelog = r_changelog,
 };
 
 /* rv_remote_new, with TLS on the connections it makes when tls is set

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db/db.h"
 #include "error.h"
 #include "host/host.h"
 #include "host/session.h"
@@ -358,6 +359,143 @@ static void linger(hconn *c, char *buf)
     }
 }
 
+/* Extension "watch": the guest asked for a watch on this stream, which
+ * from now on carries only that (docs/protocol-extensions.md). Runs the
+ * watch on the served handle and sends each write's changes as one
+ * WatchEvent, at most WATCH_WINDOW unacknowledged, reading the guest's
+ * acknowledgements in between; returns when the guest goes, the watch
+ * ends or the host stops. A guest that does not read holds no more than
+ * that window here: the watch itself falls behind, and gets resync. */
+#define WATCH_WINDOW 64
+#define WATCH_SLICE_MS 50
+#define WATCH_WRITE_BYTES (64u << 10)
+
+typedef struct wbatch {
+    ravel_change *ch;
+    size_t *at;     /* where each change's key starts in bytes */
+    size_t cap;
+    rv_buf bytes;
+} wbatch;
+
+/* Append to out the WatchEvent of the write whose first change is *first:
+ * its other changes are read at once (they are there already). The
+ * changes' bytes are copied, since the next call may reuse them. */
+static int encode_write(ravel_watch *w, uint32_t id, const ravel_change *first, wbatch *b,
+                        rv_buf *out, int *wrc)
+{
+    ravel_change ch = *first;
+    size_t n = 0;
+    b->bytes.len = 0;
+    for (;;) {
+        if (n == b->cap) {
+            size_t ncap = b->cap ? b->cap * 2 : 16;
+            ravel_change *nc = rv_realloc(b->ch, ncap * sizeof *nc);
+            if (nc)
+                b->ch = nc;
+            size_t *na = nc ? rv_realloc(b->at, ncap * sizeof *na) : NULL;
+            if (!na)
+                return RAVEL_ENOMEM;
+            b->at = na;
+            b->cap = ncap;
+        }
+        b->ch[n] = ch;
+        b->at[n] = b->bytes.len;
+        if (rv_buf_append(&b->bytes, ch.key, ch.klen) || rv_buf_append(&b->bytes, ch.val, ch.vlen))
+            return RAVEL_ENOMEM;
+        n++;
+        if (ch.last || ch.type == RAVEL_CHANGE_RESYNC)
+            break;
+        if ((*wrc = ravel_watch_next(w, &ch, -1)) != RAVEL_OK)
+            return RAVEL_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        b->ch[i].key = b->bytes.data + b->at[i];
+        b->ch[i].val = b->bytes.data + b->at[i] + b->ch[i].klen;
+    }
+    if (b->ch[0].type == RAVEL_CHANGE_RESYNC)
+        return rv_hsession_watch_event(out, id, RAVEL_OK, b->ch[0].seq, NULL, 0, 1,
+                                       b->ch[0].resync_from);
+    return rv_hsession_watch_event(out, id, RAVEL_OK, b->ch[0].seq, b->ch, n, 0, 0);
+}
+
+static void serve_watch(hconn *c, char *buf)
+{
+    rv_hsession *s = &c->s;
+    ravel_watch_options o;
+    ravel_watch_options_init(&o);
+    o.range = &s->watch_range.r;
+    o.has_from = s->watch_has_from;
+    o.from = s->watch_from;
+    ravel_watch *w = NULL;
+    int rc = ravel_watch_new(c->h->db, &o, &w);
+    rv_buf out = {0};
+    wbatch b = {0};
+    if (rc != RAVEL_OK) {
+        if (rv_hsession_watch_event(&out, s->watch_id, rc, 0, NULL, 0, 0, 0) == RAVEL_OK)
+            write_all(c, out.data, out.len);
+        rv_buf_free(&out);
+        return;
+    }
+    /* Where it starts, so a guest whose stream is cut before the first
+     * change still resumes from there. */
+    uint64_t sent = 0;
+    rc = rv_hsession_watch_event(&out, s->watch_id, RAVEL_OK, w->ops->position(w), NULL, 0, 0, 0);
+    if (rc == RAVEL_OK && write_all(c, out.data, out.len) != 0)
+        rc = RAVEL_ECONNLOST;
+    while (rc == RAVEL_OK) {
+        int credit = sent - s->watch_acked < WATCH_WINDOW;
+        if (credit) {
+            /* Every write that is there already, in one write(2). */
+            int wrc = RAVEL_OK, wait = WATCH_SLICE_MS;
+            out.len = 0;
+            while (rc == RAVEL_OK && sent - s->watch_acked < WATCH_WINDOW &&
+                   out.len < WATCH_WRITE_BYTES) {
+                ravel_change ch;
+                if ((wrc = ravel_watch_next(w, &ch, wait)) != RAVEL_OK)
+                    break;
+                rc = encode_write(w, s->watch_id, &ch, &b, &out, &wrc);
+                if (wrc != RAVEL_OK)
+                    break;
+                sent++;
+                wait = 0;
+            }
+            if (rc == RAVEL_OK && out.len && write_all(c, out.data, out.len) != 0)
+                rc = RAVEL_ECONNLOST;
+            if (rc == RAVEL_OK && wrc != RAVEL_OK && wrc != RAVEL_ETIMEDOUT) {
+                out.len = 0;
+                if (rv_hsession_watch_event(&out, s->watch_id, wrc, 0, NULL, 0, 0, 0) == RAVEL_OK)
+                    write_all(c, out.data, out.len);
+                break;
+            }
+        }
+        if (rc != RAVEL_OK)
+            break;
+        /* The guest's acknowledgements, or its going away. */
+        ssize_t n = conn_read(c, buf, READ_CHUNK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int r = wait_fd_for(c->h, c->want == POLLOUT ? c->wfd : c->rfd, c->want,
+                                credit ? 0 : WATCH_SLICE_MS);
+            if (r == 0)
+                break;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        s->out.len = 0;
+        rc = rv_hsession_feed(s, (const uint8_t *)buf, (size_t)n);
+        if (s->out.len && write_all(c, s->out.data, s->out.len) != 0)
+            break;
+        s->out.len = 0;
+    }
+    free(b.ch);
+    free(b.at);
+    rv_buf_free(&b.bytes);
+    rv_buf_free(&out);
+    ravel_watch_free(w);
+}
+
 static void *conn_main(void *arg)
 {
     hconn *c = arg;
@@ -403,6 +541,10 @@ static void *conn_main(void *arg)
         c->s.out.len = 0;
         if (rc)
             logf_(h, "closing a connection: %s", ravel_strerror(rc));
+        if (rc == 0 && c->s.watch_asked) {
+            serve_watch(c, buf);
+            break;
+        }
     }
     free(buf);
     rv_hsession_free(&c->s);

@@ -31,6 +31,8 @@ int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opt
     /* Exactly-once only where the handle remembers writes: a host of a
      * party or remote handle passes them on as its own. */
     s->ext_offered = db->ops->exactly_once ? RV_EXT_ALL : RV_EXT_ALL & ~RV_EXT_EXACTLY_ONCE;
+    if (!db->ops->watch)
+        s->ext_offered &= ~RV_EXT_WATCH;
     return rv_encode_announce(&s->out, s->ext_offered);
 }
 
@@ -52,6 +54,7 @@ void rv_hsession_free(rv_hsession *s)
         if (s->snaps.vals[i])
             ravel_snapshot_release(s->db, s->snaps.vals[i]);
     rv_idmap_free(&s->snaps);
+    rv_range_copy_free(&s->watch_range);
     rv_decoder_free(&s->dec);
     rv_buf_free(&s->out);
     rv_buf_free(&s->batch.data);
@@ -756,6 +759,109 @@ static int on_sizes(rv_hsession *s, Ravelwire__ApproximateSizes *m)
     return erc;
 }
 
+/* ---- extension "watch" ---- */
+
+int rv_hsession_watch_event(rv_buf *out, uint32_t id, int rc, uint64_t seq,
+                            const ravel_change *changes, size_t n, int has_resync,
+                            uint64_t resync_from)
+{
+    Ravelwire__WatchEvent m = RAVELWIRE__WATCH_EVENT__INIT;
+    m.id = id;
+    if (rc != RAVEL_OK) {
+        m.error = (char *)rv_wire_error(rc);
+        m.message = (char *)ravel_errmsg();
+        return rv_encode(out, RV_OUT_WATCH_EVENT, &m.base) ? RAVEL_ENOMEM : RAVEL_OK;
+    }
+    m.has_seq = 1;
+    m.seq = seq;
+    m.has_resync_from = has_resync;
+    m.resync_from = resync_from;
+    Ravelwire__WatchEvent__Change *cs = n ? rv_calloc(n, sizeof *cs) : NULL;
+    Ravelwire__WatchEvent__Change **ps = n ? rv_calloc(n, sizeof *ps) : NULL;
+    if (n && (!cs || !ps)) {
+        free(cs);
+        free(ps);
+        return RAVEL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Ravelwire__WatchEvent__Change c = RAVELWIRE__WATCH_EVENT__CHANGE__INIT;
+        c.del = changes[i].type == RAVEL_CHANGE_DEL;
+        c.key.data = (uint8_t *)changes[i].key;
+        c.key.len = changes[i].klen;
+        c.has_value = !c.del;
+        c.value.data = (uint8_t *)changes[i].val;
+        c.value.len = changes[i].vlen;
+        cs[i] = c;
+        ps[i] = &cs[i];
+    }
+    m.n_changes = n;
+    m.changes = ps;
+    int erc = rv_encode(out, RV_OUT_WATCH_EVENT, &m.base) ? RAVEL_ENOMEM : RAVEL_OK;
+    free(cs);
+    free(ps);
+    return erc;
+}
+
+static int on_watch(rv_hsession *s, Ravelwire__Watch *m)
+{
+    if (!(s->ext_on & RV_EXT_WATCH) || s->watch_asked)
+        return RAVEL_OK; /* not negotiated, or a second one: ignored */
+    ravel_range r;
+    ravel_range_init(&r);
+    ProtobufCBinaryData *b[4] = {&m->gt, &m->gte, &m->lt, &m->lte};
+    int has[4] = {m->has_gt, m->has_gte, m->has_lt, m->has_lte};
+    ravel_bound *to[4] = {&r.gt, &r.gte, &r.lt, &r.lte};
+    int *flag[4] = {&r.has_gt, &r.has_gte, &r.has_lt, &r.has_lte};
+    for (int i = 0; i < 4; i++) {
+        *flag[i] = has[i];
+        to[i]->data = b[i]->data;
+        to[i]->len = b[i]->len;
+    }
+    if (rv_range_copy_init(&s->watch_range, &r) != RAVEL_OK)
+        return RAVEL_ENOMEM;
+    s->watch_asked = 1;
+    s->watch_id = m->id;
+    s->watch_has_from = m->has_from;
+    s->watch_from = m->from;
+    return RAVEL_OK;
+}
+
+static int on_watch_ack(rv_hsession *s, Ravelwire__WatchAck *m)
+{
+    if (s->watch_asked && m->id == s->watch_id && m->frames > s->watch_acked)
+        s->watch_acked = m->frames;
+    return RAVEL_OK;
+}
+
+static int on_changelog(rv_hsession *s, Ravelwire__Changelog *m)
+{
+    if (!(s->ext_on & RV_EXT_WATCH))
+        return RAVEL_OK;
+    ravel_changelog set = {0}, st = {0};
+    set.on = m->on;
+    set.max_count = m->max_count;
+    set.max_bytes = m->max_bytes;
+    int rc = s->db->ops->changelog ? s->db->ops->changelog(s->db, m->set ? &set : NULL, &st)
+                                   : rv_err(RAVEL_ENOTSUP, "this host has no change log");
+    Ravelwire__ChangelogState r = RAVELWIRE__CHANGELOG_STATE__INIT;
+    r.id = m->id;
+    if (rc != RAVEL_OK) {
+        r.error = (char *)rv_wire_error(rc);
+        r.message = (char *)ravel_errmsg();
+    } else {
+        r.has_on = r.has_max_count = r.has_max_bytes = r.has_seq = r.has_floor = 1;
+        r.has_records = r.has_bytes = 1;
+        r.on = st.on;
+        r.max_count = st.max_count;
+        r.max_bytes = st.max_bytes;
+        r.seq = st.seq;
+        r.floor = st.floor;
+        r.records = st.records;
+        r.bytes = st.bytes;
+    }
+    return rv_encode(&s->out, RV_OUT_CHANGELOG_STATE, &r.base) ? RAVEL_ENOMEM : RAVEL_OK;
+}
+
 static int on_message(rv_hsession *s, const uint8_t *payload, size_t len);
 
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
@@ -794,6 +900,9 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     case RV_IN_ITER_ACK: rc = on_iter_ack(s, (Ravelwire__IteratorAck *)msg); break;
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
     case RV_IN_HELLO: rc = on_hello(s, (Ravelwire__Hello *)msg); break;
+    case RV_IN_WATCH: rc = on_watch(s, (Ravelwire__Watch *)msg); break;
+    case RV_IN_WATCH_ACK: rc = on_watch_ack(s, (Ravelwire__WatchAck *)msg); break;
+    case RV_IN_CHANGELOG: rc = on_changelog(s, (Ravelwire__Changelog *)msg); break;
     }
     /* The extensions' messages, from a guest that turned them on (to any
      * other they are unknown, and ignored). */

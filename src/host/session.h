@@ -48,6 +48,15 @@ typedef struct rv_hsession {
     uint32_t ext_on;  /* RV_EXT_* the guest's Hello turned on */
     uint32_t ext_offered; /* what this session announced */
     int hello_seen;   /* a later Hello is ignored */
+    /* Extension "watch": a Watch turns the stream into that watch's
+     * (the transport then serves it: host.c, serve_watch); WatchAcks
+     * count what the guest has handed out. */
+    int watch_asked;
+    uint32_t watch_id;
+    int watch_has_from;
+    uint64_t watch_from;
+    rv_range_copy watch_range;
+    uint64_t watch_acked;
 } rv_hsession;
 
 #define RV_HOST_HIGH_WATER (1u << 20)
@@ -70,6 +79,12 @@ int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opt
  * must be closed (malformed frame, frame over the limit, out of memory);
  * replies to the requests before the bad frame are in `out`. */
 int rv_hsession_feed(rv_hsession *s, const uint8_t *p, size_t n);
+/* Append a WatchEvent frame for watch `id`: the changes of one write
+ * (n of them), a resync (resync_from, when has_resync), or the watch's end
+ * (rc not RAVEL_OK). 0 or RAVEL_ENOMEM. */
+int rv_hsession_watch_event(rv_buf *out, uint32_t id, int rc, uint64_t seq,
+                            const ravel_change *changes, size_t n, int has_resync,
+                            uint64_t resync_from);
 /* Close the session's iterators and free everything. */
 void rv_hsession_free(rv_hsession *s);
 

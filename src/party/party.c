@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "error.h"
 #include "guest/remote.h"
+#include "guest/watch.h"
 #include "host/host.h"
 #include "util/alloc.h"
 #include "util/backoff.h"
@@ -492,9 +493,30 @@ static void p_close(ravel_db *d)
     finish_close(p);
 }
 
+/* A watch, and the change log, go through the directory's socket to
+ * whoever leads — this handle's own host while it leads — so a watch
+ * follows failovers by reconnecting there (guest/watch.c). */
+static int p_watch(ravel_db *d, const ravel_watch_options *o, ravel_watch **out)
+{
+    party *p = (party *)d;
+    if (make_sock_address(p) != RAVEL_OK)
+        return rv_err(RAVEL_EIO, "cannot open directory %s for its socket", p->dir);
+    return rv_sockwatch_new(&p->sock, o, out);
+}
+
+static int p_changelog(ravel_db *d, const ravel_changelog *set, ravel_changelog *out)
+{
+    party *p = (party *)d;
+    if (make_sock_address(p) != RAVEL_OK)
+        return rv_err(RAVEL_EIO, "cannot open directory %s for its socket", p->dir);
+    return rv_sock_changelog(&p->sock, p->opts.lock_timeout_ms, set, out);
+}
+
 static const rv_db_ops party_ops = {
     .submit = p_submit,
     .iter_new = p_iter_new,
     .role = p_role,
     .close = p_close,
+    .watch = p_watch,
+    .changelog = p_changelog,
 };

@@ -189,7 +189,7 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
 }
 
 static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once",
-                                        "snapshots", "maintenance"};
+                                        "snapshots", "maintenance", "watch"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -279,6 +279,9 @@ static const ProtobufCMessageDescriptor *const in_ext_desc[] = {
     [RV_IN_COMPACT - 64] = &ravelwire__compact_range__descriptor,
     [RV_IN_PROPERTY - 64] = &ravelwire__property__descriptor,
     [RV_IN_SIZES - 64] = &ravelwire__approximate_sizes__descriptor,
+    [RV_IN_WATCH - 64] = &ravelwire__watch__descriptor,
+    [RV_IN_WATCH_ACK - 64] = &ravelwire__watch_ack__descriptor,
+    [RV_IN_CHANGELOG - 64] = &ravelwire__changelog__descriptor,
 };
 
 static const ProtobufCMessageDescriptor *in_message(uint8_t tag)
@@ -293,6 +296,8 @@ static const ProtobufCMessageDescriptor *out_message(uint8_t tag)
 {
     return tag < RV_OUT_COUNT ? out_desc[tag]
            : tag == RV_OUT_ANNOUNCE ? &ravelwire__announce__descriptor
+           : tag == RV_OUT_WATCH_EVENT ? &ravelwire__watch_event__descriptor
+           : tag == RV_OUT_CHANGELOG_STATE ? &ravelwire__changelog_state__descriptor
                                     : NULL;
 }
 

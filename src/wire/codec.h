@@ -47,6 +47,12 @@ enum {
     RV_IN_COMPACT = 67,          /* "maintenance" */
     RV_IN_PROPERTY = 68,         /* "maintenance" */
     RV_IN_SIZES = 69,            /* "maintenance" */
+    /* "watch": a watch's own stream */
+    RV_IN_WATCH = 80,
+    RV_IN_WATCH_ACK = 81,
+    RV_IN_CHANGELOG = 82,
+    RV_OUT_WATCH_EVENT = 80,
+    RV_OUT_CHANGELOG_STATE = 82,
 };
 
 /* The version of the extension scheme this code speaks: Announce and Hello
@@ -70,10 +76,13 @@ enum {
                                       * and Iterator */
     RV_EXT_MAINTENANCE = 1u << 5,    /* "maintenance": CompactRange (67),
                                       * Property (68), ApproximateSizes (69) */
+    RV_EXT_WATCH = 1u << 6,          /* "watch": Watch, WatchAck, Changelog
+                                      * (80-82) and their answers */
 };
 #define RV_EXT_ALL                                                              \
     ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC |      \
-                RV_EXT_EXACTLY_ONCE | RV_EXT_SNAPSHOTS | RV_EXT_MAINTENANCE))
+                RV_EXT_EXACTLY_ONCE | RV_EXT_SNAPSHOTS | RV_EXT_MAINTENANCE |    \
+                RV_EXT_WATCH))
 
 /* Read options as they travel (extension "snapshots"): fields 70-72 of
  * Get, GetMany and Iterator. */

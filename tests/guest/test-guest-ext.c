@@ -140,7 +140,7 @@ static void test_announcement_recorded_and_forgotten(void **state)
     assert_int_equal(s.host, RV_HOST_RAVEL);
     assert_int_equal(s.host_version, RV_PROTO_VERSION);
     assert_int_equal(s.host_ext, RV_EXT_ALL);
-    assert_int_equal(s.ext_on, RV_EXT_ALL & ~RV_EXT_EXACTLY_ONCE); /* as session_up wants */
+    assert_int_equal(s.ext_on, RV_EXT_ALL & ~RV_EXT_EXACTLY_ONCE & ~RV_EXT_WATCH); /* as session_up wants */
     take_out(&s, &f);
     assert_int_equal(f.n, 1);
     assert_int_equal(f.tags[0], RV_IN_HELLO);
