@@ -239,6 +239,8 @@ typedef struct stats {
     char *stats;           /* leveldb.stats, NULL if not known */
     char *memory;          /* leveldb.approximate-memory-usage */
     char *eo;              /* ravel.exactly-once */
+    int has_log;           /* the change log's state is known: */
+    ravel_changelog log;
     char why[256];         /* why not, when not */
 } stats;
 
@@ -263,6 +265,8 @@ static void ask_stats(const char *address, const peer *p, stats *st)
             rc = ravel_property_value(db, "leveldb.approximate-memory-usage", &st->memory);
         if (rc == RAVEL_OK && ravel_property_value(db, "ravel.exactly-once", &st->eo) != RAVEL_OK)
             st->eo = NULL; /* an older ravel leader: not known */
+        if (rc == RAVEL_OK)
+            st->has_log = ravel_changelog_get(db, &st->log) == RAVEL_OK;
         if (rc != RAVEL_OK)
             snprintf(st->why, sizeof st->why, "%s", ravel_errmsg());
         ravel_db_close(db);
@@ -293,6 +297,16 @@ static void print_stats(const stats *st, int json)
                 json_string(st->eo);
             else
                 fputs("null", stdout);
+            fputs(",\"change_log\":", stdout);
+            if (st->has_log)
+                printf("{\"on\":%s,\"seq\":%llu,\"records\":%llu,\"bytes\":%llu,"
+                       "\"max_count\":%llu,\"max_bytes\":%llu}",
+                       st->log.on ? "true" : "false", (unsigned long long)st->log.seq,
+                       (unsigned long long)st->log.records, (unsigned long long)st->log.bytes,
+                       (unsigned long long)st->log.max_count,
+                       (unsigned long long)st->log.max_bytes);
+            else
+                fputs("null", stdout);
         } else {
             fputs("null", stdout);
         }
@@ -304,6 +318,15 @@ static void print_stats(const stats *st, int json)
                st->memory ? st->memory : "?");
         if (st->eo)
             printf("exactly-once %s", st->eo);
+        if (st->has_log && st->log.on)
+            printf("change log on: %llu changes, %llu bytes kept (at most %llu, %llu); last "
+                   "sequence %llu\n",
+                   (unsigned long long)st->log.records, (unsigned long long)st->log.bytes,
+                   (unsigned long long)st->log.max_count, (unsigned long long)st->log.max_bytes,
+                   (unsigned long long)st->log.seq);
+        else if (st->has_log)
+            printf("change log off (ravel changelog DIR on); last sequence %llu\n",
+                   (unsigned long long)st->log.seq);
         printf("leveldb.stats, from the leader:\n%s", st->stats);
         if (!*st->stats || st->stats[strlen(st->stats) - 1] != '\n')
             putchar('\n');

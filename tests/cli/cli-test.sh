@@ -684,6 +684,8 @@ case_info() {
     grep -Eq '^memory     [0-9]+ bytes' "$tmp/out" || fail "info: no LevelDB stats: $(cat "$tmp/out")"
   grep -Eq '^exactly-once guests remembered: [0-9]+' "$tmp/out" ||
     fail "info: no exactly-once state: $(cat "$tmp/out")"
+  grep -Eq '^change log off \(ravel changelog DIR on\); last sequence [0-9]+' "$tmp/out" ||
+    fail "info: no change-log state: $(cat "$tmp/out")"
   run 0 info --json "$db"
   grep -q '"leveldb":{"stats":".*Compactions' "$tmp/out" || fail "info --json: stats: $(cat "$tmp/out")"
   # compact through the leader (this process follows) and through a host.
