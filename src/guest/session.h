@@ -55,6 +55,8 @@ typedef struct rv_giter {
     int notified;                 /* on the notify list */
     int open_held;                /* its Iterator message waits behind
                                    * requests that wait for the host */
+    uint32_t gen1_read;           /* first generation: entries handed out
+                                   * since the host last got a budget */
     struct rv_giter *prev, *next; /* open list */
     struct rv_giter *notify_next;
 } rv_giter;
@@ -77,6 +79,8 @@ typedef struct rv_gsession {
                            * connect timeout); until one is up, new
                            * requests fail with it at once */
     int closed;
+    int dialect;          /* the stream's protocol (RV_DIALECT_*), set by
+                           * the transport before rv_gsession_connected */
     uint32_t next_id;
     rv_decoder dec;
     rv_buf out;           /* request bytes waiting to be written */
