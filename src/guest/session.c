@@ -1087,12 +1087,14 @@ static int gen1_on_iter_data(rv_gsession *s, const uint8_t *payload, size_t len)
         } else {
             size_t *item = node->items;
             if (it->wire_keys) {
-                memcpy(node->bytes, m->key.data, kl);
+                if (kl)
+                    memcpy(node->bytes, m->key.data, kl);
                 *item++ = 0;
                 *item++ = kl;
             }
             if (it->wire_values) {
-                memcpy(node->bytes + kl, m->value.data, vl);
+                if (vl)
+                    memcpy(node->bytes + kl, m->value.data, vl);
                 *item++ = kl;
                 *item++ = vl;
             }
