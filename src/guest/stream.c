@@ -700,7 +700,12 @@ static void stream_up(remote *r)
         rv_remote_flush(r);
     }
     int up = stream_live(r);
-    uv_mutex_unlock(&r->mu);
+    /* A first-generation host is known at once: requests that waited to
+     * learn it and need an extension have just failed; deliver them. */
+    if (r->s.done || r->s.notify)
+        rv_remote_settle_and_unlock(r);
+    else
+        uv_mutex_unlock(&r->mu);
     if (up && r->hooks.up)
         r->hooks.up(r, r->hooks.ud);
 }
