@@ -43,9 +43,6 @@ typedef struct party {
     rv_address sock;
     int has_sock;
     rv_address gen1_sock;  /* <dir>/level-party.sock, RV_DIALECT_GEN1 */
-    int gen1_next;         /* both sockets are there: try level-party.sock
-                            * next (flips after each failed connect, so a
-                            * stale one cannot hide the live one) */
     _Atomic int role;
     _Atomic int closing;
     int close_in_loop;     /* closed on the remote's loop thread: on_released finishes */
@@ -129,7 +126,11 @@ static int connect_to(party *p, const rv_address *a)
 }
 
 /* Connect to the leader: on rave-level.sock, else on level-party.sock
- * (*gen1 set), where a Node level-party leader listens. The fd, or -1
+ * (*gen1 set), where a Node level-party leader listens. A ravel leader
+ * listens on rave-level.sock before level-party.sock, so when
+ * level-party.sock answers, rave-level.sock is asked once more: a ravel
+ * leader that came up between the two tries is reached with its
+ * extensions, not through the first generation's protocol. The fd, or -1
  * with errno from rave-level.sock's attempt. */
 static int connect_leader(party *p, int *gen1)
 {
@@ -138,13 +139,18 @@ static int connect_leader(party *p, int *gen1)
     if (fd >= 0 || errno == EACCES || errno == EPERM)
         return fd;
     int err = errno;
-    fd = connect_to(p, &p->gen1_sock);
+    int fd1 = connect_to(p, &p->gen1_sock);
+    if (fd1 < 0) {
+        errno = err;
+        return -1;
+    }
+    fd = connect_to(p, &p->sock);
     if (fd >= 0) {
-        *gen1 = 1;
+        close(fd1);
         return fd;
     }
-    errno = err;
-    return -1;
+    *gen1 = 1;
+    return fd1;
 }
 
 /* The socket is there but not ours to use (it is owner-only): that will
@@ -297,13 +303,18 @@ static void election_step(party *p)
         p->fails++;
         retry_later(p);
     } else if (rc == RAVEL_ELOCKED) {
-        /* rave-level.sock unless only level-party.sock is there, or both
-         * are and it is level-party.sock's turn. */
-        struct stat st;
-        int many = stat(p->sock.path, &st) == 0, gen1 = stat(p->gen1_sock.path, &st) == 0;
-        rv_remote_set_address(p->remote, gen1 && (!many || p->gen1_next) ? &p->gen1_sock
-                                                                          : &p->sock);
-        rv_remote_connect(p->remote); /* failure comes back as on_lost */
+        /* Whoever answers, rave-level.sock first (a unix connect does not
+         * block); if neither does, a connect to rave-level.sock whose
+         * failure comes back as on_lost, with its errno. */
+        int gen1;
+        int fd = connect_leader(p, &gen1);
+        if (fd >= 0) {
+            rv_remote_set_address(p->remote, gen1 ? &p->gen1_sock : &p->sock);
+            rv_remote_adopt_dialect(p->remote, fd, fd, gen1 ? RV_DIALECT_GEN1 : RV_DIALECT_MANY);
+            return;
+        }
+        rv_remote_set_address(p->remote, &p->sock);
+        rv_remote_connect(p->remote);
     } else {
         p->fails++;
         retry_later(p);
@@ -315,8 +326,6 @@ static void on_lost(rv_remote *r, void *ud)
     party *p = ud;
     if (atomic_load(&p->closing) || atomic_load(&p->role) == RAVEL_ROLE_LEADER)
         return;
-    if (rv_remote_connect_error(r))
-        p->gen1_next = !p->gen1_next;
     if (!p->handles_ready) {
         uv_timer_init(rv_remote_loop(p->remote), &p->timer);
         p->timer.data = p;

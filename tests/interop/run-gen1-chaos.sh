@@ -16,7 +16,7 @@ if [ ! -d "$here/node_modules/level-party" ]; then
 fi
 tmp=$(mktemp -d)
 dir=$tmp/db
-declare -A kind_of_pid=()
+declare -A kind_of_pid=() log_of_pid=()
 cleanup() {
   for p in "${!kind_of_pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -35,6 +35,7 @@ spawn() { # KIND
     serve) "$ravel" serve "$dir" --listen "unix:$tmp/serve.sock" --quiet > /dev/null 2>&1 & ;;
   esac
   kind_of_pid[$!]=$1
+  [ "$1" = serve ] || log_of_pid[$!]=${logs[-1]}
 }
 
 lock_holder() {
@@ -74,7 +75,7 @@ while [ $kills -lt "$kills_wanted" ]; do
   kind=${kind_of_pid[$leader]}
   kill -9 "$leader"
   wait "$leader" 2>/dev/null || true
-  unset "kind_of_pid[$leader]"
+  unset "kind_of_pid[$leader]" "log_of_pid[$leader]"
   killed_kinds[$kind]=$(( ${killed_kinds[$kind]:-0} + 1 ))
   kills=$((kills + 1))
   last=$leader
@@ -83,7 +84,16 @@ done
 echo "SIGKILLed $kills leaders in $(( $(date +%s) - start )) s: $(for k in "${!killed_kinds[@]}"; do printf '%s %s ' "${killed_kinds[$k]}" "$k"; done)"
 
 status=0
-sleep 1 # the last replacement is up and writing: it answers SIGTERM
+# Every writer is up and has written (a Node process that gets SIGTERM
+# before its handler is set would die of it), then all stop.
+for _ in $(seq 1 400); do
+  up=1
+  for p in "${!log_of_pid[@]}"; do
+    [ -s "$tmp/${log_of_pid[$p]}.log" ] || up=0
+  done
+  [ $up = 1 ] && break
+  sleep 0.025
+done
 for p in "${!kind_of_pid[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${!kind_of_pid[@]}"; do
   if ! timeout 30 tail --pid="$p" -f /dev/null; then echo "FAIL: ${kind_of_pid[$p]} pid $p did not stop"; status=1; fi
