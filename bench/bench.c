@@ -1223,6 +1223,584 @@ static void run_node_variant(int variant, uint64_t n, variant_result *out)
 }
 
 /* ------------------------------------------------------------------ */
+/* G1: gets of absent keys, with and without a bloom filter             */
+/* ------------------------------------------------------------------ */
+
+/* The database holds MISS_FACTOR × N entries (at N = 100,000 about 47 MB
+ * of tables, against LevelDB's default block cache of 8 MiB), made and
+ * fully compacted by raw LevelDB so that every variant reads one shape.
+ * Each get asks for key(i) + "~", which sorts between key(i) and
+ * key(i + 1): inside some table's range, so only a filter (or reading the
+ * block) tells it is absent. */
+#define MISS_FACTOR 4
+#define MISS_SEED 0xA0761D6478BD642FULL
+#define BLOOM_BITS 10
+
+enum { G_RAW, G_FOLLOWER, G_VARIANTS };
+static const char *const miss_variant_names[G_VARIANTS] = {"raw LevelDB", "ravel follower"};
+
+typedef struct miss_result {
+    workload_result seq;  /* one at a time, with p50/p99 */
+    workload_result pipe; /* IN_FLIGHT at a time (follower); NAN ops for raw */
+} miss_result;
+
+static void absent_key(char key[KEY_LEN + 1], uint64_t index)
+{
+    make_key(key, index);
+    key[KEY_LEN] = '~';
+}
+
+static leveldb_options_t *miss_options(int bloom, leveldb_filterpolicy_t **policy)
+{
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_options_set_create_if_missing(o, 1);
+    *policy = bloom ? leveldb_filterpolicy_create_bloom(BLOOM_BITS) : NULL;
+    if (*policy)
+        leveldb_options_set_filter_policy(o, *policy);
+    return o;
+}
+
+/* Fork a child that runs fn(dir, arg) and exits 0; wait for it. */
+static void in_child(const char *what, void (*fn)(const char *, uint64_t, int), const char *dir,
+                     uint64_t arg, int flag)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", strerror(errno));
+    if (pid == 0) {
+        fn(dir, arg, flag);
+        _exit(0);
+    }
+    g_worker = pid;
+    int status = reap(pid);
+    g_worker = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die(what, "child process failed");
+}
+
+static void build_miss_db(const char *dir, uint64_t entries, int bloom)
+{
+    leveldb_filterpolicy_t *policy;
+    leveldb_options_t *o = miss_options(bloom, &policy);
+    char *err = NULL, key[KEY_LEN];
+    leveldb_t *db = leveldb_open(o, dir, &err);
+    if (err != NULL)
+        die_leveldb("G1: leveldb_open", err);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_writebatch_t *b = leveldb_writebatch_create();
+    for (uint64_t i = 0; i < entries; i++) {
+        make_key(key, i);
+        leveldb_writebatch_put(b, key, KEY_LEN, value_for(i), VALUE_LEN);
+        if ((i + 1) % 1000 == 0 || i + 1 == entries) {
+            leveldb_write(db, wo, b, &err);
+            if (err != NULL)
+                die_leveldb("G1: leveldb_write", err);
+            leveldb_writebatch_clear(b);
+        }
+    }
+    leveldb_compact_range(db, NULL, 0, NULL, 0);
+    leveldb_writebatch_destroy(b);
+    leveldb_writeoptions_destroy(wo);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+    if (policy)
+        leveldb_filterpolicy_destroy(policy);
+}
+
+static void miss_stats(double *lat, uint64_t n, workload_result *out)
+{
+    sort_doubles(lat, n);
+    out->p50_us = percentile(lat, n, 0.5);
+    out->p99_us = percentile(lat, n, 0.99);
+}
+
+/* The measuring child of raw LevelDB: n absent gets, one at a time. */
+static void miss_raw(const char *dir, uint64_t n, int bloom, int fd)
+{
+    leveldb_filterpolicy_t *policy;
+    leveldb_options_t *o = miss_options(bloom, &policy);
+    char *err = NULL, key[KEY_LEN + 1];
+    leveldb_t *db = leveldb_open(o, dir, &err);
+    if (err != NULL)
+        die_leveldb("G1: leveldb_open", err);
+    leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    double *lat = malloc(n * sizeof *lat);
+    if (!lat)
+        die("G1", "out of memory");
+    miss_result res;
+    clocks c = {0};
+    uint64_t state = MISS_SEED, entries = n * MISS_FACTOR;
+    reading start = read_clocks(&c);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t vlen;
+        absent_key(key, next_random(&state) % entries);
+        uint64_t t0 = now_ns();
+        char *val = leveldb_get(db, ro, key, KEY_LEN + 1, &vlen, &err);
+        lat[i] = (double)(now_ns() - t0) * 1e-3;
+        if (err != NULL)
+            die_leveldb("G1: leveldb_get", err);
+        if (val != NULL)
+            die("G1: leveldb_get", "an absent key was found");
+    }
+    finish(&c, start, n, &res.seq);
+    miss_stats(lat, n, &res.seq);
+    res.pipe = (workload_result){NAN, NAN, NAN, NAN, NAN};
+    free(lat);
+    leveldb_readoptions_destroy(ro);
+    leveldb_close(db);
+    leveldb_options_destroy(o);
+    if (policy)
+        leveldb_filterpolicy_destroy(policy);
+    write_full(fd, &res, sizeof res);
+}
+
+static void on_miss(void *ud, int status, const char *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    window_release(ud, status == RAVEL_ENOTFOUND ? RAVEL_OK
+                                                 : status == RAVEL_OK ? RAVEL_EPROTO : status);
+}
+
+/* The measuring child of the follower: the same gets one at a time, then
+ * IN_FLIGHT at a time. It opens with default options: it follows. */
+static void miss_follower(const char *dir, uint64_t n, int fd)
+{
+    ravel_db *db;
+    int rc = ravel_open(&db, dir, NULL);
+    if (rc != RAVEL_OK)
+        die_ravel("G1: ravel_open", rc);
+    if (ravel_db_role(db) != RAVEL_ROLE_FOLLOWER)
+        die("G1", "the measuring process did not follow");
+    double *lat = malloc(n * sizeof *lat);
+    if (!lat)
+        die("G1", "out of memory");
+    miss_result res;
+    clocks c = {0};
+    c.has_server = clock_getcpuclockid(g_server, &c.server) == 0;
+    uint64_t state = MISS_SEED, entries = n * MISS_FACTOR;
+    char key[KEY_LEN + 1], *val;
+    size_t vlen;
+    reading start = read_clocks(&c);
+    for (uint64_t i = 0; i < n; i++) {
+        absent_key(key, next_random(&state) % entries);
+        uint64_t t0 = now_ns();
+        rc = ravel_get(db, key, KEY_LEN + 1, &val, &vlen);
+        lat[i] = (double)(now_ns() - t0) * 1e-3;
+        if (rc != RAVEL_ENOTFOUND)
+            die_ravel("G1: ravel_get of an absent key", rc);
+    }
+    finish(&c, start, n, &res.seq);
+    miss_stats(lat, n, &res.seq);
+    free(lat);
+    window w = WINDOW_INIT;
+    state = MISS_SEED;
+    start = read_clocks(&c);
+    for (uint64_t i = 0; i < n; i++) {
+        if ((rc = window_acquire(&w)) != RAVEL_OK)
+            break;
+        absent_key(key, next_random(&state) % entries);
+        rc = ravel_get_async(db, key, KEY_LEN + 1, on_miss, &w);
+        if (rc != RAVEL_OK)
+            die_ravel("G1: ravel_get_async", rc);
+    }
+    rc = window_drain(&w);
+    if (rc != RAVEL_OK)
+        die_async("G1: ravel_get_async callback", rc);
+    finish(&c, start, n, &res.pipe);
+    res.pipe.p50_us = res.pipe.p99_us = NAN;
+    ravel_db_close(db);
+    write_full(fd, &res, sizeof res);
+}
+
+/* The follower's leader: opens the database with (or without) a filter,
+ * explicitly, since raw LevelDB made it and left no ravel-options. */
+static void miss_leader_main(const char *dir, int bloom, int ready_fd)
+{
+    sigset_t term;
+    int sig, rc, zero = 0;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    ravel_options o;
+    ravel_options_init(&o);
+    o.bloom_bits_per_key = bloom ? BLOOM_BITS : 0;
+    ravel_db *db;
+    if ((rc = ravel_open(&db, dir, &o)) != RAVEL_OK)
+        die_ravel("G1 leader: ravel_open", rc);
+    if (ravel_db_role(db) != RAVEL_ROLE_LEADER)
+        die("G1 leader", "did not lead");
+    write_full(ready_fd, &zero, sizeof zero);
+    close(ready_fd);
+    if (sigwait(&term, &sig) != 0)
+        _exit(1);
+    ravel_db_close(db);
+    _exit(0);
+}
+
+static miss_result run_miss(int variant, const char *dir, uint64_t n, int bloom)
+{
+    int fds[2], status;
+    miss_result res;
+    if (variant == G_FOLLOWER) {
+        if (pipe(fds) != 0)
+            die("pipe", strerror(errno));
+        fflush(NULL);
+        g_server = fork();
+        if (g_server < 0)
+            die("fork", strerror(errno));
+        if (g_server == 0) {
+            close(fds[0]);
+            miss_leader_main(dir, bloom, fds[1]);
+        }
+        close(fds[1]);
+        int zero;
+        if (read_full(fds[0], &zero, sizeof zero) != sizeof zero)
+            die("G1", "leader process failed to start");
+        close(fds[0]);
+    }
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    if (g_worker == 0) {
+        close(fds[0]);
+        if (variant == G_RAW)
+            miss_raw(dir, n, bloom, fds[1]);
+        else
+            miss_follower(dir, n, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    status = reap(g_worker);
+    g_worker = -1;
+    size_t got = read_full(fds[0], &res, sizeof res);
+    close(fds[0]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
+        die("G1", "measuring process failed");
+    if (g_server > 0)
+        stop_server();
+    return res;
+}
+
+static double dir_mb(const char *dir)
+{
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "du -sk '%s'", dir);
+    FILE *p = popen(cmd, "r");
+    double kib = NAN;
+    if (p) {
+        if (fscanf(p, "%lf", &kib) != 1)
+            kib = NAN;
+        pclose(p);
+    }
+    return kib * 1024 / 1e6;
+}
+
+/* res[variant][bloom]; *mb: the size of the database with a filter and
+ * without. */
+static void run_miss_all(uint64_t n, miss_result res[G_VARIANTS][2], double mb[2])
+{
+    for (int bloom = 0; bloom < 2; bloom++) {
+        char dir[sizeof g_root + 32];
+        snprintf(dir, sizeof dir, "%s/miss-%s", g_root, bloom ? "bloom" : "plain");
+        fprintf(stderr, "ravel-bench: G1 get-miss, %s ...\n", bloom ? "bloom filter" : "no filter");
+        in_child("G1: making the database", build_miss_db, dir, n * MISS_FACTOR, bloom);
+        mb[bloom] = dir_mb(dir);
+        for (int v = 0; v < G_VARIANTS; v++)
+            res[v][bloom] = run_miss(v, dir, n, bloom);
+        remove_tree(dir);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* C1: conditional-batch increments of one counter                      */
+/* ------------------------------------------------------------------ */
+
+/* P processes (1 or 4) open one directory in party mode — the first leads,
+ * the others follow — and, started together, each makes its share of the
+ * increments of one key: get, then a batch that puts value + 1 and checks
+ * the value read (ravel_batch_check; check_absent for the first), again
+ * on RAVEL_ECONFLICT. The baseline is raw LevelDB in one process with 1
+ * and 4 threads doing get + put under one mutex, the cheapest correct
+ * increment LevelDB offers (it has no conditional write). */
+#define COUNTER_KEY "counter"
+#define COUNTER_DIVISOR 10 /* N / 10 increments in all */
+static const int counter_procs[] = {1, 4};
+#define COUNTER_SETS (sizeof counter_procs / sizeof counter_procs[0])
+
+typedef struct counter_result {
+    double ops_per_s;   /* acknowledged increments per second, all together */
+    double conflicts;   /* RAVEL_ECONFLICT answers per increment */
+    double cpu_us;      /* CPU of all the incrementing processes per increment */
+} counter_result;
+
+typedef struct member_report {
+    uint64_t done_ns;   /* CLOCK_MONOTONIC when its last increment was acknowledged */
+    uint64_t conflicts;
+    double cpu_s;
+} member_report;
+
+static uint64_t parse_counter(const char *val, size_t vlen)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < vlen; i++)
+        v = v * 10 + (uint64_t)(val[i] - '0');
+    return v;
+}
+
+/* One party member: open (report it), wait for go, increment k times,
+ * report, wait for the release, close. */
+static void counter_member(const char *dir, uint64_t k, int ready_fd, int go_fd, int report_fd,
+                           int release_fd)
+{
+    ravel_db *db;
+    int rc = ravel_open(&db, dir, NULL);
+    if (rc != RAVEL_OK)
+        die_ravel("C1: ravel_open", rc);
+    char c = 'r';
+    write_full(ready_fd, &c, 1);
+    close(ready_fd);
+    char buf[1];
+    if (read(go_fd, buf, 1) != 0) /* end of file: go */
+        die("C1", "go pipe");
+    ravel_batch *b = ravel_batch_new();
+    if (!b)
+        die("C1", "out of memory");
+    member_report rep = {0, 0, 0};
+    double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    for (uint64_t i = 0; i < k; i++) {
+        for (;;) {
+            char *val = NULL, next[32];
+            size_t vlen = 0;
+            rc = ravel_get(db, COUNTER_KEY, sizeof COUNTER_KEY - 1, &val, &vlen);
+            if (rc != RAVEL_OK && rc != RAVEL_ENOTFOUND)
+                die_ravel("C1: ravel_get", rc);
+            uint64_t v = rc == RAVEL_OK ? parse_counter(val, vlen) : 0;
+            int n = snprintf(next, sizeof next, "%llu", (unsigned long long)(v + 1));
+            ravel_batch_clear(b);
+            if (rc == RAVEL_OK)
+                rc = ravel_batch_check(b, COUNTER_KEY, sizeof COUNTER_KEY - 1, val, vlen);
+            else
+                rc = ravel_batch_check_absent(b, COUNTER_KEY, sizeof COUNTER_KEY - 1);
+            ravel_free(val);
+            if (rc == RAVEL_OK)
+                rc = ravel_batch_put(b, COUNTER_KEY, sizeof COUNTER_KEY - 1, next, (size_t)n);
+            if (rc != RAVEL_OK)
+                die_ravel("C1: building the batch", rc);
+            rc = ravel_write(db, b);
+            if (rc == RAVEL_OK)
+                break;
+            if (rc != RAVEL_ECONFLICT)
+                die_ravel("C1: ravel_write", rc);
+            rep.conflicts++;
+        }
+    }
+    rep.done_ns = now_ns();
+    rep.cpu_s = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    ravel_batch_free(b);
+    write_full(report_fd, &rep, sizeof rep);
+    close(report_fd);
+    if (read(release_fd, buf, 1) != 0) /* end of file: the counter was read */
+        die("C1", "release pipe");
+    ravel_db_close(db);
+}
+
+/* Read the counter through a fresh member of the party (the leader still
+ * holds the directory). */
+static void counter_read(const char *dir, uint64_t want, int flag)
+{
+    (void)flag;
+    ravel_db *db;
+    char *val;
+    size_t vlen;
+    int rc = ravel_open(&db, dir, NULL);
+    if (rc != RAVEL_OK)
+        die_ravel("C1 check: ravel_open", rc);
+    if ((rc = ravel_get(db, COUNTER_KEY, sizeof COUNTER_KEY - 1, &val, &vlen)) != RAVEL_OK)
+        die_ravel("C1 check: ravel_get", rc);
+    if (parse_counter(val, vlen) != want) {
+        fprintf(stderr, "ravel-bench: C1: the counter is %.*s, not %llu\n", (int)vlen, val,
+                (unsigned long long)want);
+        _exit(1);
+    }
+    ravel_free(val);
+    ravel_db_close(db);
+}
+
+static counter_result run_counter_ravel(const char *dir, int procs, uint64_t total)
+{
+    pid_t pids[8];
+    int go[2], release[2], report[2], ready[2];
+    uint64_t k = total / (uint64_t)procs;
+    if (pipe(go) || pipe(release) || pipe(report) || pipe(ready))
+        die("pipe", strerror(errno));
+    for (int m = 0; m < procs; m++) {
+        fflush(NULL);
+        pids[m] = fork();
+        if (pids[m] < 0)
+            die("fork", strerror(errno));
+        if (pids[m] == 0) {
+            close(go[1]);
+            close(release[1]);
+            close(report[0]);
+            close(ready[0]);
+            counter_member(dir, k, ready[1], go[0], report[1], release[0]);
+            _exit(0);
+        }
+        if (m == 0)
+            g_server = pids[0]; /* the leader: its death fails the run */
+        /* One at a time, so that the first leads. */
+        char c;
+        if (read_full(ready[0], &c, 1) != 1)
+            die("C1", "a member failed to open the directory");
+    }
+    close(ready[0]);
+    close(ready[1]);
+    close(report[1]);
+    close(release[0]);
+    uint64_t t0 = now_ns();
+    close(go[1]); /* go */
+    counter_result res;
+    uint64_t end = 0, conflicts = 0;
+    double cpu = 0;
+    for (int m = 0; m < procs; m++) {
+        member_report rep;
+        if (read_full(report[0], &rep, sizeof rep) != sizeof rep)
+            die("C1", "a member failed");
+        end = rep.done_ns > end ? rep.done_ns : end;
+        conflicts += rep.conflicts;
+        cpu += rep.cpu_s;
+    }
+    close(report[0]);
+    in_child("C1: reading the counter", counter_read, dir, k * (uint64_t)procs, 0);
+    close(release[1]); /* the members close their handles and exit */
+    g_server = -1;
+    for (int m = 0; m < procs; m++) {
+        int status = reap(pids[m]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            die("C1", "a member did not finish cleanly");
+    }
+    close(go[0]);
+    double secs = (double)(end - t0) * 1e-9;
+    res.ops_per_s = (double)(k * (uint64_t)procs) / secs;
+    res.conflicts = (double)conflicts / (double)(k * (uint64_t)procs);
+    res.cpu_us = cpu * 1e6 / (double)(k * (uint64_t)procs);
+    return res;
+}
+
+typedef struct raw_counter {
+    leveldb_t *db;
+    leveldb_readoptions_t *ro;
+    leveldb_writeoptions_t *wo;
+    pthread_mutex_t mu;
+    uint64_t k;
+} raw_counter;
+
+static void *raw_counter_thread(void *arg)
+{
+    raw_counter *r = arg;
+    for (uint64_t i = 0; i < r->k; i++) {
+        char *err = NULL, next[32];
+        size_t vlen;
+        pthread_mutex_lock(&r->mu);
+        char *val = leveldb_get(r->db, r->ro, COUNTER_KEY, sizeof COUNTER_KEY - 1, &vlen, &err);
+        if (err != NULL)
+            die_leveldb("C1: leveldb_get", err);
+        uint64_t v = val ? parse_counter(val, vlen) : 0;
+        leveldb_free(val);
+        int n = snprintf(next, sizeof next, "%llu", (unsigned long long)(v + 1));
+        leveldb_put(r->db, r->wo, COUNTER_KEY, sizeof COUNTER_KEY - 1, next, (size_t)n, &err);
+        pthread_mutex_unlock(&r->mu);
+        if (err != NULL)
+            die_leveldb("C1: leveldb_put", err);
+    }
+    return NULL;
+}
+
+/* In a child: raw LevelDB with `threads` threads; writes a counter_result
+ * to fd. */
+static void raw_counter_main(const char *dir, uint64_t total, int threads, int fd)
+{
+    raw_counter r;
+    char *err = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_options_set_create_if_missing(o, 1);
+    r.db = leveldb_open(o, dir, &err);
+    if (err != NULL)
+        die_leveldb("C1: leveldb_open", err);
+    r.ro = leveldb_readoptions_create();
+    r.wo = leveldb_writeoptions_create();
+    pthread_mutex_init(&r.mu, NULL);
+    r.k = total / (uint64_t)threads;
+    pthread_t t[8];
+    double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, raw_counter_thread, &r);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    uint64_t t1 = now_ns();
+    uint64_t done = r.k * (uint64_t)threads;
+    counter_result res = {(double)done / ((double)(t1 - t0) * 1e-9), 0,
+                          (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) * 1e6 / (double)done};
+    size_t vlen;
+    char *val = leveldb_get(r.db, r.ro, COUNTER_KEY, sizeof COUNTER_KEY - 1, &vlen, &err);
+    if (err != NULL || val == NULL || parse_counter(val, vlen) != done)
+        die("C1 raw", "the counter is wrong");
+    leveldb_free(val);
+    leveldb_readoptions_destroy(r.ro);
+    leveldb_writeoptions_destroy(r.wo);
+    leveldb_close(r.db);
+    leveldb_options_destroy(o);
+    write_full(fd, &res, sizeof res);
+}
+
+static counter_result run_counter_raw(const char *dir, int threads, uint64_t total)
+{
+    int fds[2];
+    counter_result res;
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    if (g_worker == 0) {
+        close(fds[0]);
+        raw_counter_main(dir, total, threads, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    int status = reap(g_worker);
+    g_worker = -1;
+    size_t got = read_full(fds[0], &res, sizeof res);
+    close(fds[0]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
+        die("C1 raw", "measuring process failed");
+    return res;
+}
+
+/* raw[i], rv[i]: counter_procs[i] threads or processes. */
+static void run_counter_all(uint64_t total, counter_result raw[COUNTER_SETS],
+                            counter_result rv[COUNTER_SETS])
+{
+    for (size_t i = 0; i < COUNTER_SETS; i++) {
+        char dir[sizeof g_root + 32];
+        fprintf(stderr, "ravel-bench: C1 counter, %d process(es) ...\n", counter_procs[i]);
+        snprintf(dir, sizeof dir, "%s/counter-raw-%d", g_root, counter_procs[i]);
+        raw[i] = run_counter_raw(dir, counter_procs[i], total);
+        remove_tree(dir);
+        snprintf(dir, sizeof dir, "%s/counter-%d", g_root, counter_procs[i]);
+        rv[i] = run_counter_ravel(dir, counter_procs[i], total);
+        remove_tree(dir);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Report                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -1430,24 +2008,100 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
 }
 
 /* ------------------------------------------------------------------ */
+/* Report of G1 and C1                                                  */
+/* ------------------------------------------------------------------ */
+
+static void print_miss_row(const char *variant, const char *how, int bloom, const workload_result *r,
+                           const workload_result *plain, const workload_result *raw)
+{
+    printf("| %-14s | %-13s | %-4s | %9.0f |", variant, how, bloom ? "yes" : "no", r->ops_per_s);
+    print_value(bloom ? ratio(r->ops_per_s, plain->ops_per_s) : NAN, "%7.3fx");
+    print_ratio(r->ops_per_s, raw ? raw->ops_per_s : NAN);
+    print_value(r->p50_us, "%8.1f");
+    print_value(r->p99_us, "%8.1f");
+    print_value(r->cpu_us, "%8.2f");
+    print_value(r->server_cpu_us, "%8.2f");
+    printf("\n");
+}
+
+static void print_miss(uint64_t n, miss_result res[G_VARIANTS][2], const double mb[2])
+{
+    printf("\n| G1 get-miss: %llu gets of absent keys, database of %llu entries (%.1f MB without "
+           "a filter, %.1f MB with; LevelDB's default 8 MiB block cache) | how | bloom filter, "
+           "%d bits/key | gets/s | vs no filter | vs raw, same filter | p50 us | p99 us | CPU "
+           "us/op | leader CPU us/op |\n",
+           (unsigned long long)n, (unsigned long long)(n * MISS_FACTOR), mb[0], mb[1], BLOOM_BITS);
+    printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int bloom = 0; bloom < 2; bloom++)
+        print_miss_row(miss_variant_names[G_RAW], "one at a time", bloom, &res[G_RAW][bloom].seq,
+                       &res[G_RAW][0].seq, NULL);
+    for (int bloom = 0; bloom < 2; bloom++)
+        print_miss_row(miss_variant_names[G_FOLLOWER], "one at a time", bloom,
+                       &res[G_FOLLOWER][bloom].seq, &res[G_FOLLOWER][0].seq,
+                       &res[G_RAW][bloom].seq);
+    for (int bloom = 0; bloom < 2; bloom++)
+        print_miss_row(miss_variant_names[G_FOLLOWER], "64 in flight", bloom,
+                       &res[G_FOLLOWER][bloom].pipe, &res[G_FOLLOWER][0].pipe,
+                       &res[G_RAW][bloom].seq);
+}
+
+static void print_counter(uint64_t total, const counter_result raw[COUNTER_SETS],
+                          const counter_result rv[COUNTER_SETS])
+{
+    printf("\n| C1 counter: %llu increments of one key in all, started together | processes "
+           "or threads | increments/s | vs raw, same count | vs 1 | conflicts per increment | "
+           "CPU us/increment (all processes) |\n",
+           (unsigned long long)total);
+    printf("|---|---|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < COUNTER_SETS; i++) {
+        printf("| raw LevelDB: get + put under one mutex | %d thread%s | %9.0f |", counter_procs[i],
+               counter_procs[i] == 1 ? "" : "s", raw[i].ops_per_s);
+        print_value(NAN, "%7.3fx");
+        print_ratio(raw[i].ops_per_s, raw[0].ops_per_s);
+        print_value(NAN, "%8.3f");
+        print_value(raw[i].cpu_us, "%8.2f");
+        printf("\n");
+    }
+    for (size_t i = 0; i < COUNTER_SETS; i++) {
+        char who[64];
+        if (counter_procs[i] == 1)
+            snprintf(who, sizeof who, "1 process (it leads)");
+        else
+            snprintf(who, sizeof who, "%d processes (1 leads, %d follow)", counter_procs[i],
+                     counter_procs[i] - 1);
+        printf("| ravel party: get, then ravel_write of a batch with ravel_batch_check, again on "
+               "RAVEL_ECONFLICT | %s | %9.0f |", who, rv[i].ops_per_s);
+        print_ratio(rv[i].ops_per_s, raw[i].ops_per_s);
+        print_ratio(rv[i].ops_per_s, rv[0].ops_per_s);
+        print_value(rv[i].conflicts, "%8.3f");
+        print_value(rv[i].cpu_us, "%8.2f");
+        printf("\n");
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Main                                                                 */
 /* ------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node]\n"
+            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node] [--only G1,C1]\n"
             "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
             "ravel party follower, a ravel guest over TCP and over TLS (mutual, with\n"
             "certificates made by tests/tls/make-certs.sh) and, when installed, the\n"
             "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
-            "followers. Prints markdown tables on stdout, progress on stderr.\n"
+            "followers; G1 (gets of absent keys with and without a bloom filter, raw\n"
+            "LevelDB and follower) and C1 (conditional-batch increments of one\n"
+            "counter from 1 and 4 processes, raw LevelDB with a mutex beside them).\n"
+            "Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
             "  -r RUNS     runs of each C variant, interleaved; the tables show the\n"
             "              median (default %d, at most %d)\n"
             "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d,\n"
             "              one run of each variant unless -r says otherwise\n"
             "  --no-node   skip the Node variants\n"
+            "  --only LIST run only these of G1, C1 (comma-separated): no W1-W6, F1\n"
             "  -h, --help  show this help\n",
             DEFAULT_N, BATCH_SIZE, DEFAULT_RUNS, MAX_RUNS, QUICK_N, QUICK_F1_ROUNDS, F1_ROUNDS);
 }
@@ -1482,7 +2136,7 @@ static int parse_runs(const char *s)
 int main(int argc, char **argv)
 {
     uint64_t n = 0;
-    int quick = 0, use_node = 1, runs = 0;
+    int quick = 0, use_node = 1, runs = 0, only_g1 = 0, only_c1 = 0;
     variant_result res[V_COUNT];
     double f1_store[F1_SETS][F1_ROUNDS];
     const double *f1_ms[F1_SETS];
@@ -1500,6 +2154,19 @@ int main(int argc, char **argv)
             quick = 1;
         } else if (strcmp(argv[i], "--no-node") == 0) {
             use_node = 0;
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            char list[64];
+            snprintf(list, sizeof list, "%s", argv[++i]);
+            for (char *save, *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+                if (strcmp(w, "G1") == 0) {
+                    only_g1 = 1;
+                } else if (strcmp(w, "C1") == 0) {
+                    only_c1 = 1;
+                } else {
+                    fprintf(stderr, "ravel-bench: --only takes G1 and C1, not '%s'\n", w);
+                    return 2;
+                }
+            }
         } else {
             usage(stderr);
             return 2;
@@ -1528,6 +2195,29 @@ int main(int argc, char **argv)
     snprintf(certs_cmd, sizeof certs_cmd, "sh '%s' '%s'", MAKE_CERTS, g_certs);
     if (system(certs_cmd) != 0)
         die("certificates for the TLS guest", "tests/tls/make-certs.sh failed (openssl?)");
+    miss_result miss[G_VARIANTS][2];
+    double miss_mb[2];
+    counter_result counter_raw[COUNTER_SETS], counter_rv[COUNTER_SETS];
+    uint64_t counter_total = n / COUNTER_DIVISOR;
+    if (only_g1 || only_c1) {
+        if (only_g1)
+            run_miss_all(n, miss, miss_mb);
+        if (only_c1)
+            run_counter_all(counter_total, counter_raw, counter_rv);
+        cleanup();
+        char load_end[32];
+        printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
+        for (int i = 0; i < argc; i++)
+            printf(" %s", argv[i]);
+        read_load(load_end, sizeof load_end);
+        printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
+               sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
+        if (only_g1)
+            print_miss(n, miss, miss_mb);
+        if (only_c1)
+            print_counter(counter_total, counter_raw, counter_rv);
+        return 0;
+    }
     static variant_result run_res[V_LAST_C + 1][MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         if (runs > 1)
@@ -1557,6 +2247,9 @@ int main(int argc, char **argv)
         run_node_variant(V_NODE_GUEST, n, &res[V_NODE_GUEST]);
     }
 
+    run_miss_all(n, miss, miss_mb);
+    run_counter_all(counter_total, counter_raw, counter_rv);
+
     for (size_t i = 0; i < F1_SETS; i++) {
         char dir[sizeof g_root + 32];
         snprintf(dir, sizeof dir, "%s/f1-%d", g_root, f1_followers[i]);
@@ -1569,5 +2262,7 @@ int main(int argc, char **argv)
 
     cleanup();
     print_report(argc, argv, n, res, ping, batch_floor, batch_floor_range, f1_ms, f1_rounds, node_note, load_start);
+    print_miss(n, miss, miss_mb);
+    print_counter(counter_total, counter_raw, counter_rv);
     return 0;
 }

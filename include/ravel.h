@@ -92,7 +92,8 @@ extern "C" {
     X(ENOTSUP, 17, "LEVEL_NOT_SUPPORTED", "operation not supported")                  \
     X(ELIMIT, 18, "LEVEL_LIMIT_EXCEEDED", "too many pending requests or iterators") \
     X(ECONFLICT, 19, "LEVEL_CONFLICT", "a check of the batch failed: nothing was written") \
-    X(ETIMEDOUT, 20, NULL, "no connection to the host within the connect timeout")
+    X(ETIMEDOUT, 20, NULL, "no connection to the host within the connect timeout") \
+    X(ESNAPSHOT, 21, "LEVEL_SNAPSHOT_LOST", "the snapshot is gone with the stream or leader that held it")
 
 typedef enum {
 #define RAVEL_X_(name, value, wire, msg) RAVEL_##name = value,
@@ -187,6 +188,47 @@ typedef struct ravel_options {
      * reply on a stream that is up. 0 (the default): wait as long as it
      * takes. */
     int connect_timeout_ms;
+    /* LevelDB's table options, for whoever opens LevelDB: ravel_open_local,
+     * ravel_repair, and a party handle each time it becomes the leader (a
+     * follower that takes over opens LevelDB with *its own* options, not
+     * the previous leader's). A follower's are unused while it follows.
+     *
+     * The database's record: when an open creates a database, the values
+     * it used for the five *recorded* options below (marked R) are written
+     * to the file `ravel-options` in the directory (atomically, before the
+     * open returns). Every later opener that leaves an R option at "the
+     * database's" takes the recorded value, so the members of a party agree
+     * on them whoever leads, and a process that opens the directory only
+     * to read (`ravel get`) keeps the creator's bloom filter. An option set
+     * explicitly wins, for this opener only; the record is never changed.
+     * A database without the file (made by plain LevelDB, Node or an older
+     * ravel) gives LevelDB's defaults. A mismatch is never a correctness
+     * problem: every table records its own format, so these options change
+     * only how new tables are written (README, "ravel's own records").
+     *
+     * R: bits per key of a bloom filter (LevelDB's NewBloomFilterPolicy):
+     * gets of absent keys then seldom read a table block. 10 gives about 1%
+     * false positives for 10 bits more per key. 0: no filter. -1 (the
+     * default): the database's, else 0. */
+    int bloom_bits_per_key;
+    /* R: 1 compress blocks with Snappy, 0 do not; -1 (the default): the
+     * database's, else 1 (LevelDB's default). */
+    int compression;
+    /* R: uncompressed bytes per table block; 0 (the default): the
+     * database's, else LevelDB's 4096. */
+    size_t block_size;
+    /* R: keys between restart points in a block; 0 (the default): the
+     * database's, else LevelDB's 16. */
+    int block_restart_interval;
+    /* R: bytes written to a table file before a new one is started; 0 (the
+     * default): the database's, else LevelDB's 2 MiB. */
+    size_t max_file_size;
+    /* Table files kept open; 0 (the default): LevelDB's 1000. Not
+     * recorded: it is about this process's file descriptors. */
+    int max_open_files;
+    /* 1: LevelDB checks harder and stops at the first corruption it sees
+     * (its paranoid_checks); 0 (the default): not. Not recorded. */
+    int paranoid_checks;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -209,9 +251,11 @@ typedef struct ravel_db ravel_db;
  * Errors: RAVEL_EINVAL (NULL argument), RAVEL_ELOCKED (another process or
  * handle holds the directory), RAVEL_EIO (missing parent directory,
  * permission denied, no database there with create_if_missing off, …),
- * RAVEL_ECORRUPT. With create_if_missing off, a directory that holds no
- * database (no CURRENT file) is left exactly as it was: LevelDB's own
- * open would write LOCK and LOG into it first. */
+ * RAVEL_ECORRUPT; RAVEL_EIO also when this open created the database
+ * but could not write its record of the table options (ravel-options,
+ * see bloom_bits_per_key). With create_if_missing off, a directory that
+ * holds no database (no CURRENT file) is left exactly as it was:
+ * LevelDB's own open would write LOCK and LOG into it first. */
 RAVEL_EXPORT int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts);
 
 /* A *remote* handle with no stream yet: requests wait until one is
@@ -401,6 +445,88 @@ RAVEL_EXPORT int ravel_clear(ravel_db *db, const ravel_range *r);
 RAVEL_EXPORT int ravel_clear_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_range *r);
 
 /* ------------------------------------------------------------------ */
+/* Snapshots and read options                                           */
+/* ------------------------------------------------------------------ */
+
+/* A snapshot: reads that name it (through ravel_readoptions) see the
+ * database as it was when it was taken, whatever is written after, as
+ * LevelDB's leveldb_create_snapshot. On every handle kind:
+ * - a local handle, or a party handle while it leads, takes LevelDB's own
+ *   snapshot;
+ * - a remote handle, or a party handle while it follows, has its host
+ *   take one and keep it for that stream (extension "snapshots": a Node
+ *   host or leader answers RAVEL_ENOTSUP). When that stream or leader is
+ *   lost, the snapshot is gone: every read through it fails with
+ *   RAVEL_ESNAPSHOT, whatever the retry setting (it never reads newer
+ *   data instead), and so do reads pending on it and iterators opened on
+ *   it (they end with that error rather than resume). Reads without a
+ *   snapshot carry on as before.
+ * A local snapshot is gone too (RAVEL_ESNAPSHOT) after the database was
+ * reopened following a write error (a full disk).
+ * Release every snapshot with ravel_snapshot_release before closing its
+ * handle; ravel_db_close releases those left, which must not be used or
+ * released after. */
+typedef struct ravel_snapshot ravel_snapshot;
+
+/* Errors: RAVEL_EINVAL, RAVEL_ECLOSED, RAVEL_ENOTSUP (a Node host),
+ * RAVEL_ELIMIT (a host keeps at most 1024 snapshots per stream),
+ * RAVEL_ECONNLOST, RAVEL_ETIMEDOUT, RAVEL_EIO. */
+RAVEL_EXPORT int ravel_snapshot_create(ravel_db *db, ravel_snapshot **out);
+/* Let the snapshot go (on a remote handle, the host forgets it). NULL
+ * ok. db must be the handle it was taken through. */
+RAVEL_EXPORT void ravel_snapshot_release(ravel_db *db, ravel_snapshot *snap);
+
+/* Per-read options, as LevelDB's leveldb_readoptions_t. Initialise with
+ * ravel_readoptions_init(): no snapshot, verify_checksums 0,
+ * fill_cache 1. A remote or following handle sends options other than
+ * these defaults only to a host that announced "snapshots"; to any other
+ * the read fails with RAVEL_ENOTSUP (never silently without them). */
+typedef struct ravel_readoptions {
+    const ravel_snapshot *snapshot; /* NULL: the latest data */
+    int verify_checksums;           /* check every block read (LevelDB's) */
+    int fill_cache;                 /* keep blocks read in the block cache */
+} ravel_readoptions;
+
+RAVEL_EXPORT void ravel_readoptions_init(ravel_readoptions *ro);
+
+/* ravel_get, ravel_get_many and ravel_iter_new with read options (ro
+ * NULL: the defaults). Also RAVEL_ESNAPSHOT (the snapshot is gone) and
+ * RAVEL_EINVAL (a snapshot of another handle). An iterator on a snapshot
+ * reads that snapshot and, on a remote or following handle, does not
+ * resume across a lost stream: it ends with RAVEL_ESNAPSHOT. */
+RAVEL_EXPORT int ravel_get_opt(ravel_db *db, const ravel_readoptions *ro, const void *key,
+                               size_t klen, char **val, size_t *vlen);
+RAVEL_EXPORT int ravel_get_many_opt(ravel_db *db, const ravel_readoptions *ro, size_t n,
+                                    const void *const *keys, const size_t *klens, char **vals,
+                                    size_t *vlens);
+
+/* ------------------------------------------------------------------ */
+/* Maintenance (LevelDB's compact_range, property_value,               */
+/* approximate_sizes)                                                   */
+/* ------------------------------------------------------------------ */
+
+/* On every handle kind. A remote or following handle has its host (the
+ * leader) run them (extension "maintenance"); against a Node host or
+ * leader they fail with RAVEL_ENOTSUP and nothing is sent. */
+
+/* Compact the keys in [start, limit]; a NULL bound is open (start NULL:
+ * from the first key; limit NULL: to the last). Blocks until done. */
+RAVEL_EXPORT int ravel_compact_range(ravel_db *db, const void *start, size_t slen,
+                                     const void *limit, size_t llen);
+/* A LevelDB property, e.g. "leveldb.stats", "leveldb.sstables",
+ * "leveldb.num-files-at-level0", "leveldb.approximate-memory-usage"; or
+ * ravel's own "ravel.exactly-once" (how many guests' exactly-once records
+ * the database keeps). On success *val is a malloc'ed, NUL-terminated
+ * string (free with ravel_free). RAVEL_ENOTFOUND: no such property. */
+RAVEL_EXPORT int ravel_property_value(ravel_db *db, const char *name, char **val);
+/* The approximate bytes on disk of n ranges [starts[i], limits[i]), into
+ * sizes[i], as leveldb_approximate_sizes (data still in the memtable is
+ * not counted). */
+RAVEL_EXPORT int ravel_approximate_sizes(ravel_db *db, size_t n, const void *const *starts,
+                                         const size_t *slens, const void *const *limits,
+                                         const size_t *llens, uint64_t *sizes);
+
+/* ------------------------------------------------------------------ */
 /* Iterators                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -411,6 +537,9 @@ typedef struct ravel_iter ravel_iter;
  * the last entry it handed out, with no entry missing and none twice (it
  * does not read one snapshot across the loss). */
 RAVEL_EXPORT int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out);
+/* The same with read options (ro NULL: the defaults); see ravel_get_opt. */
+RAVEL_EXPORT int ravel_iter_new_opt(ravel_db *db, const ravel_readoptions *ro,
+                                    const ravel_range *r, ravel_iter **out);
 
 /* Next entry: RAVEL_OK with *key and *val pointing at bytes owned by the
  * iterator, valid until the next call on it; RAVEL_END after the last
@@ -457,10 +586,56 @@ RAVEL_EXPORT int ravel_write_opt_async(ravel_db *db, const ravel_writeoptions *w
 RAVEL_EXPORT int ravel_clear_async(ravel_db *db, const ravel_range *r, ravel_done_cb cb, void *ud);
 RAVEL_EXPORT int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                          ravel_values_cb cb, void *ud);
+/* The same with read options (ro NULL: the defaults). */
+RAVEL_EXPORT int ravel_get_opt_async(ravel_db *db, const ravel_readoptions *ro, const void *key,
+                                     size_t klen, ravel_value_cb cb, void *ud);
+RAVEL_EXPORT int ravel_get_many_opt_async(ravel_db *db, const ravel_readoptions *ro, size_t n,
+                                          const void *const *keys, const size_t *klens,
+                                          ravel_values_cb cb, void *ud);
 /* Next entry of an iterator, delivered to cb (status RAVEL_OK, RAVEL_END or
  * an error). At most one next may be outstanding per iterator
  * (RAVEL_EINVAL otherwise). */
 RAVEL_EXPORT int ravel_iter_next_async(ravel_iter *it, ravel_entry_cb cb, void *ud);
+
+/* ------------------------------------------------------------------ */
+/* Versions and maintenance of a directory                              */
+/* ------------------------------------------------------------------ */
+
+/* This library's version, "MAJOR.MINOR.PATCH" — the RAVEL_VERSION_*
+ * macros of the ravel.h it was built with, which may differ from the ones
+ * a program was compiled against when it loads a newer shared library.
+ * Static storage; never NULL. */
+RAVEL_EXPORT const char *ravel_version(void);
+RAVEL_EXPORT int ravel_version_major(void);
+RAVEL_EXPORT int ravel_version_minor(void);
+RAVEL_EXPORT int ravel_version_patch(void);
+/* The version of the LevelDB library this one runs with, "MAJOR.MINOR"
+ * (leveldb_major_version, leveldb_minor_version). Never NULL. */
+RAVEL_EXPORT const char *ravel_leveldb_version(void);
+
+/* Delete the database at `dir` and everything LevelDB and ravel keep
+ * there (ravel-options, a stale rave-level.sock, the files an earlier
+ * ravel_repair set aside in dir/lost/), then the directory
+ * itself when nothing else is left in it; other files are left alone.
+ * Refuses, deleting nothing, while any process (this one included) holds
+ * the directory: a plain LevelDB program, a ravel or Node party leader, a
+ * ravel handle; or while a party answers on its socket.
+ * Errors: RAVEL_EINVAL (NULL, or `dir` holds no LevelDB database: no
+ * CURRENT file), RAVEL_ELOCKED (in use: the message names the pid that
+ * holds LOCK, or the live socket), RAVEL_EIO (no such directory,
+ * permission denied, …). */
+RAVEL_EXPORT int ravel_destroy(const char *dir);
+
+/* Rebuild the database at `dir` from whatever tables and logs are left
+ * (LevelDB's RepairDB), e.g. after CURRENT or a MANIFEST was lost or
+ * damaged: as much data as can be recovered is kept, and what cannot
+ * be read is dropped (LevelDB moves such files to dir/lost/). Tables it
+ * writes use opts' recorded options (NULL: the defaults, so the
+ * database's record). Refuses, as ravel_destroy does, while any process
+ * holds the directory, and holds LevelDB's lock itself while it works.
+ * Errors: RAVEL_EINVAL (NULL dir, or no LevelDB files in it: no CURRENT,
+ * MANIFEST, table or log), RAVEL_ELOCKED, RAVEL_EIO, RAVEL_ECORRUPT. */
+RAVEL_EXPORT int ravel_repair(const char *dir, const ravel_options *opts);
 
 /* ------------------------------------------------------------------ */
 /* Host: serve a database to guests                                     */

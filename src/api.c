@@ -48,6 +48,8 @@ void ravel_options_init(ravel_options *opts)
     opts->max_frame = RV_DEFAULT_MAX_FRAME;
     opts->max_pending = 100000;
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
+    opts->bloom_bits_per_key = -1; /* the database's record decides */
+    opts->compression = -1;
 }
 
 /* ---- the request path ---- */
@@ -74,7 +76,12 @@ void rv_complete(const rv_reply_to *to, int status, const char *msg, rv_result *
         }
         return;
     }
-    if (status == RAVEL_OK && to->op == RV_GET) {
+    if (status == RAVEL_OK && to->op == RV_SNAPSHOT) {
+        *s->snap = res->snap;
+        res->snap = NULL;
+    } else if (status == RAVEL_OK && to->op == RV_SIZES) {
+        memcpy(s->sizes, res->sizes, res->n * sizeof *res->sizes);
+    } else if (status == RAVEL_OK && (to->op == RV_GET || to->op == RV_PROPERTY)) {
         char *p = res->own;
         res->own = NULL;
         if (!p && (p = rv_malloc(res->vlen + 1)) != NULL) {
@@ -143,6 +150,8 @@ int rv_run(ravel_db *db, rv_req *req)
     rv_sync s;
     s.val = NULL;
     s.vals = NULL;
+    s.sizes = NULL;
+    s.snap = NULL;
     return run_sync(db, req, &s);
 }
 
@@ -166,16 +175,43 @@ int ravel_put_opt(ravel_db *db, const ravel_writeoptions *wo, const void *key, s
     return run_sync(db, &req, &s);
 }
 
+/* Read options a handle need not look at (NULL), or that it must: the
+ * snapshot must be one taken through this handle. */
+static int check_ro(ravel_db *db, const ravel_readoptions **ro)
+{
+    const ravel_readoptions *o = *ro;
+    if (o && !o->snapshot && !o->verify_checksums && o->fill_cache)
+        *ro = NULL;
+    else if (o && o->snapshot && o->snapshot->root != db)
+        return rv_err(RAVEL_EINVAL, "the snapshot was taken through another handle");
+    return RAVEL_OK;
+}
+
+void ravel_readoptions_init(ravel_readoptions *ro)
+{
+    memset(ro, 0, sizeof *ro);
+    ro->fill_cache = 1;
+}
+
 int ravel_get(ravel_db *db, const void *key, size_t klen, char **val, size_t *vlen)
+{
+    return ravel_get_opt(db, NULL, key, klen, val, vlen);
+}
+
+int ravel_get_opt(ravel_db *db, const ravel_readoptions *ro, const void *key, size_t klen,
+                  char **val, size_t *vlen)
 {
     if (!db || !val || !vlen)
         return rv_err(RAVEL_EINVAL, "database handle or result pointer is NULL");
     CHECK_KEY(key, klen);
     *val = NULL;
     *vlen = 0;
+    int rc = check_ro(db, &ro);
+    if (rc)
+        return rc;
     if (rv_is_reserved(key, klen))
         return rv_err(RAVEL_ENOTFOUND, "key not found");
-    rv_req req = {.to.op = RV_GET, .key = key, .klen = klen};
+    rv_req req = {.to.op = RV_GET, .key = key, .klen = klen, .ro = ro};
     rv_sync s;
     s.val = val;
     s.vlen = vlen;
@@ -237,8 +273,16 @@ static int hide_many(size_t n, const void *const *keys, const size_t *klens,
 int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                    char **vals, size_t *vlens)
 {
+    return ravel_get_many_opt(db, NULL, n, keys, klens, vals, vlens);
+}
+
+int ravel_get_many_opt(ravel_db *db, const ravel_readoptions *ro, size_t n,
+                       const void *const *keys, const size_t *klens, char **vals, size_t *vlens)
+{
     int reserved;
     int rc = check_many(db, n, keys, klens, &reserved);
+    if (rc == RAVEL_OK)
+        rc = check_ro(db, &ro);
     if (rc)
         return rc;
     if (n && (!vals || !vlens))
@@ -251,7 +295,8 @@ int ravel_get_many(ravel_db *db, size_t n, const void *const *keys, const size_t
     size_t *hl = NULL;
     if (reserved && (rc = hide_many(n, keys, klens, &hk, &hl)) != RAVEL_OK)
         return rc;
-    rv_req req = {.to.op = RV_GET_MANY, .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens};
+    rv_req req = {.to.op = RV_GET_MANY, .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens,
+                  .ro = ro};
     rv_sync s;
     s.vals = vals;
     s.vlens = vlens;
@@ -296,15 +341,88 @@ int ravel_clear_opt(ravel_db *db, const ravel_writeoptions *wo, const ravel_rang
 
 int ravel_iter_new(ravel_db *db, const ravel_range *r, ravel_iter **out)
 {
+    return ravel_iter_new_opt(db, NULL, r, out);
+}
+
+int ravel_iter_new_opt(ravel_db *db, const ravel_readoptions *ro, const ravel_range *r,
+                       ravel_iter **out)
+{
     if (!db || !out)
         return rv_err(RAVEL_EINVAL, "database handle or result pointer is NULL");
     *out = NULL;
+    int rc = check_ro(db, &ro);
+    if (rc)
+        return rc;
     ravel_range all, copy;
     if (!r) {
         ravel_range_init(&all);
         r = &all;
     }
-    return db->ops->iter_new(db, rv_range_visible(r, &copy), out);
+    return db->ops->iter_new(db, rv_range_visible(r, &copy), ro, out);
+}
+
+/* ---- snapshots and maintenance ---- */
+
+int ravel_snapshot_create(ravel_db *db, ravel_snapshot **out)
+{
+    if (!db || !out)
+        return rv_err(RAVEL_EINVAL, "database handle or result pointer is NULL");
+    *out = NULL;
+    rv_req req = {.to.op = RV_SNAPSHOT};
+    rv_sync s;
+    s.snap = out;
+    int rc = run_sync(db, &req, &s);
+    if (rc == RAVEL_OK)
+        (*out)->root = db;
+    return rc;
+}
+
+void ravel_snapshot_release(ravel_db *db, ravel_snapshot *snap)
+{
+    if (snap && snap->root == db)
+        snap->owner->ops->snapshot_release(snap->owner, snap);
+}
+
+int ravel_compact_range(ravel_db *db, const void *start, size_t slen, const void *limit,
+                        size_t llen)
+{
+    if (!db)
+        return rv_err(RAVEL_EINVAL, "database handle is NULL");
+    ravel_bound lo = {start, slen}, hi = {limit, llen};
+    rv_req req = {.to.op = RV_COMPACT, .start = start ? &lo : NULL, .limit = limit ? &hi : NULL};
+    rv_sync s;
+    return run_sync(db, &req, &s);
+}
+
+int ravel_property_value(ravel_db *db, const char *name, char **val)
+{
+    if (!db || !name || !val)
+        return rv_err(RAVEL_EINVAL, "database handle, property name or result pointer is NULL");
+    *val = NULL;
+    size_t vlen;
+    rv_req req = {.to.op = RV_PROPERTY, .name = name};
+    rv_sync s;
+    s.val = val;
+    s.vlen = &vlen;
+    return run_sync(db, &req, &s);
+}
+
+int ravel_approximate_sizes(ravel_db *db, size_t n, const void *const *starts,
+                            const size_t *slens, const void *const *limits, const size_t *llens,
+                            uint64_t *sizes)
+{
+    if (!db || (n && (!starts || !slens || !limits || !llens || !sizes)))
+        return rv_err(RAVEL_EINVAL, "database handle or an array is NULL");
+    for (size_t i = 0; i < n; i++) {
+        CHECK_KEY(starts[i], slens[i]);
+        CHECK_KEY(limits[i], llens[i]);
+        sizes[i] = 0;
+    }
+    rv_req req = {.to.op = RV_SIZES, .n = n, .keys = starts, .klens = slens, .limits = limits,
+                  .llens = llens};
+    rv_sync s;
+    s.sizes = sizes;
+    return run_sync(db, &req, &s);
 }
 
 int ravel_iter_next(ravel_iter *it, const char **key, size_t *klen, const char **val, size_t *vlen)
@@ -378,14 +496,24 @@ int ravel_put_opt_async(ravel_db *db, const ravel_writeoptions *wo, const void *
 
 int ravel_get_async(ravel_db *db, const void *key, size_t klen, ravel_value_cb cb, void *ud)
 {
+    return ravel_get_opt_async(db, NULL, key, klen, cb, ud);
+}
+
+int ravel_get_opt_async(ravel_db *db, const ravel_readoptions *ro, const void *key, size_t klen,
+                        ravel_value_cb cb, void *ud)
+{
     if (!db || !cb)
         return rv_err(RAVEL_EINVAL, "database handle or callback is NULL");
     CHECK_KEY(key, klen);
+    int rc = check_ro(db, &ro);
+    if (rc)
+        return rc;
     if (rv_is_reserved(key, klen)) { /* asked as RV_RESERVED itself: absent */
         key = RV_RESERVED;
         klen = RV_RESERVED_LEN;
     }
-    rv_req req = {.to = {.op = RV_GET, .cb.value = cb, .ud = ud}, .key = key, .klen = klen};
+    rv_req req = {.to = {.op = RV_GET, .cb.value = cb, .ud = ud}, .key = key, .klen = klen,
+                  .ro = ro};
     return db->ops->submit(db, &req);
 }
 
@@ -445,8 +573,17 @@ int ravel_clear_opt_async(ravel_db *db, const ravel_writeoptions *wo, const rave
 int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const size_t *klens,
                          ravel_values_cb cb, void *ud)
 {
+    return ravel_get_many_opt_async(db, NULL, n, keys, klens, cb, ud);
+}
+
+int ravel_get_many_opt_async(ravel_db *db, const ravel_readoptions *ro, size_t n,
+                             const void *const *keys, const size_t *klens, ravel_values_cb cb,
+                             void *ud)
+{
     int reserved;
     int rc = check_many(db, n, keys, klens, &reserved);
+    if (rc == RAVEL_OK)
+        rc = check_ro(db, &ro);
     if (rc)
         return rc;
     if (!cb)
@@ -456,7 +593,7 @@ int ravel_get_many_async(ravel_db *db, size_t n, const void *const *keys, const 
     if (reserved && (rc = hide_many(n, keys, klens, &hk, &hl)) != RAVEL_OK)
         return rc;
     rv_req req = {.to = {.op = RV_GET_MANY, .cb.values = cb, .ud = ud},
-                  .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens};
+                  .n = n, .keys = hk ? hk : keys, .klens = hl ? hl : klens, .ro = ro};
     rc = db->ops->submit(db, &req);
     free(hk);
     free(hl);

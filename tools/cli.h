@@ -80,6 +80,8 @@ const char *cli_check_address(const char *address);
 int serve_main(const cli_command *cmd, int argc, char **argv);
 int demo_main(const cli_command *cmd, int argc, char **argv);
 int info_main(const cli_command *cmd, int argc, char **argv);
+int destroy_main(const cli_command *cmd, int argc, char **argv);
+int repair_main(const cli_command *cmd, int argc, char **argv);
 int data_main(const cli_command *cmd, int argc, char **argv);
 
 /* The data commands, run by data_main once the target is open. */
@@ -92,5 +94,6 @@ int data_clear(data_cmd *d);
 int data_dump(data_cmd *d);
 int data_load(data_cmd *d);
 int data_backup(data_cmd *d);
+int data_compact(data_cmd *d);
 
 #endif

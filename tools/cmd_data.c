@@ -337,8 +337,15 @@ int data_main(const cli_command *cmd, int argc, char **argv)
 
 int data_iterate(data_cmd *d, data_entry_fn fn, void *ud)
 {
+    int status;
+    return data_iterate_ro(d, NULL, fn, ud, &status);
+}
+
+int data_iterate_ro(data_cmd *d, const ravel_readoptions *ro, data_entry_fn fn, void *ud,
+                    int *status)
+{
     ravel_iter *it;
-    int rc = ravel_iter_new(d->db, &d->range, &it);
+    int rc = *status = ravel_iter_new_opt(d->db, ro, &d->range, &it);
     if (rc != RAVEL_OK)
         return data_fail(d, rc);
     const char *k, *v;
@@ -346,6 +353,7 @@ int data_iterate(data_cmd *d, data_entry_fn fn, void *ud)
     while ((rc = ravel_iter_next(it, &k, &kl, &v, &vl)) == RAVEL_OK)
         fn(ud, k, kl, v, vl);
     ravel_iter_free(it);
+    *status = rc;
     return rc == RAVEL_END ? EXIT_OK : data_fail(d, rc);
 }
 
@@ -485,4 +493,19 @@ int data_clear(data_cmd *d)
 {
     int rc = ravel_clear(d->db, &d->range);
     return rc == RAVEL_OK ? EXIT_OK : data_fail(d, rc);
+}
+
+/* compact: LevelDB's compact_range over the range's bounds (inclusive, as
+ * LevelDB's are; compacting a little more than asked is harmless). */
+int data_compact(data_cmd *d)
+{
+    const ravel_range *r = &d->range;
+    const ravel_bound *lo = r->has_gte ? &r->gte : r->has_gt ? &r->gt : NULL;
+    const ravel_bound *hi = r->has_lte ? &r->lte : r->has_lt ? &r->lt : NULL;
+    int rc = ravel_compact_range(d->db, lo ? lo->data : NULL, lo ? lo->len : 0,
+                                 hi ? hi->data : NULL, hi ? hi->len : 0);
+    if (rc != RAVEL_OK)
+        return data_fail(d, rc);
+    printf("compacted\n");
+    return EXIT_OK;
 }

@@ -198,6 +198,46 @@ static void backup_entry(void *ud, const char *key, size_t klen, const char *val
         b->rc = backup_flush(b);
 }
 
+#define EXIT_SNAPSHOT_LOST (-1)
+
+/* One pass: every entry of a new snapshot into the copy. EXIT_OK, an exit
+ * code, or EXIT_SNAPSHOT_LOST. */
+static int backup_one_snapshot(backup *b)
+{
+    ravel_snapshot *snap;
+    int rc = ravel_snapshot_create(b->d->db, &snap);
+    if (rc != RAVEL_OK)
+        return data_fail(b->d, rc);
+    ravel_readoptions ro;
+    ravel_readoptions_init(&ro);
+    ro.snapshot = snap;
+    int status;
+    rc = data_iterate_ro(b->d, &ro, backup_entry, b, &status);
+    ravel_snapshot_release(b->d->db, snap);
+    if (status == RAVEL_ESNAPSHOT)
+        return EXIT_SNAPSHOT_LOST;
+    if (rc == EXIT_OK)
+        rc = b->rc;
+    if (rc == EXIT_OK)
+        rc = backup_flush(b);
+    return rc;
+}
+
+/* Empty the copy and its lines for another pass. */
+static int backup_restart(backup *b)
+{
+    ravel_batch_clear(b->batch);
+    b->bytes = 0;
+    b->rc = EXIT_OK;
+    int rc = ravel_clear(b->dest, NULL);
+    if (rc != RAVEL_OK)
+        return cli_fail(rc, "backup: cannot empty the copy to start again");
+    if (b->lines && (fflush(b->lines) != 0 || ftruncate(fileno(b->lines), 0) != 0 ||
+                     fseek(b->lines, 0, SEEK_SET) != 0))
+        return cli_fail_errno("backup: cannot start %s again", b->d->output);
+    return EXIT_OK;
+}
+
 /* Remove the copy a failed backup began: LevelDB's files, then DEST. */
 static void remove_copy(const char *dest)
 {
@@ -215,22 +255,16 @@ static void remove_copy(const char *dest)
     rmdir(dest);
 }
 
-/* The copy must be one snapshot. A local iterator reads one (LevelDB's),
- * so backup runs where this process leads DIR: others may join it and
- * write meanwhile. Through a leader in another process, or a host, an
- * iterator is one snapshot only while its stream lasts, and a failover
- * would resume it on another: that needs snapshots over the wire. */
+/* The copy is one snapshot, on every kind of handle: LevelDB's own where
+ * this process leads DIR (others may join and write meanwhile), or one
+ * the leader or host keeps for this stream. If that leader goes away
+ * during the copy, its snapshot goes with it (RAVEL_ESNAPSHOT): the copy
+ * starts again from a new one, a few times. */
+#define BACKUP_TRIES 3
+
 int data_backup(data_cmd *d)
 {
     const char *dest = d->args[0].data;
-    if (ravel_db_role(d->db) != RAVEL_ROLE_LEADER) {
-        fprintf(stderr,
-                "ravel: backup: %s is %s: a consistent copy through it needs snapshots over "
-                "the wire, which ravel does not have yet; run backup where nobody holds the "
-                "directory (it then leads, and others may join and write meanwhile)\n",
-                d->target, d->remote ? "a host" : "led by another process");
-        return EXIT_FAIL;
-    }
     /* Only a copy made here is removed on failure: nothing of the user's. */
     struct stat st;
     DIR *there = opendir(dest);
@@ -257,13 +291,19 @@ int data_backup(data_cmd *d)
     } else if (!(b.batch = ravel_batch_new())) {
         rc = cli_fail_errno("backup");
     } else {
-        progress_init(&b.pr, "copied", stdout);
-        rc = data_iterate(d, backup_entry, &b);
-        if (rc == EXIT_OK)
-            rc = b.rc;
-        if (rc == EXIT_OK)
-            rc = backup_flush(&b);
-        progress_show(&b.pr, 1);
+        for (int tries = 1;; tries++) {
+            progress_init(&b.pr, "copied", stdout);
+            rc = backup_one_snapshot(&b);
+            progress_show(&b.pr, 1);
+            if (rc != EXIT_SNAPSHOT_LOST || tries == BACKUP_TRIES)
+                break;
+            fprintf(stderr, "ravel: backup: the leader went away, and its snapshot with it; "
+                            "starting again from a new one\n");
+            if ((rc = backup_restart(&b)) != EXIT_OK)
+                break;
+        }
+        if (rc == EXIT_SNAPSHOT_LOST)
+            rc = EXIT_FAIL;
     }
     ravel_batch_free(b.batch);
     if (b.lines && fclose(b.lines) != 0 && rc == EXIT_OK)

@@ -7,7 +7,9 @@
  * an Announce (tag 64, docs/protocol-extensions.md) as its first frame;
  * a Node rave-level leader sends nothing until asked. Who holds LevelDB's
  * lock: /proc/locks. The members: the connected sockets bound to the
- * party's socket path, from /proc/net/unix. */
+ * party's socket path, from /proc/net/unix. LevelDB's own figures come
+ * from a ravel leader or host, asked over its socket (extension
+ * "maintenance"): info never opens LevelDB itself. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 
 #include "cli.h"
 #include "format.h"
+#include "ravel.h"
 
 #define SOCKET_NAME "rave-level.sock"
 
@@ -231,6 +234,105 @@ static int connections_to(const char *path)
     return n;
 }
 
+/* LevelDB's figures, asked of a ravel leader or host. */
+typedef struct stats {
+    char *stats;           /* leveldb.stats, NULL if not known */
+    char *memory;          /* leveldb.approximate-memory-usage */
+    char *eo;              /* ravel.exactly-once */
+    char why[256];         /* why not, when not */
+} stats;
+
+static void ask_stats(const char *address, const peer *p, stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!p->reached || !p->ravel) {
+        snprintf(st->why, sizeof st->why, "%s",
+                 !p->reached ? "nobody serves it (info does not open the database itself)"
+                             : "the leader is not a ravel process");
+        return;
+    }
+    ravel_options o;
+    ravel_options_init(&o);
+    o.retry = 0;
+    o.connect_timeout_ms = 2000;
+    ravel_db *db;
+    int rc = ravel_connect(&db, address, &o);
+    if (rc == RAVEL_OK) {
+        rc = ravel_property_value(db, "leveldb.stats", &st->stats);
+        if (rc == RAVEL_OK)
+            rc = ravel_property_value(db, "leveldb.approximate-memory-usage", &st->memory);
+        if (rc == RAVEL_OK && ravel_property_value(db, "ravel.exactly-once", &st->eo) != RAVEL_OK)
+            st->eo = NULL; /* an older ravel leader: not known */
+        if (rc != RAVEL_OK)
+            snprintf(st->why, sizeof st->why, "%s", ravel_errmsg());
+        ravel_db_close(db);
+    } else {
+        snprintf(st->why, sizeof st->why, "%s", ravel_errmsg());
+    }
+}
+
+static void stats_free(stats *st)
+{
+    ravel_free(st->stats);
+    ravel_free(st->memory);
+    ravel_free(st->eo);
+}
+
+static void json_string(const char *s);
+
+static void print_stats(const stats *st, int json)
+{
+    if (json) {
+        fputs(",\"leveldb\":", stdout);
+        if (st->stats) {
+            fputs("{\"stats\":", stdout);
+            json_string(st->stats);
+            printf(",\"approximate_memory_bytes\":%s}", st->memory ? st->memory : "null");
+            fputs(",\"exactly_once\":", stdout);
+            if (st->eo)
+                json_string(st->eo);
+            else
+                fputs("null", stdout);
+        } else {
+            fputs("null", stdout);
+        }
+        fputs(",\"entries\":null", stdout);
+        return;
+    }
+    if (st->stats) {
+        printf("memory     %s bytes (LevelDB's approximate memory use)\n",
+               st->memory ? st->memory : "?");
+        if (st->eo)
+            printf("exactly-once %s", st->eo);
+        printf("leveldb.stats, from the leader:\n%s", st->stats);
+        if (!*st->stats || st->stats[strlen(st->stats) - 1] != '\n')
+            putchar('\n');
+    } else {
+        printf("leveldb    stats not known: %s\n", st->why);
+    }
+    printf("entries    not counted: LevelDB keeps no count (ravel count counts them)\n");
+}
+
+/* The table options recorded when the database was created (the file
+ * ravel-options: "name value" lines), as "name value, ..." text; empty
+ * without a record. */
+static void recorded_options(const char *dir, char *out, size_t cap)
+{
+    char path[8192], line[256], name[64];
+    long long value;
+    size_t n = 0;
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/ravel-options", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '#' && sscanf(line, "%63s %lld", name, &value) == 2 &&
+            strcmp(name, "version") != 0 && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s %lld", n ? ", " : "", name, value);
+    fclose(f);
+}
+
 typedef struct dir_info {
     int database;
     unsigned long long bytes;
@@ -239,6 +341,8 @@ typedef struct dir_info {
     char holder_cmd[160];
     peer leader;
     int members;           /* -1 unknown */
+    stats st;
+    char options[512];     /* recorded_options */
 } dir_info;
 
 static int gather_dir(const char *dir, dir_info *in)
@@ -263,6 +367,7 @@ static int gather_dir(const char *dir, dir_info *in)
     char path[8192];
     snprintf(path, sizeof path, "%s/LOCK", dir);
     in->holder = lock_holder(path);
+    recorded_options(dir, in->options, sizeof in->options);
     if (in->holder)
         command_of(in->holder, in->holder_cmd, sizeof in->holder_cmd);
     snprintf(path, sizeof path, "%s/" SOCKET_NAME, dir);
@@ -270,6 +375,7 @@ static int gather_dir(const char *dir, dir_info *in)
     char address[8200];
     snprintf(address, sizeof address, "unix:%s", path);
     probe(address, &in->leader);
+    ask_stats(address, &in->leader, &in->st);
     return EXIT_OK;
 }
 
@@ -312,12 +418,21 @@ static void print_dir(const char *dir, const dir_info *in, int json)
             printf("%d", in->members);
         else
             fputs("null", stdout);
+        print_stats(&in->st, 1);
+        fputs(",\"recorded_options\":", stdout);
+        if (in->options[0])
+            json_string(in->options);
+        else
+            fputs("null", stdout);
         puts("}");
         return;
     }
     printf("directory  %s\n", dir);
     printf("database   %s\n", in->database ? "yes (LevelDB: a CURRENT file)" : "none here");
     printf("size       %llu bytes on disk, %u files\n", in->bytes, in->files);
+    if (in->database)
+        printf("options    %s\n", in->options[0] ? in->options
+                                                 : "none recorded (made by LevelDB, Node or an older ravel)");
     if (l->reached) {
         printf("leader     pid %d, %s", l->pid,
                l->ravel ? "ravel" : is_node(l->pid) ? "Node (rave-level)" : "not ravel (no announcement)");
@@ -334,9 +449,11 @@ static void print_dir(const char *dir, const dir_info *in, int json)
     } else {
         printf("leader     none: nobody holds the directory\n");
     }
+    if (in->database)
+        print_stats(&in->st, 0);
 }
 
-static void print_host(const char *address, const peer *p, int json)
+static void print_host(const char *address, const peer *p, const stats *st, int json)
 {
     if (json) {
         fputs("{\"address\":", stdout);
@@ -353,6 +470,7 @@ static void print_host(const char *address, const peer *p, int json)
                 fputs("null", stdout);
             printf(",\"kind\":\"%s\",\"version\":%u,\"command\":", kind_of(p), p->version);
             json_string(p->command);
+            print_stats(st, 1);
         }
         puts("}");
         return;
@@ -368,6 +486,7 @@ static void print_host(const char *address, const peer *p, int json)
     putchar('\n');
     if (p->pid)
         printf("pid        %d%s%s\n", p->pid, p->command[0] ? ": " : "", p->command);
+    print_stats(st, 0);
 }
 
 int info_main(const cli_command *cmd, int argc, char **argv)
@@ -407,8 +526,11 @@ int info_main(const cli_command *cmd, int argc, char **argv)
         if (bad)
             return cli_usage(cmd, "--connect %s: %s", connect_to, bad);
         peer p;
+        stats st;
         probe(address, &p);
-        print_host(connect_to, &p, json);
+        ask_stats(address, &p, &st);
+        print_host(connect_to, &p, &st, json);
+        stats_free(&st);
         if (!p.reached) {
             fprintf(stderr, "ravel: info: %s cannot be reached: %s\n", connect_to, strerror(p.err));
             return EXIT_FAIL;
@@ -428,6 +550,7 @@ int info_main(const cli_command *cmd, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     print_dir(dir, &in, json);
+    stats_free(&in.st);
     if (!in.database) {
         fprintf(stderr, "ravel: info: no LevelDB database at %s\n", dir);
         return EXIT_FAIL;

@@ -28,5 +28,10 @@ int data_fail(data_cmd *d, int status);
 /* Call fn for every entry of d->range, in order; returns an exit code. */
 typedef void (*data_entry_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
 int data_iterate(data_cmd *d, data_entry_fn fn, void *ud);
+/* The same through read options (a snapshot); the iterator's status is
+ * left in *status (RAVEL_END when it went through) for a caller that
+ * tells RAVEL_ESNAPSHOT apart. */
+int data_iterate_ro(data_cmd *d, const ravel_readoptions *ro, data_entry_fn fn, void *ud,
+                    int *status);
 
 #endif

@@ -177,11 +177,19 @@ static const cli_command commands[] = {
              "checks the copy. Progress on stderr when it is a terminal. DEST must not\n"
              "exist yet (or be empty); a copy that fails midway is removed.\n"
              "\n"
-             "backup leads DIR while it copies: when another process leads it, or\n"
-             "with --connect, it refuses (exit 3), since a consistent copy through\n"
-             "a leader needs snapshots over the wire, which ravel does not have yet.\n",
+             "The snapshot is LevelDB's own where backup leads DIR, else one that the\n"
+             "leader (or, with --connect, the host) keeps for backup's connection. If\n"
+             "that leader goes away during the copy, the snapshot goes with it: the\n"
+             "copy starts again from a new one (three tries in all).\n",
      .main = data_main, .run = data_backup, .min_args = 1, .max_args = 1,
      .opts = OPTS_OUTPUT},
+    {.name = "compact", .usage = "", .summary = "compact a range of keys, or all of them",
+     .help = "Have LevelDB compact the keys in the range (all of them without a bound):\n"
+             "deleted and overwritten entries are dropped from its files and the rest\n"
+             "rewritten in order (LevelDB's compact_range). Through a leader in another\n"
+             "process or a host, the leader compacts. Waits until it is done; reads\n"
+             "and writes of others go on meanwhile.\n",
+     .main = data_main, .run = data_compact, .opts = OPTS_RANGE},
     {.name = "info", .main = info_main, .usage = "DIR | --connect ADDRESS  [--json]",
      .summary = "who leads DIR, its size; or who answers at ADDRESS",
      .help = "Tell what can be known cheaply, without opening LevelDB (so nothing is\n"
@@ -200,9 +208,39 @@ static const cli_command commands[] = {
              "  -j, --json             one JSON object on stdout instead of lines\n"
              "  -h, --help             this text\n"
              "\n"
+             "  DIR: the table options recorded when ravel created it (ravel-options).\n"
+             "  With a ravel leader or host: LevelDB's own statistics (leveldb.stats)\n"
+             "  and approximate memory use, asked of it. LevelDB keeps no count of\n"
+             "  entries; 'ravel count' counts them.\n"
+             "\n"
              "Exits 3 when DIR holds no database or nothing answers at ADDRESS (after\n"
-             "printing what it found). LevelDB's own statistics and an entry count\n"
-             "need a request the wire protocol does not have yet.\n"},
+             "printing what it found).\n"},
+    {.name = "destroy", .main = destroy_main, .usage = "[--force] DIR",
+     .summary = "delete the database in DIR (nobody may hold it)",
+     .help = "Delete the LevelDB database in DIR: its tables, logs and LOCK, ravel's\n"
+             "ravel-options, a stale rave-level.sock and what an earlier repair set\n"
+             "aside in DIR/lost; then DIR itself, unless other files are left in it.\n"
+             "Refused (exit 3, nothing deleted) while any process holds DIR: a party's\n"
+             "leader (the message gives its pid), a plain LevelDB program, anyone\n"
+             "answering on DIR/rave-level.sock; and when DIR holds no database.\n"
+             "\n"
+             "options:\n"
+             "  -f, --force            do not ask; without it, destroy asks 'destroy the\n"
+             "                         database DIR and ALL its entries? [y/N]' on a\n"
+             "                         terminal (anything but y or yes exits 3) and\n"
+             "                         refuses (exit 2) when stdin is not one\n"
+             "  -h, --help             this text\n"},
+    {.name = "repair", .main = repair_main, .usage = "DIR",
+     .summary = "rebuild a damaged database from what is left",
+     .help = "Rebuild the LevelDB database in DIR from the tables and logs that are\n"
+             "left (LevelDB's RepairDB), e.g. after CURRENT or a MANIFEST was lost:\n"
+             "what can be read is kept, the files it replaces go to DIR/lost. New\n"
+             "tables are written with the options the database was created with\n"
+             "(its ravel-options). Refused (exit 3, nothing changed) while any\n"
+             "process holds DIR, as for destroy, and when DIR holds no LevelDB files.\n"
+             "\n"
+             "options:\n"
+             "  -h, --help             this text\n"},
     {.name = "demo", .usage = "[--dir DIR] [--seconds N]", .summary = "a live demo of party mode",
      .help = "A live demo of party mode: four writer processes and a reader open DIR\n"
              "(default $TMPDIR/ravel-demo) at once; the first leads and serves the\n"
@@ -224,11 +262,11 @@ static void print_usage(void)
     for (size_t i = 0; i < NCOMMANDS; i++)
         printf("  %-7s %s\n", commands[i].name, commands[i].summary);
     fputs("  help    'ravel help COMMAND' (or 'ravel COMMAND --help') for details\n"
-          "  version the version\n"
+          "  version ravel's version and LevelDB's (also --version, -V)\n"
           "\n"
-          "Data commands (get put del ls count clear dump load backup) work on a LevelDB\n"
-          "directory DIR, also while other processes hold it, or on a host with\n"
-          "--connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
+          "Data commands (get put del ls count clear dump load backup compact) work on\n"
+          "a LevelDB directory DIR, also while other processes hold it, or on a host\n"
+          "with --connect ADDRESS instead of DIR. Bytes that are not text: -e on the\n"
           "command line, escapes in get and ls, JSON lines with base64 in dump\n"
           "and load. All of it: 'man ravel' (in a source tree: man -l docs/ravel.1).\n",
           stdout);
@@ -289,8 +327,9 @@ int main(int argc, char **argv)
         cli_print_help(cmd);
         return EXIT_OK;
     }
-    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("ravel %d.%d.%d\n", RAVEL_VERSION_MAJOR, RAVEL_VERSION_MINOR, RAVEL_VERSION_PATCH);
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0 ||
+        strcmp(name, "-V") == 0) {
+        printf("ravel %s\nLevelDB %s\n", ravel_version(), ravel_leveldb_version());
         return EXIT_OK;
     }
     const cli_command *cmd = find_command(name);

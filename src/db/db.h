@@ -29,6 +29,10 @@ typedef enum rv_op {
     RV_GET_MANY,
     RV_WRITE,
     RV_CLEAR,
+    RV_SNAPSHOT,    /* take a snapshot (synchronous callers only) */
+    RV_COMPACT,
+    RV_PROPERTY,    /* synchronous callers only, as the two below */
+    RV_SIZES,
 } rv_op;
 
 typedef struct rv_sync rv_sync;
@@ -39,7 +43,7 @@ typedef struct rv_sync rv_sync;
 typedef struct rv_reply_to {
     rv_op op;
     union {
-        ravel_done_cb done;     /* RV_PUT, RV_DEL, RV_WRITE, RV_CLEAR */
+        ravel_done_cb done;     /* RV_PUT, RV_DEL, RV_WRITE, RV_CLEAR, RV_COMPACT */
         ravel_value_cb value;   /* RV_GET */
         ravel_values_cb values; /* RV_GET_MANY */
     } cb;
@@ -75,6 +79,12 @@ typedef struct rv_req {
     const size_t *klens;
     const ravel_batch *batch;       /* RV_WRITE */
     const ravel_range *range;       /* RV_CLEAR */
+    const ravel_readoptions *ro;    /* RV_GET, RV_GET_MANY: NULL for the
+                                     * defaults */
+    const ravel_bound *start, *limit; /* RV_COMPACT: NULL for open */
+    const char *name;               /* RV_PROPERTY */
+    const void *const *limits;      /* RV_SIZES: n ranges keys[i]..limits[i] */
+    const size_t *llens;
     int sync;                       /* writes: wait for the disk */
     const rv_writer *writer;        /* writes: exactly-once identity, or NULL */
     int refused;                    /* RV_WRITE with a writer: the host refused
@@ -96,6 +106,8 @@ typedef struct rv_result {
     const char *const *vals;
     const size_t *vlens;
     char **own_vals;                /* all or none of vals[i] */
+    const uint64_t *sizes;          /* RV_SIZES: n of them */
+    ravel_snapshot *snap;           /* RV_SNAPSHOT: handed to the caller */
 } rv_result;
 
 /* A synchronous caller's waiter. `done` is set last; a handle with a lock
@@ -104,8 +116,10 @@ typedef struct rv_result {
 struct rv_sync {
     int done;
     int status;
-    char **val;         /* RV_GET: the caller's result pointers */
+    char **val;         /* RV_GET, RV_PROPERTY: the caller's result pointers */
     size_t *vlen;
+    uint64_t *sizes;    /* RV_SIZES */
+    ravel_snapshot **snap; /* RV_SNAPSHOT */
     char **vals;        /* RV_GET_MANY */
     size_t *vlens;
     uv_cond_t cond;
@@ -129,7 +143,11 @@ typedef struct rv_db_ops {
      * that waiter. NULL: the handle completes every request before submit
      * returns. */
     void (*wait)(ravel_db *db, rv_sync *sync);
-    int (*iter_new)(ravel_db *db, const ravel_range *r, ravel_iter **out);
+    int (*iter_new)(ravel_db *db, const ravel_range *r, const ravel_readoptions *ro,
+                    ravel_iter **out);
+    /* Let go of a snapshot this handle took (snap->owner == db) and free
+     * it. */
+    void (*snapshot_release)(ravel_db *db, ravel_snapshot *snap);
     int (*role)(ravel_db *db);
     void (*close)(ravel_db *db);
     /* Does submit honour rv_req.writer (exactly-once)? A host announces
@@ -143,6 +161,21 @@ int rv_run(ravel_db *db, rv_req *req);
 
 struct ravel_db {
     const rv_db_ops *ops;
+};
+
+/* A snapshot: taken by one local or remote handle (`owner`: a party's
+ * snapshot belongs to the way it reached the data then), through the
+ * handle the caller used (`root`). A read naming it must reach the same
+ * owner, else the snapshot is gone (RAVEL_ESNAPSHOT): the leader that
+ * held it is no longer the way to the data. */
+struct ravel_snapshot {
+    ravel_db *owner;
+    ravel_db *root;
+    const void *ldb;        /* local: the leveldb_snapshot_t; NULL once gone */
+    int gone;               /* local: why it went (RAVEL_EIO: a reopen) */
+    uint32_t id;            /* remote: its number on the stream */
+    uint64_t stream;        /* remote: the stream that holds it */
+    struct ravel_snapshot *prev, *next; /* the owner's list */
 };
 
 typedef struct rv_iter_ops {

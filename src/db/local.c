@@ -18,6 +18,7 @@
 
 #include "db/batch.h"
 #include "db/db.h"
+#include "db/options.h"
 #include "db/range.h"
 #include "db/reserved.h"
 #include "error.h"
@@ -29,6 +30,7 @@ typedef struct local_db {
     char *dir;
     size_t write_buffer_size;
     leveldb_options_t *options;
+    leveldb_filterpolicy_t *policy; /* a bloom filter, or NULL */
     leveldb_cache_t *cache;
     leveldb_readoptions_t *ropts;
     leveldb_writeoptions_t *wopts;
@@ -58,6 +60,7 @@ typedef struct local_db {
      * shell, which stays on this list until it is freed. */
     pthread_mutex_t mu;
     struct local_iter *iters;
+    ravel_snapshot *snaps;   /* taken and not released, under mu too */
     /* Exactly-once bookkeeping of the guests that write through a host
      * (below): loaded from the database at its first use. */
     pthread_mutex_t eo_mu;
@@ -184,15 +187,53 @@ static int lput(local_db *l, const void *key, size_t klen, const void *val, size
     return rc;
 }
 
-static int lget(local_db *l, const void *key, size_t klen, char **val, size_t *vlen)
+/* With the gate held: LevelDB's read options for ro (NULL: the handle's
+ * own, else made here: free with ro_done), or NULL with an error when
+ * ro names a snapshot that is gone. */
+static leveldb_readoptions_t *ro_make(local_db *l, const ravel_readoptions *ro)
+{
+    if (!ro)
+        return l->ropts;
+    const ravel_snapshot *snap = ro->snapshot;
+    if (snap && snap->owner != &l->base) {
+        rv_err(RAVEL_ESNAPSHOT, "the snapshot was taken through a leader that is gone");
+        return NULL;
+    }
+    if (snap && !snap->ldb) {
+        rv_err(RAVEL_ESNAPSHOT, "the snapshot is gone: the database was reopened after a write "
+                                "error");
+        return NULL;
+    }
+    leveldb_readoptions_t *o = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(o, (unsigned char)(ro->verify_checksums != 0));
+    leveldb_readoptions_set_fill_cache(o, (unsigned char)(ro->fill_cache != 0));
+    if (snap)
+        leveldb_readoptions_set_snapshot(o, snap->ldb);
+    return o;
+}
+
+static void ro_done(local_db *l, leveldb_readoptions_t *o)
+{
+    if (o && o != l->ropts)
+        leveldb_readoptions_destroy(o);
+}
+
+static int lget(local_db *l, const ravel_readoptions *ro, const void *key, size_t klen,
+                char **val, size_t *vlen)
 {
     int rc = enter(l, 0);
     if (rc)
         return rc;
+    leveldb_readoptions_t *o = ro_make(l, ro);
+    if (!o) {
+        leave(l);
+        return RAVEL_ESNAPSHOT;
+    }
     char *err = NULL;
     /* leveldb_get answers NULL both for "not found" and for errors; only
      * errptr tells them apart. */
-    *val = leveldb_get(l->db, l->ropts, key, klen, vlen, &err);
+    *val = leveldb_get(l->db, o, key, klen, vlen, &err);
+    ro_done(l, o);
     leave(l);
     if (err)
         return rv_err_leveldb(err);
@@ -215,16 +256,30 @@ static int ldel(local_db *l, const void *key, size_t klen, int sync)
     return rc;
 }
 
-static int lget_many(local_db *l, size_t n, const void *const *keys, const size_t *klens,
-                     char **vals, size_t *vlens)
+static int lget_many(local_db *l, const ravel_readoptions *rdo, size_t n,
+                     const void *const *keys, const size_t *klens, char **vals, size_t *vlens)
 {
     int rc = enter(l, 0);
     if (rc)
         return rc;
-    /* One snapshot, so the answers are consistent with each other. */
-    const leveldb_snapshot_t *snap = leveldb_create_snapshot(l->db);
     leveldb_readoptions_t *ro = leveldb_readoptions_create();
-    leveldb_readoptions_set_snapshot(ro, snap);
+    if (rdo && rdo->snapshot) {
+        leveldb_readoptions_destroy(ro);
+        if (!(ro = ro_make(l, rdo))) {
+            leave(l);
+            return RAVEL_ESNAPSHOT;
+        }
+    } else if (rdo) {
+        leveldb_readoptions_set_verify_checksums(ro, (unsigned char)(rdo->verify_checksums != 0));
+        leveldb_readoptions_set_fill_cache(ro, (unsigned char)(rdo->fill_cache != 0));
+    }
+    /* One snapshot, so the answers are consistent with each other (the
+     * caller's, if it named one). */
+    const leveldb_snapshot_t *snap = NULL;
+    if (!rdo || !rdo->snapshot) {
+        snap = leveldb_create_snapshot(l->db);
+        leveldb_readoptions_set_snapshot(ro, snap);
+    }
     for (size_t i = 0; i < n; i++) {
         char *err = NULL;
         vals[i] = leveldb_get(l->db, ro, keys[i], klens[i], &vlens[i], &err);
@@ -238,7 +293,8 @@ static int lget_many(local_db *l, size_t n, const void *const *keys, const size_
         }
     }
     leveldb_readoptions_destroy(ro);
-    leveldb_release_snapshot(l->db, snap);
+    if (snap)
+        leveldb_release_snapshot(l->db, snap);
     leave(l);
     return rc;
 }
@@ -332,7 +388,8 @@ static void take_down(local_db *l, local_iter *it, int why)
 {
     leveldb_iter_destroy(it->it);
     leveldb_readoptions_destroy(it->ropts);
-    leveldb_release_snapshot(l->db, it->snap);
+    if (it->snap) /* its own, not the caller's */
+        leveldb_release_snapshot(l->db, it->snap);
     it->it = NULL;
     it->dead = why;
     atomic_store_explicit(&it->down, 1, memory_order_release);
@@ -364,7 +421,8 @@ static void seek_start(local_iter *it)
     it->from_start = 1;
 }
 
-static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
+static int liter_open(local_db *l, const ravel_range *r, const ravel_readoptions *ro,
+                      local_iter **out)
 {
     local_iter *it = rv_calloc(1, sizeof *it);
     if (!it)
@@ -382,10 +440,25 @@ static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
     it->ahead_want = 1;
     it->bounded = r->has_gt || r->has_gte || r->has_lt || r->has_lte;
     /* An explicit snapshot: the iterator reads the database as it was when
-     * it was opened, even across seeks. */
-    it->snap = leveldb_create_snapshot(l->db);
-    it->ropts = leveldb_readoptions_create();
-    leveldb_readoptions_set_snapshot(it->ropts, it->snap);
+     * it was opened, even across seeks; or as the caller's snapshot has
+     * it. */
+    if (ro && ro->snapshot) {
+        if (!(it->ropts = ro_make(l, ro))) {
+            leave(l);
+            rv_range_copy_free(&it->range);
+            free(it);
+            return RAVEL_ESNAPSHOT;
+        }
+    } else {
+        it->snap = leveldb_create_snapshot(l->db);
+        it->ropts = leveldb_readoptions_create();
+        leveldb_readoptions_set_snapshot(it->ropts, it->snap);
+        if (ro) {
+            leveldb_readoptions_set_verify_checksums(it->ropts,
+                                                     (unsigned char)(ro->verify_checksums != 0));
+            leveldb_readoptions_set_fill_cache(it->ropts, (unsigned char)(ro->fill_cache != 0));
+        }
+    }
     it->it = leveldb_create_iterator(l->db, it->ropts);
     link_iter(l, it);
     seek_start(it);
@@ -394,10 +467,11 @@ static int liter_open(local_db *l, const ravel_range *r, local_iter **out)
     return RAVEL_OK;
 }
 
-static int liter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
+static int liter_new(ravel_db *d, const ravel_range *r, const ravel_readoptions *ro,
+                     ravel_iter **out)
 {
     local_iter *it;
-    int rc = liter_open((local_db *)d, r, &it);
+    int rc = liter_open((local_db *)d, r, ro, &it);
     if (rc == RAVEL_OK)
         *out = &it->base;
     return rc;
@@ -591,7 +665,99 @@ static void take_all_down(local_db *l, int why)
     for (local_iter *it = l->iters; it; it = it->next)
         if (it->it)
             take_down(l, it, why);
+    /* Snapshots go with the LevelDB that holds them. */
+    for (ravel_snapshot *sn = l->snaps; sn; sn = sn->next)
+        if (sn->ldb) {
+            leveldb_release_snapshot(l->db, sn->ldb);
+            sn->ldb = NULL;
+            sn->gone = why;
+        }
     pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- snapshots and maintenance ---- */
+
+static int lsnapshot(local_db *l, ravel_snapshot **out)
+{
+    ravel_snapshot *sn = rv_calloc(1, sizeof *sn);
+    if (!sn)
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = enter(l, 0);
+    if (rc) {
+        free(sn);
+        return rc;
+    }
+    sn->owner = &l->base;
+    sn->ldb = leveldb_create_snapshot(l->db);
+    pthread_mutex_lock(&l->mu);
+    sn->next = l->snaps;
+    if (l->snaps)
+        l->snaps->prev = sn;
+    l->snaps = sn;
+    pthread_mutex_unlock(&l->mu);
+    leave(l);
+    *out = sn;
+    return RAVEL_OK;
+}
+
+static void lsnapshot_release(ravel_db *d, ravel_snapshot *sn)
+{
+    local_db *l = (local_db *)d;
+    pthread_rwlock_rdlock(&l->gate);
+    pthread_mutex_lock(&l->mu);
+    if (sn->ldb && l->db)
+        leveldb_release_snapshot(l->db, sn->ldb);
+    if (sn->prev)
+        sn->prev->next = sn->next;
+    else
+        l->snaps = sn->next;
+    if (sn->next)
+        sn->next->prev = sn->prev;
+    pthread_mutex_unlock(&l->mu);
+    pthread_rwlock_unlock(&l->gate);
+    free(sn);
+}
+
+static int lcompact(local_db *l, const ravel_bound *start, const ravel_bound *limit)
+{
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
+    leveldb_compact_range(l->db, start ? start->data : NULL, start ? start->len : 0,
+                          limit ? limit->data : NULL, limit ? limit->len : 0);
+    leave(l);
+    return RAVEL_OK;
+}
+
+static int eo_state(local_db *l, rv_result *res);
+
+/* LevelDB's properties, and ravel's own: "ravel.exactly-once". */
+static int lproperty(local_db *l, const char *name, rv_result *res)
+{
+    if (strcmp(name, "ravel.exactly-once") == 0)
+        return eo_state(l, res);
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
+    res->own = leveldb_property_value(l->db, name);
+    leave(l);
+    if (!res->own)
+        return rv_err(RAVEL_ENOTFOUND, "LevelDB has no property \"%s\"", name);
+    res->val = res->own;
+    res->vlen = strlen(res->own);
+    return RAVEL_OK;
+}
+
+static int lsizes(local_db *l, const rv_req *req, uint64_t *sizes)
+{
+    int rc = enter(l, 0);
+    if (rc)
+        return rc;
+    if (req->n)
+        leveldb_approximate_sizes(l->db, (int)req->n, (const char *const *)req->keys, req->klens,
+                                  (const char *const *)req->limits, req->llens, sizes);
+    leave(l);
+    return RAVEL_OK;
 }
 
 static int reopen(local_db *l)
@@ -626,7 +792,7 @@ static int lclear(local_db *l, const ravel_range *r, int sync)
     keys_only.keys = 1;
     keys_only.values = 0;
     local_iter *it;
-    int rc = liter_open(l, &keys_only, &it);
+    int rc = liter_open(l, &keys_only, NULL, &it);
     if (rc)
         return rc;
     /* Delete in chunks so a huge clear does not build one huge batch. */
@@ -937,6 +1103,26 @@ static void eo_free_all(local_db *l)
     free(l->eo_table);
 }
 
+/* "ravel.exactly-once": how many guests' records the database keeps
+ * (loading them, as a leader's first exactly-once write does). */
+static int eo_state(local_db *l, rv_result *res)
+{
+    pthread_mutex_lock(&l->eo_mu);
+    int rc = l->eo_loaded ? RAVEL_OK : eo_load(l);
+    size_t n = l->eo_count;
+    pthread_mutex_unlock(&l->eo_mu);
+    if (rc)
+        return rc;
+    char text[160];
+    snprintf(text, sizeof text, "guests remembered: %zu (at most %d; a record expires after 24 h)\n",
+             n, EO_MAX);
+    if (!(res->own = rv_strdup(text)))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    res->val = res->own;
+    res->vlen = strlen(text);
+    return RAVEL_OK;
+}
+
 /* The answer recorded for write wseq of p (at most p->high): its failure,
  * or OK. */
 static int eo_replayed(const producer *p, uint64_t wseq, char *msg, size_t cap)
@@ -956,7 +1142,7 @@ static int eo_clear_keys(local_db *l, const ravel_range *r, leveldb_writebatch_t
     keys_only.keys = 1;
     keys_only.values = 0;
     local_iter *it;
-    int rc = liter_open(l, &keys_only, &it);
+    int rc = liter_open(l, &keys_only, NULL, &it);
     if (rc)
         return rc;
     const char *k, *v;
@@ -1087,6 +1273,7 @@ static int lsubmit(ravel_db *d, rv_req *req)
     rv_result res = {0};
     char **vals = NULL;
     size_t *vlens = NULL;
+    uint64_t *sizes = NULL;
     int rc;
     if (req->writer) {
         char msg[512];
@@ -1099,7 +1286,7 @@ static int lsubmit(ravel_db *d, rv_req *req)
         rc = lput(l, req->key, req->klen, req->val, req->vlen, req->sync);
         break;
     case RV_GET:
-        rc = lget(l, req->key, req->klen, &res.own, &res.vlen);
+        rc = lget(l, req->ro, req->key, req->klen, &res.own, &res.vlen);
         res.val = res.own;
         break;
     case RV_DEL:
@@ -1108,7 +1295,7 @@ static int lsubmit(ravel_db *d, rv_req *req)
     case RV_GET_MANY:
         vals = rv_calloc(req->n + 1, sizeof *vals);
         vlens = rv_calloc(req->n + 1, sizeof *vlens);
-        rc = vals && vlens ? lget_many(l, req->n, req->keys, req->klens, vals, vlens)
+        rc = vals && vlens ? lget_many(l, req->ro, req->n, req->keys, req->klens, vals, vlens)
                            : rv_err(RAVEL_ENOMEM, "out of memory");
         res.n = req->n;
         res.vals = (const char *const *)vals;
@@ -1121,12 +1308,28 @@ static int lsubmit(ravel_db *d, rv_req *req)
     case RV_CLEAR:
         rc = lclear(l, req->range, req->sync);
         break;
+    case RV_SNAPSHOT:
+        rc = lsnapshot(l, &res.snap);
+        break;
+    case RV_COMPACT:
+        rc = lcompact(l, req->start, req->limit);
+        break;
+    case RV_PROPERTY:
+        rc = lproperty(l, req->name, &res);
+        break;
+    case RV_SIZES:
+        sizes = rv_calloc(req->n + 1, sizeof *sizes);
+        rc = sizes ? lsizes(l, req, sizes) : rv_err(RAVEL_ENOMEM, "out of memory");
+        res.n = req->n;
+        res.sizes = sizes;
+        break;
     default:
         return rv_err(RAVEL_ENOTSUP, "operation %d is not supported by a local handle",
                       (int)req->to.op);
     }
     rv_complete(&req->to, rc, rc == RAVEL_OK ? NULL : ravel_errmsg(), &res);
     free(res.own);
+    free(sizes);
     if (vals)
         for (size_t i = 0; i < req->n; i++)
             free(vals[i]);
@@ -1214,6 +1417,13 @@ static void lclose(ravel_db *d)
         it->dead = RAVEL_ECLOSED;
     }
     pthread_rwlock_unlock(&l->gate);
+    /* Snapshots the caller did not release (take_all_down let LevelDB's
+     * go). */
+    while (l->snaps) {
+        ravel_snapshot *sn = l->snaps;
+        l->snaps = sn->next;
+        free(sn);
+    }
     if (l->db)
         leveldb_close(l->db);
     pthread_rwlock_destroy(&l->gate);
@@ -1222,6 +1432,8 @@ static void lclose(ravel_db *d)
     eo_free_all(l);
     pthread_mutex_destroy(&l->mu);
     leveldb_options_destroy(l->options);
+    if (l->policy)
+        leveldb_filterpolicy_destroy(l->policy);
     if (l->cache)
         leveldb_cache_destroy(l->cache);
     leveldb_readoptions_destroy(l->ropts);
@@ -1242,6 +1454,7 @@ static const rv_db_ops local_ops = {
     .exactly_once = 1,
     .submit = lsubmit,
     .iter_new = liter_new,
+    .snapshot_release = lsnapshot_release,
     .close = lclose,
 };
 
@@ -1337,6 +1550,16 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     /* LevelDB's default is 4 MiB. */
     l->write_buffer_size = opts->write_buffer_size ? opts->write_buffer_size : 4u << 20;
     leveldb_options_set_write_buffer_size(l->options, l->write_buffer_size);
+    /* The table options must be known before LevelDB opens: resolved
+     * against the database's record, read without taking the lock (only
+     * an open that creates the database writes one, under the lock). */
+    rv_table_opts topts;
+    rv_table_opts_resolve(dir, opts, &topts);
+    rv_table_opts_apply(&topts, opts, l->options, &l->policy);
+    char current[4200];
+    struct stat st;
+    snprintf(current, sizeof current, "%s/CURRENT", dir);
+    int existed = stat(current, &st) == 0;
     l->ropts = leveldb_readoptions_create();
     l->wopts = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(l->wopts, opts->sync);
@@ -1346,12 +1569,18 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     l->dir = rv_strdup(dir);
     if (opts->create_if_missing || is_database(dir, &err))
         l->db = leveldb_open(l->options, dir, &err);
-    if (err || !l->dir || !l->db) {
-        int rc = err ? open_error(dir, opts->create_if_missing, err)
-                     : rv_err(RAVEL_ENOMEM, "out of memory");
+    int rc = RAVEL_OK;
+    if (err || !l->dir || !l->db)
+        rc = err ? open_error(dir, opts->create_if_missing, err)
+                 : rv_err(RAVEL_ENOMEM, "out of memory");
+    else if (!existed)
+        rc = rv_table_opts_record(dir, &topts);
+    if (rc != RAVEL_OK) {
         if (l->db)
             leveldb_close(l->db);
         leveldb_options_destroy(l->options);
+        if (l->policy)
+            leveldb_filterpolicy_destroy(l->policy);
         if (l->cache)
             leveldb_cache_destroy(l->cache);
         leveldb_readoptions_destroy(l->ropts);

@@ -113,6 +113,7 @@ struct rv_remote {
     /* Completions for the loop to call back. */
     riter *ready;        /* asynchronous nexts to serve */
     rreq *async_head, *async_tail; /* finished asynchronous requests */
+    ravel_snapshot *snaps; /* taken and not released */
     /* Where addresses come from. */
     int has_addr;
     rv_address addr;
@@ -158,10 +159,17 @@ void rv_remote_settle(remote *r);
 void rv_remote_settle_and_unlock(remote *r);
 int rv_remote_submit(ravel_db *d, rv_req *req);
 void rv_remote_wait(ravel_db *d, rv_sync *sync);
+void rv_remote_snapshot_release(ravel_db *d, ravel_snapshot *snap);
+/* With the lock held: read options as they travel, checking that a
+ * snapshot they name lives on this handle's current stream
+ * (RAVEL_ESNAPSHOT if not); *snap_stream is that stream, or 0. */
+int rv_remote_wire_ro(remote *r, const ravel_readoptions *ro, rv_wire_ro *out,
+                      uint64_t *snap_stream);
 
 /* ---- iterators.c ---- */
 
-int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out);
+int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, const ravel_readoptions *ro,
+                       ravel_iter **out);
 /* With the lock held: an iterator has news (from rv_remote_settle). */
 void rv_remote_iter_news(remote *r, rv_giter *g);
 /* On the loop thread, without the lock: serve asynchronous nexts. */

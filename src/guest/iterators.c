@@ -85,7 +85,8 @@ void rv_remote_serve_ready(remote *r)
 
 static const rv_iter_ops riter_ops;
 
-int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out)
+int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, const ravel_readoptions *ro,
+                       ravel_iter **out)
 {
     remote *r = (remote *)d;
     riter *ri = rv_calloc(1, sizeof *ri);
@@ -95,8 +96,13 @@ int rv_remote_iter_new(ravel_db *d, const ravel_range *rg, ravel_iter **out)
     ri->r = r;
     uv_cond_init(&ri->cond);
     uv_mutex_lock(&r->mu);
-    int rc = r->life != RL_OPEN ? rv_err(RAVEL_ECLOSED, "the handle is closed")
-                                : rv_giter_open(&r->s, &ri->g, rg);
+    int rc = r->life != RL_OPEN ? rv_err(RAVEL_ECLOSED, "the handle is closed") : RAVEL_OK;
+    if (rc == RAVEL_OK && ro) {
+        rc = rv_remote_wire_ro(r, ro, &ri->g.ro, &ri->g.snap_stream);
+        ri->g.needs = RV_EXT_SNAPSHOTS;
+    }
+    if (rc == RAVEL_OK)
+        rc = rv_giter_open(&r->s, &ri->g, rg);
     if (rc == RAVEL_OK) {
         r->refs++;
         rv_remote_kick(r, RW_FLUSH);

@@ -83,6 +83,7 @@ static void complete(rv_gsession *s, rv_greq *r, int status, ProtobufCMessage *r
         s->pending_tail = r->prev;
     r->status = status;
     r->reply = reply;
+    r->stream = s->stream;
     r->done_next = s->done;
     s->done = r;
 }
@@ -103,6 +104,7 @@ static int can_submit(rv_gsession *s)
 }
 
 static int send_open(rv_gsession *s, rv_giter *it);
+static void notify(rv_gsession *s, rv_giter *it);
 
 /* ---- extensions ---- */
 
@@ -148,8 +150,8 @@ static size_t in_flight(const rv_gsession *s)
  * Announce comes before the answer, a many-level host has none). */
 static int maybe_probe(rv_gsession *s)
 {
-    if (s->state != RV_STREAM_UP || s->host != RV_HOST_UNKNOWN || !s->held || s->probed ||
-        in_flight(s))
+    if (s->state != RV_STREAM_UP || s->host != RV_HOST_UNKNOWN || (!s->held && !s->held_iters) ||
+        s->probed || in_flight(s))
         return RAVEL_OK;
     Ravelwire__GetMany m = RAVELWIRE__GET_MANY__INIT;
     m.id = new_id(s, &s->reqs);
@@ -233,10 +235,20 @@ static int release_held(rv_gsession *s)
         s->held--;
     }
     /* Iterators opened behind them, after them. */
+    s->held_iters = 0;
     for (rv_giter *it = s->iter_head; it; it = it->next) {
         if (!it->open_held)
             continue;
         it->open_held = 0;
+        if (it->needs & ~s->ext_on) {
+            char why[sizeof ((rv_greq *)0)->note];
+            say_missing(s, it->needs, why, sizeof why);
+            it->error = RAVEL_ENOTSUP;
+            if (rv_buf_set(&it->error_msg, why, strlen(why)))
+                return RAVEL_ENOMEM;
+            notify(s, it);
+            continue;
+        }
         if (send_open(s, it))
             return RAVEL_ENOMEM;
     }
@@ -509,6 +521,13 @@ static int send_open(rv_gsession *s, rv_giter *it)
         m.bookmark.data = (uint8_t *)it->cur_key.data;
         m.bookmark.len = it->cur_key.len;
     }
+    if (it->needs) { /* read options ("snapshots"): the host has them */
+        m.has_snapshot = it->ro.has_snapshot;
+        m.snapshot = it->ro.snapshot;
+        m.has_verify_checksums = m.verify_checksums = it->ro.verify_checksums;
+        m.has_fill_cache = it->ro.no_fill_cache;
+        m.fill_cache = 0;
+    }
     return rv_encode(&s->out, RV_IN_ITERATOR, &m.base);
 }
 
@@ -540,9 +559,23 @@ int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r)
     if (s->iter_head)
         s->iter_head->prev = it;
     s->iter_head = it;
+    if (it->needs && s->host != RV_HOST_UNKNOWN && (it->needs & ~s->ext_on)) {
+        char why[sizeof ((rv_greq *)0)->note];
+        say_missing(s, it->needs, why, sizeof why);
+        rv_giter_close(s, it);
+        return rv_err(RAVEL_ENOTSUP, "%s", why);
+    }
     /* Behind requests that wait for the host, so that the iterator sees
-     * the writes made before it. */
-    it->open_held = s->held > 0;
+     * the writes made before it; or, with read options, until the host
+     * says whether it takes them. */
+    it->open_held = s->held > 0 || (it->needs && s->host == RV_HOST_UNKNOWN);
+    if (it->open_held && it->needs) {
+        s->held_iters++;
+        if (maybe_probe(s) != RAVEL_OK) {
+            rv_giter_close(s, it);
+            return rv_err(RAVEL_ENOMEM, "out of memory");
+        }
+    }
     if (s->state == RV_STREAM_UP && !it->open_held && send_open(s, it)) {
         rv_giter_close(s, it);
         return rv_err(RAVEL_ENOMEM, "out of memory");
@@ -666,6 +699,9 @@ static void gen1_close(rv_gsession *s, uint32_t id);
 
 void rv_giter_close(rv_gsession *s, rv_giter *it)
 {
+    if (it->open_held && it->needs && s->held_iters)
+        s->held_iters--;
+    it->open_held = 0;
     if (rv_idmap_get(&s->iters, it->id) == it) {
         rv_idmap_del(&s->iters, it->id);
         if (it->prev)
@@ -831,6 +867,8 @@ int rv_gsession_feed(rv_gsession *s, const uint8_t *p, size_t n)
 
 int rv_gsession_connected(rv_gsession *s)
 {
+    s->stream++;
+    s->held_iters = 0;
     s->state = RV_STREAM_UP;
     s->gave_up = 0;
     s->out.len = 0;
@@ -866,11 +904,12 @@ int rv_gsession_connected(rv_gsession *s)
          * strictly after the last one handed out. */
         drop_queue(it);
         it->ended = 0;
-        it->open_held = s->held > 0;
+        it->open_held = s->held > 0 || it->needs; /* the host is not known yet */
+        s->held_iters += it->needs != 0;
         if (!it->open_held)
             oom |= send_open(s, it);
     }
-    if (s->host == RV_HOST_PLAIN && s->held)
+    if (s->host == RV_HOST_PLAIN && (s->held || s->held_iters))
         oom |= release_held(s) != RAVEL_OK;
     oom |= maybe_probe(s) != RAVEL_OK;
     return oom ? RAVEL_ENOMEM : RAVEL_OK;
@@ -891,12 +930,52 @@ static void fail_all(rv_gsession *s, int status)
     }
 }
 
+/* The stream that held snapshots is lost: reads of them fail, never
+ * resent to a host that does not have them. */
+static void snapshots_lost(rv_gsession *s)
+{
+    rv_greq *next;
+    for (rv_greq *r = s->pending_head; r; r = next) {
+        next = r->next;
+        if (!r->snap_stream)
+            continue;
+        snprintf(r->note, sizeof r->note, "the stream that held the snapshot was lost");
+        rv_idmap_del(&s->reqs, r->id);
+        complete(s, r, RAVEL_ESNAPSHOT, NULL);
+    }
+    for (rv_giter *it = s->iter_head; it; it = it->next) {
+        if (it->snap_stream && !it->error) {
+            it->error = RAVEL_ESNAPSHOT;
+            static const char why[] = "the stream that held the snapshot was lost";
+            rv_buf_set(&it->error_msg, why, sizeof why - 1); /* words only: may fail */
+            notify(s, it);
+        }
+    }
+}
+
+int rv_gsession_snapshot_alive(const rv_gsession *s, uint64_t stream)
+{
+    if (s->state == RV_STREAM_UP && stream == s->stream)
+        return RAVEL_OK;
+    return rv_err(RAVEL_ESNAPSHOT, "the snapshot is gone: the stream that held it was lost");
+}
+
+int rv_gsession_snapshot_release(rv_gsession *s, uint32_t id, uint64_t stream)
+{
+    if (s->state != RV_STREAM_UP || stream != s->stream || s->closed)
+        return RAVEL_OK;
+    Ravelwire__SnapshotRelease m = RAVELWIRE__SNAPSHOT_RELEASE__INIT;
+    m.snapshot = id;
+    return rv_encode(&s->out, RV_IN_SNAPSHOT_RELEASE, &m.base) ? RAVEL_ENOMEM : RAVEL_OK;
+}
+
 void rv_gsession_lost(rv_gsession *s)
 {
     s->state = RV_STREAM_LOST;
     s->out.len = 0;
     rv_decoder_reset(&s->dec);
     forget_host(s);
+    snapshots_lost(s);
     if (!s->retry) {
         fail_all(s, RAVEL_ECONNLOST);
         return;

@@ -25,6 +25,13 @@ typedef struct rv_greq {
     uint32_t id;
     uint8_t reply_tag;            /* the reply it expects (RV_OUT_*) */
     int held;                     /* waits to learn what the host offers */
+    uint64_t snap_stream;         /* a read of a snapshot held on this
+                                   * stream (rv_gsession.stream): it fails
+                                   * with RAVEL_ESNAPSHOT when the stream
+                                   * is lost, never resent; set before
+                                   * submit (0: none) */
+    uint64_t stream;              /* set on completion: the stream its
+                                   * answer came on */
     char note[112];               /* why the session failed it, if it did
                                    * (see rv_greq_detail) */
     rv_buf frame;                 /* the encoded request, re-sent on retry */
@@ -54,9 +61,15 @@ typedef struct rv_giter {
                                    * sent any ("error-messages"), else empty */
     int notified;                 /* on the notify list */
     int open_held;                /* its Iterator message waits behind
-                                   * requests that wait for the host */
+                                   * requests that wait for the host, or
+                                   * to learn whether the host has `needs` */
     uint32_t gen1_read;           /* first generation: entries handed out
                                    * since the host last got a budget */
+    uint32_t needs;               /* RV_EXT_* it cannot go without (read
+                                   * options); set before rv_giter_open */
+    rv_wire_ro ro;                /* its read options; set before open */
+    uint64_t snap_stream;         /* on a snapshot of this stream: ends
+                                   * with RAVEL_ESNAPSHOT when it is lost */
     struct rv_giter *prev, *next; /* open list */
     struct rv_giter *notify_next;
 } rv_giter;
@@ -100,6 +113,11 @@ typedef struct rv_gsession {
     uint32_t ext_on;      /* named in our Hello: on for this stream */
     size_t held;          /* requests waiting to learn the host */
     int probed;           /* the probe went out on this stream */
+    size_t held_iters;    /* iterators with `needs` waiting to learn the
+                           * host (a probe makes it answer) */
+    uint64_t stream;      /* the streams so far: a number per stream,
+                           * for the snapshots it holds */
+    uint32_t next_snap;   /* the last snapshot number given out */
     rv_greq probe;        /* its record (a GetMany of no keys) */
     /* Exactly-once: who this guest is to a host, and its writes' numbers.
      * A write goes out with them where the host announced "exactly-once",
@@ -164,6 +182,13 @@ void rv_gsession_lost(rv_gsession *s);
 void rv_gsession_give_up(rv_gsession *s, int status);
 /* Fail everything with RAVEL_ECLOSED. */
 void rv_gsession_close(rv_gsession *s);
+
+/* RAVEL_OK if a snapshot held on `stream` still lives (that stream is
+ * up), else RAVEL_ESNAPSHOT with words. */
+int rv_gsession_snapshot_alive(const rv_gsession *s, uint64_t stream);
+/* Tell the host to forget snapshot `id` of `stream`, if that stream is
+ * still up (else the host forgot it with the stream). 0 or RAVEL_ENOMEM. */
+int rv_gsession_snapshot_release(rv_gsession *s, uint32_t id, uint64_t stream);
 
 int rv_giter_open(rv_gsession *s, rv_giter *it, const ravel_range *r);
 /* Hand out the next entry: RAVEL_OK (it->cur_key/cur_val hold it), RAVEL_END,

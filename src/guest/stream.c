@@ -850,6 +850,12 @@ void rv_remote_unref(remote *r)
     uv_mutex_unlock(&r->mu);
     if (!last)
         return;
+    /* Snapshots the caller did not release before closing. */
+    while (r->snaps) {
+        ravel_snapshot *sn = r->snaps;
+        r->snaps = sn->next;
+        free(sn);
+    }
     rv_gsession_free(&r->s);
     uv_mutex_destroy(&r->mu);
     free(r);
@@ -924,6 +930,7 @@ static const rv_db_ops remote_ops = {
     .submit = rv_remote_submit,
     .wait = rv_remote_wait,
     .iter_new = rv_remote_iter_new,
+    .snapshot_release = rv_remote_snapshot_release,
     .role = r_role,
     .close = r_close,
 };

@@ -61,6 +61,11 @@ void rv_hsession_free(rv_hsession *s)
             hiter_free(s->iters.vals[i]);
     rv_idmap_free(&s->iters);
     rv_gen1_host_free(s);
+    /* After the iterators, which may read them. */
+    for (size_t i = 0; i < s->snaps.cap; i++)
+        if (s->snaps.vals[i])
+            ravel_snapshot_release(s->db, s->snaps.vals[i]);
+    rv_idmap_free(&s->snaps);
     rv_decoder_free(&s->dec);
     rv_buf_free(&s->out);
     rv_buf_free(&s->batch.data);
@@ -127,11 +132,39 @@ static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error,
 /* Get, Put and Delete come parsed by hand (rv_parse_keyed), answered with
  * rv_encode_callback: no protobuf-c message allocated or walked per
  * request, the host's hot path when a guest keeps many in flight. */
+/* The read options a read names ("snapshots"; ignored for a guest that
+ * did not turn it on): *out NULL for none. RAVEL_OK, or RAVEL_ESNAPSHOT
+ * for a snapshot this connection does not hold. */
+static int read_options(rv_hsession *s, const rv_wire_ro *w, ravel_readoptions *ro,
+                        const ravel_readoptions **out)
+{
+    *out = NULL;
+    if (!(s->ext_on & RV_EXT_SNAPSHOTS) || (!w->has_snapshot && !w->verify_checksums &&
+                                            !w->no_fill_cache))
+        return RAVEL_OK;
+    ravel_readoptions_init(ro);
+    ro->verify_checksums = w->verify_checksums;
+    ro->fill_cache = !w->no_fill_cache;
+    if (w->has_snapshot && !(ro->snapshot = rv_idmap_get(&s->snaps, w->snapshot)))
+        return rv_err(RAVEL_ESNAPSHOT, "this connection holds no snapshot %u", w->snapshot);
+    *out = ro;
+    return RAVEL_OK;
+}
+
+#define WIRE_RO(m)                                                                \
+    ((rv_wire_ro){.has_snapshot = (m)->has_snapshot, .snapshot = (m)->snapshot,   \
+                  .verify_checksums = (m)->has_verify_checksums && (m)->verify_checksums, \
+                  .no_fill_cache = (m)->has_fill_cache && !(m)->fill_cache})
+
 static int on_get(rv_hsession *s, const rv_keyed *m)
 {
     char *val = NULL;
     size_t vlen = 0;
-    int rc = ravel_get(s->db, m->key, m->key_len, &val, &vlen);
+    ravel_readoptions rbuf;
+    const ravel_readoptions *ro;
+    int rc = read_options(s, &m->ro, &rbuf, &ro);
+    if (rc == RAVEL_OK)
+        rc = ravel_get_opt(s->db, ro, m->key, m->key_len, &val, &vlen);
     int erc = callback(s, m->id, rc, NULL, db_detail(s, rc),
                        rc == RAVEL_OK ? (val ? val : "") : NULL, vlen);
     free(val);
@@ -423,7 +456,12 @@ static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
             keys[i] = m->keys[i].data;
             klens[i] = m->keys[i].len;
         }
-        int rc = ravel_get_many(s->db, n, keys, klens, vals, vlens);
+        ravel_readoptions rbuf;
+        const ravel_readoptions *ro;
+        rv_wire_ro w = WIRE_RO(m);
+        int rc = read_options(s, &w, &rbuf, &ro);
+        if (rc == RAVEL_OK)
+            rc = ravel_get_many_opt(s->db, ro, n, keys, klens, vals, vlens);
         Ravelwire__GetManyCallback reply = RAVELWIRE__GET_MANY_CALLBACK__INIT;
         reply.id = m->id;
         if (rc == RAVEL_ENOMEM) {
@@ -587,7 +625,12 @@ static int on_iterator(rv_hsession *s, Ravelwire__Iterator *m)
     h->values = r.values;
     h->limit = o->has_limit && o->limit >= 0 ? o->limit : -1;
     h->consumed = h->sent = m->consumed;
-    int rc = ravel_iter_new(s->db, &r, &h->it);
+    ravel_readoptions rbuf;
+    const ravel_readoptions *ro;
+    rv_wire_ro w = WIRE_RO(m);
+    int rc = read_options(s, &w, &rbuf, &ro);
+    if (rc == RAVEL_OK)
+        rc = ravel_iter_new_opt(s->db, ro, &r, &h->it);
     if (rc != RAVEL_OK)
         return iter_error(s, h, rc);
     if (m->has_seek)
@@ -644,6 +687,99 @@ static int on_hello(rv_hsession *s, Ravelwire__Hello *m)
     return RAVEL_OK;
 }
 
+/* ---- "snapshots" and "maintenance" ---- */
+
+static int on_snapshot_new(rv_hsession *s, Ravelwire__SnapshotNew *m)
+{
+    if (rv_idmap_get(&s->snaps, m->snapshot))
+        return answer(s, m->id, RAVEL_EINVAL, "LEVEL_INVALID_VALUE",
+                      detail(s, "the snapshot number is in use on this connection"));
+    if (s->snaps.len >= RV_HOST_MAX_SNAPSHOTS) {
+        char why[80];
+        snprintf(why, sizeof why, "at most %d snapshots are held per connection",
+                 RV_HOST_MAX_SNAPSHOTS);
+        return answer(s, m->id, RAVEL_ELIMIT, NULL, detail(s, why));
+    }
+    ravel_snapshot *snap;
+    int rc = ravel_snapshot_create(s->db, &snap);
+    if (rc == RAVEL_OK && rv_idmap_put(&s->snaps, m->snapshot, snap)) {
+        ravel_snapshot_release(s->db, snap);
+        return RAVEL_ENOMEM;
+    }
+    return answer(s, m->id, rc, NULL, db_detail(s, rc));
+}
+
+static int on_snapshot_release(rv_hsession *s, Ravelwire__SnapshotRelease *m)
+{
+    ravel_snapshot *snap = rv_idmap_del(&s->snaps, m->snapshot);
+    ravel_snapshot_release(s->db, snap);
+    return RAVEL_OK;
+}
+
+static int on_compact(rv_hsession *s, Ravelwire__CompactRange *m)
+{
+    if (s->opts->readonly)
+        return answer(s, m->id, RAVEL_EREADONLY, NULL, NULL);
+    int rc = ravel_compact_range(s->db, m->has_start ? (m->start.data ? m->start.data : (uint8_t *)"") : NULL,
+                                 m->start.len,
+                                 m->has_limit ? (m->limit.data ? m->limit.data : (uint8_t *)"") : NULL,
+                                 m->limit.len);
+    return answer(s, m->id, rc, NULL, db_detail(s, rc));
+}
+
+static int on_property(rv_hsession *s, Ravelwire__Property *m)
+{
+    char *val = NULL;
+    int rc = ravel_property_value(s->db, m->name, &val);
+    int erc = group_commit(s);
+    if (erc == RAVEL_OK)
+        erc = callback(s, m->id, rc, NULL, rc == RAVEL_OK ? NULL : detail(s, ravel_errmsg()),
+                       rc == RAVEL_OK ? val : NULL, rc == RAVEL_OK ? strlen(val) : 0);
+    free(val);
+    return erc;
+}
+
+static int on_sizes(rv_hsession *s, Ravelwire__ApproximateSizes *m)
+{
+    size_t n = m->n_ranges;
+    const void **starts = rv_malloc((n + 1) * sizeof *starts);
+    const void **limits = rv_malloc((n + 1) * sizeof *limits);
+    size_t *slens = rv_malloc((n + 1) * sizeof *slens);
+    size_t *llens = rv_malloc((n + 1) * sizeof *llens);
+    uint64_t *sizes = rv_calloc(n + 1, sizeof *sizes);
+    int erc = RAVEL_ENOMEM;
+    if (starts && limits && slens && llens && sizes) {
+        for (size_t i = 0; i < n; i++) {
+            starts[i] = m->ranges[i]->start.data ? m->ranges[i]->start.data : (uint8_t *)"";
+            slens[i] = m->ranges[i]->start.len;
+            limits[i] = m->ranges[i]->limit.data ? m->ranges[i]->limit.data : (uint8_t *)"";
+            llens[i] = m->ranges[i]->limit.len;
+        }
+        int rc = ravel_approximate_sizes(s->db, n, starts, slens, limits, llens, sizes);
+        if (rc == RAVEL_ENOMEM) {
+            erc = rc;
+        } else {
+            Ravelwire__Sizes reply = RAVELWIRE__SIZES__INIT;
+            reply.n_sizes = n;
+            reply.sizes = sizes;
+            size_t len = protobuf_c_message_get_packed_size(&reply.base);
+            uint8_t *buf = rv_malloc(len + 1);
+            if (buf) {
+                protobuf_c_message_pack(&reply.base, buf);
+                erc = callback(s, m->id, rc, NULL, db_detail(s, rc),
+                               rc == RAVEL_OK ? (const char *)buf : NULL, len);
+                free(buf);
+            }
+        }
+    }
+    free(starts);
+    free(limits);
+    free(slens);
+    free(llens);
+    free(sizes);
+    return erc;
+}
+
 static int on_message(rv_hsession *s, const uint8_t *payload, size_t len);
 
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
@@ -686,6 +822,22 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     case RV_IN_ITER_ACK: rc = on_iter_ack(s, (Ravelwire__IteratorAck *)msg); break;
     case RV_IN_ITER_SEEK: rc = on_iter_seek(s, (Ravelwire__IteratorSeek *)msg); break;
     case RV_IN_HELLO: rc = on_hello(s, (Ravelwire__Hello *)msg); break;
+    }
+    /* The extensions' messages, from a guest that turned them on (to any
+     * other they are unknown, and ignored). */
+    if (s->ext_on & RV_EXT_SNAPSHOTS) {
+        if (payload[0] == RV_IN_SNAPSHOT_NEW)
+            rc = on_snapshot_new(s, (Ravelwire__SnapshotNew *)msg);
+        else if (payload[0] == RV_IN_SNAPSHOT_RELEASE)
+            rc = on_snapshot_release(s, (Ravelwire__SnapshotRelease *)msg);
+    }
+    if (s->ext_on & RV_EXT_MAINTENANCE) {
+        if (payload[0] == RV_IN_COMPACT)
+            rc = on_compact(s, (Ravelwire__CompactRange *)msg);
+        else if (payload[0] == RV_IN_PROPERTY)
+            rc = on_property(s, (Ravelwire__Property *)msg);
+        else if (payload[0] == RV_IN_SIZES)
+            rc = on_sizes(s, (Ravelwire__ApproximateSizes *)msg);
     }
     protobuf_c_message_free_unpacked(msg, &rv_pb_allocator);
     return rc;

@@ -23,6 +23,7 @@ typedef struct rv_hsession {
     rv_decoder dec;
     rv_buf out;      /* reply frames waiting to be written */
     rv_idmap iters;  /* iterator id -> struct hiter */
+    rv_idmap snaps;  /* the guest's snapshot number -> ravel_snapshot */
     struct ravel_batch batch; /* reused for every Batch */
     /* Puts and dels that arrived back to back, written to the database as
      * one batch (group commit) before anything else is answered. */
@@ -81,6 +82,10 @@ int rv_hsession_init_dialect(rv_hsession *s, ravel_db *db, const ravel_host_opti
 int rv_hsession_feed(rv_hsession *s, const uint8_t *p, size_t n);
 /* Close the session's iterators and free everything. */
 void rv_hsession_free(rv_hsession *s);
+
+/* Snapshots one connection may hold at once ("snapshots"); more are
+ * answered LEVEL_LIMIT_EXCEEDED. */
+#define RV_HOST_MAX_SNAPSHOTS 1024
 
 /* Iterator read-ahead: at most this many entries or bytes per IteratorData. */
 #define RV_ITER_BATCH_ENTRIES 4096

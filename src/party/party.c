@@ -510,9 +510,11 @@ static int p_submit(ravel_db *d, rv_req *req)
     return t->ops->submit(t, req);
 }
 
-static int p_iter_new(ravel_db *d, const ravel_range *r, ravel_iter **out)
+static int p_iter_new(ravel_db *d, const ravel_range *r, const ravel_readoptions *ro,
+                      ravel_iter **out)
 {
-    return ravel_iter_new(target((party *)d), r, out);
+    ravel_db *t = target((party *)d);
+    return t->ops->iter_new(t, r, ro, out);
 }
 
 static int p_role(ravel_db *d)

@@ -188,7 +188,8 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
     f->out->len = f->start + nh + body;
 }
 
-static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once"};
+static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once",
+                                        "snapshots", "maintenance"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -270,9 +271,22 @@ static void *unpack_alloc(void *ud, size_t n)
     return p;
 }
 
+/* ravel's extensions, guest to host: tags from 64 up. */
+static const ProtobufCMessageDescriptor *const in_ext_desc[] = {
+    [RV_IN_HELLO - 64] = &ravelwire__hello__descriptor,
+    [RV_IN_SNAPSHOT_NEW - 64] = &ravelwire__snapshot_new__descriptor,
+    [RV_IN_SNAPSHOT_RELEASE - 64] = &ravelwire__snapshot_release__descriptor,
+    [RV_IN_COMPACT - 64] = &ravelwire__compact_range__descriptor,
+    [RV_IN_PROPERTY - 64] = &ravelwire__property__descriptor,
+    [RV_IN_SIZES - 64] = &ravelwire__approximate_sizes__descriptor,
+};
+
 static const ProtobufCMessageDescriptor *in_message(uint8_t tag)
 {
-    return tag < RV_IN_COUNT ? in_desc[tag] : tag == RV_IN_HELLO ? &ravelwire__hello__descriptor : NULL;
+    if (tag < RV_IN_COUNT)
+        return in_desc[tag];
+    size_t ext = (size_t)tag - 64;
+    return tag >= 64 && ext < sizeof in_ext_desc / sizeof in_ext_desc[0] ? in_ext_desc[ext] : NULL;
 }
 
 static const ProtobufCMessageDescriptor *out_message(uint8_t tag)
@@ -538,6 +552,17 @@ int rv_parse_keyed(const uint8_t *msg, size_t len, uint8_t tag, rv_keyed *out)
         } else if (f.num >= 64 && f.num <= 67 && write) {
             if (write_ext(&f, &out->wid, &out->sync))
                 return RAVEL_EPROTO;
+        } else if (f.num >= 70 && f.num <= 72 && tag == RV_IN_GET) {
+            if (f.type != 0)
+                return RAVEL_EPROTO;
+            if (f.num == 70) {
+                out->ro.has_snapshot = 1;
+                out->ro.snapshot = (uint32_t)f.varint;
+            } else if (f.num == 71) {
+                out->ro.verify_checksums = f.varint != 0;
+            } else {
+                out->ro.no_fill_cache = f.varint == 0;
+            }
         }
     }
     return r == 0 && have_id && have_key ? RAVEL_OK : RAVEL_EPROTO;

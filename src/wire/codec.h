@@ -41,7 +41,12 @@ enum {
  * (a host: a ravel guest sends Hello only to a host that announced). */
 enum {
     RV_OUT_ANNOUNCE = 64, /* Announce, the first frame of every stream */
-    RV_IN_HELLO = 64      /* Hello, the guest's answer to it */
+    RV_IN_HELLO = 64,     /* Hello, the guest's answer to it */
+    RV_IN_SNAPSHOT_NEW = 65,     /* "snapshots" */
+    RV_IN_SNAPSHOT_RELEASE = 66, /* "snapshots" */
+    RV_IN_COMPACT = 67,          /* "maintenance" */
+    RV_IN_PROPERTY = 68,         /* "maintenance" */
+    RV_IN_SIZES = 69,            /* "maintenance" */
 };
 
 /* The version of the extension scheme this code speaks: Announce and Hello
@@ -59,10 +64,25 @@ enum {
                                       * Put, Delete, Batch and Clear */
     RV_EXT_EXACTLY_ONCE = 1u << 3,   /* "exactly-once": producer, wseq and
                                       * acked (64-66) of the same four */
+    RV_EXT_SNAPSHOTS = 1u << 4,      /* "snapshots": SnapshotNew (65),
+                                      * SnapshotRelease (66), and read
+                                      * options (70-72) of Get, GetMany
+                                      * and Iterator */
+    RV_EXT_MAINTENANCE = 1u << 5,    /* "maintenance": CompactRange (67),
+                                      * Property (68), ApproximateSizes (69) */
 };
 #define RV_EXT_ALL                                                              \
     ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC |      \
-                RV_EXT_EXACTLY_ONCE))
+                RV_EXT_EXACTLY_ONCE | RV_EXT_SNAPSHOTS | RV_EXT_MAINTENANCE))
+
+/* Read options as they travel (extension "snapshots"): fields 70-72 of
+ * Get, GetMany and Iterator. */
+typedef struct rv_wire_ro {
+    int has_snapshot;
+    uint32_t snapshot;
+    int verify_checksums;
+    int no_fill_cache;  /* fill_cache sent as false */
+} rv_wire_ro;
 
 /* A write's exactly-once identity, as a host parses it: producer NULL when
  * the write has none. */
@@ -149,7 +169,7 @@ int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *s
  * without protobuf-c's allocation of a message per request: the host's
  * per-request hot path (W2, W4). `tag` says which (RV_IN_GET, RV_IN_PUT,
  * RV_IN_DEL): field 3 is Put's value, fields 64-67 the writes' extension
- * fields; in the others they are unknown fields, skipped, as protobuf-c
+ * fields, fields 70-72 Get's read options; in the others they are unknown fields, skipped, as protobuf-c
  * does. RAVEL_OK, or RAVEL_EPROTO for what protobuf-c would reject too.
  * The pointers point into msg. */
 typedef struct rv_keyed {
@@ -159,6 +179,7 @@ typedef struct rv_keyed {
     int has_value;
     int sync;         /* extension "sync" (field 67) */
     rv_write_id wid;  /* extension "exactly-once" (64-66) */
+    rv_wire_ro ro;    /* Get: extension "snapshots" (70-72) */
 } rv_keyed;
 int rv_parse_keyed(const uint8_t *msg, size_t len, uint8_t tag, rv_keyed *out);
 

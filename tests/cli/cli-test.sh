@@ -22,10 +22,19 @@
 #   info       info on a directory nobody holds, one 'ravel serve' leads
 #              (with a member), a plain LevelDB program holds, one that
 #              holds no database (left as it was); --connect; --json
-#   backup     a copy of 1.5M entries while 4 writers join and write
+#   backup     a copy of 1.5M entries while 4 writers join and write; a
+#              copy through a leader in another process and through a
+#              host, from the snapshot it keeps for the stream
 #              pairs (a/W/J, z/W/J) in atomic batches: the copy equals
 #              the dump of the same snapshot (-o), every pair in it is
 #              whole, none of the writers' values is in it; refusals
+#   admin      version, --version, -V (ravel's and LevelDB's); destroy and
+#              repair refused (exit 3, nothing changed) while 'ravel
+#              serve' leads the directory and while a plain LevelDB
+#              program holds its lock, and on a directory that holds no
+#              database; destroy refused without --force when stdin is not
+#              a terminal; repair after CURRENT is lost; destroy of an
+#              idle database removes the directory, ravel-options included
 #   demo-twice the demo twice on one directory: each run counts its own
 #              4 writer records
 #   gen1       serve --listen multileveldown+unix: and multileveldown+tcp:
@@ -653,6 +662,9 @@ case_info() {
   run 0 info "$db"
   grep -q '^database   yes' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   grep -q '^leader     none: nobody holds the directory' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^leveldb    stats not known: nobody serves it' "$tmp/out" || fail "info: $(cat "$tmp/out")"
+  grep -q '^options    bloom_bits_per_key 0, compression 1, block_size 4096' "$tmp/out" ||
+    fail "info: no recorded options: $(cat "$tmp/out")"
   grep -Eq '^size       [1-9][0-9]* bytes on disk, [0-9]+ files' "$tmp/out" || fail "info: $(cat "$tmp/out")"
   start_serve one "$db" --listen "unix:$tmp/one.sock" || return
   local one=$served
@@ -672,6 +684,18 @@ case_info() {
   run 0 info "$db"
   grep -Eq "^leader     pid $one, ravel \(protocol extensions version 1\): .*serve" "$tmp/out" ||
     fail "info: $(cat "$tmp/out")"
+  # LevelDB's own figures, asked of the leader.
+  grep -q '^leveldb.stats, from the leader:' "$tmp/out" && grep -q 'Compactions' "$tmp/out" &&
+    grep -Eq '^memory     [0-9]+ bytes' "$tmp/out" || fail "info: no LevelDB stats: $(cat "$tmp/out")"
+  grep -Eq '^exactly-once guests remembered: [0-9]+' "$tmp/out" ||
+    fail "info: no exactly-once state: $(cat "$tmp/out")"
+  run 0 info --json "$db"
+  grep -q '"leveldb":{"stats":".*Compactions' "$tmp/out" || fail "info --json: stats: $(cat "$tmp/out")"
+  # compact through the leader (this process follows) and through a host.
+  run 0 compact "$db" --prefix k
+  out_is $'compacted\n'
+  run 0 compact --connect "unix:$tmp/one.sock"
+  out_is $'compacted\n'
   run 0 info --connect "unix:$tmp/one.sock"
   grep -q "^host       ravel" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
   grep -q "^pid        $one" "$tmp/out" || fail "info --connect: $(cat "$tmp/out")"
@@ -681,6 +705,8 @@ case_info() {
   err_has 'cannot be reached'
   run 3 info --connect tcp:127.0.0.1:1 --json
   grep -q '"reachable":false' "$tmp/out" || fail "info --connect --json: $(cat "$tmp/out")"
+  run 0 compact "$db"
+  run 2 compact "$db" extra
   run 2 info
   run 2 info "$db" --connect unix:/x
   run 2 info --connect 7777
@@ -760,13 +786,42 @@ case_backup() {
     fail "the copy holds writes made after its snapshot: $(head -3 "$tmp/later")"
   run 0 get "$db" z/1/00
   [ "$(cat "$tmp/out")" != r0 ] || fail "the writers' writes did not land in $db"
-  # Refusals: a directory another process leads, a host, a DEST in use.
+  # Through a leader in another process and through a host: the
+  # snapshot is the leader's, kept for backup's stream, while a writer
+  # goes on (each of its loads is one batch: a snapshot has all of a
+  # round or none of it).
+  run 0 clear "$db" --prefix m/
   start_serve one "$db" --listen "unix:$tmp/one.sock" || return
-  run 3 backup "$db" "$tmp/copy2"
-  err_has 'led by another process: a consistent copy through it needs snapshots over the wire'
-  [ ! -e "$tmp/copy2" ] || fail "a refused backup made $tmp/copy2"
-  run 3 backup --connect "unix:$tmp/one.sock" "$tmp/copy2"
-  err_has 'is a host'
+  (
+    for r in $(seq 1 100000); do
+      for j in $(seq -w 0 24); do
+        printf '{"key":"a/1/%s","value":"s%d"}\n{"key":"z/1/%s","value":"s%d"}\n' \
+          "$j" "$r" "$j" "$r"
+      done >"$tmp/wf.lines"
+      "$ravel" load "$db" "$tmp/wf.lines" || exit 1
+      touch "$tmp/wf.wrote"
+    done
+  ) &
+  local wf=$!
+  pids+=("$wf")
+  for _ in $(seq 1 500); do [ -e "$tmp/wf.wrote" ] && break; sleep 0.01; done
+  local how n
+  for how in follower host; do
+    if [ $how = follower ]; then
+      run 0 backup "$db" "$tmp/copy-$how" -o "$tmp/lines-$how"
+    else
+      run 0 backup --connect "unix:$tmp/one.sock" "$tmp/copy-$how" -o "$tmp/lines-$how"
+    fi
+    grep -q '^200 entries copied from one snapshot' "$tmp/out" ||
+      fail "backup through the $how said: $(cat "$tmp/out")"
+    "$ravel" dump "$tmp/copy-$how" | cmp -s - "$tmp/lines-$how" ||
+      fail "the copy through the $how differs from its snapshot's dump"
+    n=$(grep -E '"key":"[az]/1/' "$tmp/lines-$how" | sed 's/.*"value":"\([^"]*\)".*/\1/' |
+      sort -u | wc -l)
+    [ "$n" -eq 1 ] || fail "the copy through the $how mixes $n rounds of one writer's batches"
+  done
+  kill "$wf" 2>/dev/null
+  wait "$wf" 2>/dev/null
   stop "$served" TERM
   run 3 backup "$db" "$copy"
   err_has 'exists and is not an empty directory'
@@ -780,6 +835,69 @@ case_demo_twice() {
     grep -q '(4 writer records in LevelDB)' "$tmp/out" ||
       fail "demo run $run: $(tail -1 "$tmp/out")"
   done
+}
+
+case_admin() {
+  local db=$tmp/db v
+  for v in version --version -V; do
+    run 0 "$v"
+    grep -Eq '^ravel [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/out" || fail "$v: $(cat "$tmp/out")"
+    grep -Eq '^LevelDB [0-9]+\.[0-9]+$' "$tmp/out" || fail "$v: no LevelDB version: $(cat "$tmp/out")"
+  done
+  for v in destroy repair; do
+    run 0 help "$v"
+    grep -q "^usage: ravel $v" "$tmp/out" || fail "ravel help $v: no usage line"
+  done
+  run 0 put "$db" k v
+  run 0 put "$db" k2 v2
+  # Not a database: refused, the directory left as it was.
+  mkdir -p "$tmp/plain"
+  printf x >"$tmp/plain/LOG"
+  run 3 destroy --force "$tmp/plain"
+  err_has 'no LevelDB database'
+  run 3 repair "$tmp/plain"
+  err_has 'no LevelDB files'
+  [ "$(ls "$tmp/plain")" = LOG ] || fail "destroy or repair changed $tmp/plain: $(ls "$tmp/plain")"
+  run 2 destroy "$db"
+  err_has 'add --force'
+  run 2 destroy
+  # Held by 'ravel serve': refused, naming its pid.
+  start_serve one "$db" --listen "unix:$tmp/one.sock" || return
+  local one=$served
+  run 3 destroy --force "$db"
+  err_has "process $one holds its LOCK"
+  run 3 repair "$db"
+  err_has "process $one holds its LOCK"
+  run 0 get "$db" k
+  out_is $'v\n'
+  stop "$one" TERM
+  # Held by a plain LevelDB program (a POSIX lock on LOCK, as LevelDB
+  # takes it).
+  if command -v python3 >/dev/null; then
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1] + "/LOCK", "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)' "$db" >"$tmp/held.out" &
+    local holder=$!
+    pids+=("$holder")
+    for _ in $(seq 1 200); do grep -q locked "$tmp/held.out" && break; sleep 0.025; done
+    run 3 destroy --force "$db"
+    err_has "process $holder holds its LOCK"
+    run 3 repair "$db"
+    err_has "process $holder holds its LOCK"
+    kill "$holder"
+    wait "$holder" 2>/dev/null
+  fi
+  # Idle: repair brings back a database whose CURRENT is lost.
+  rm "$db/CURRENT"
+  run 3 get "$db" k
+  run 0 repair "$db"
+  run 0 get "$db" k2
+  out_is $'v2\n'
+  [ -e "$db/ravel-options" ] || fail "no ravel-options in $db"
+  run 0 destroy --force "$db"
+  [ ! -e "$db" ] || fail "destroy left $db: $(ls -A "$db")"
 }
 
 case_gen1() {
@@ -808,7 +926,7 @@ case_gen1() {
 }
 
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup | gen1) "case_${case/-/_}" ;;
+basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup | admin | gen1) "case_${case/-/_}" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2

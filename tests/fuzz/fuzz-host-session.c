@@ -12,7 +12,9 @@
  *   - every frame the host writes is a well-formed host-to-guest message,
  *     and each feed leaves only whole frames in `out`;
  *   - every Get, Put, Delete, Batch, Clear and GetMany before the first bad
- *     frame gets exactly one reply, with its id, in order; iterator replies
+ *     frame gets exactly one reply, with its id, in order, and so do the
+ *     extensions' requests (SnapshotNew, CompactRange, Property,
+ *     ApproximateSizes) once the guest's Hello turned them on; iterator replies
  *     carry the id of an Iterator the guest sent;
  *   - a readonly host writes nothing: it serves a database of its own that
  *     must hold exactly the fixture's entries after every input, and its
@@ -152,6 +154,8 @@ typedef struct ledger {
     rv_buf asked;     /* uint32 ids of requests that need one reply each */
     rv_buf answered;  /* uint32 ids of Callback and GetManyCallback */
     rv_idmap iters;   /* ids of every Iterator message the guest sent */
+    int hello_seen;   /* the guest's first Hello turned these on: */
+    uint32_t ext_on;  /* the extensions' requests are answered only then */
     rv_decoder out;   /* the host's reply stream */
     int gen1;         /* the first generation's protocol */
 } ledger;
@@ -206,9 +210,33 @@ static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
     ProtobufCMessage *m = rv_unpack_in(p, len, &rc);
     if (!m)
         return rc;
+    int snaps = l->ext_on & RV_EXT_SNAPSHOTS, upkeep = l->ext_on & RV_EXT_MAINTENANCE;
     switch (p[0]) {
     case RV_IN_CLEAR: note_id(&l->asked, ((Ravelwire__Clear *)m)->id); break;
     case RV_IN_GET_MANY: note_id(&l->asked, ((Ravelwire__GetMany *)m)->id); break;
+    case RV_IN_HELLO:
+        if (!l->hello_seen) {
+            Ravelwire__Hello *h = (Ravelwire__Hello *)m;
+            l->hello_seen = 1;
+            l->ext_on = rv_ext_from_names(h->extensions, h->n_extensions);
+        }
+        break;
+    case RV_IN_SNAPSHOT_NEW:
+        if (snaps)
+            note_id(&l->asked, ((Ravelwire__SnapshotNew *)m)->id);
+        break;
+    case RV_IN_COMPACT:
+        if (upkeep)
+            note_id(&l->asked, ((Ravelwire__CompactRange *)m)->id);
+        break;
+    case RV_IN_PROPERTY:
+        if (upkeep)
+            note_id(&l->asked, ((Ravelwire__Property *)m)->id);
+        break;
+    case RV_IN_SIZES:
+        if (upkeep)
+            note_id(&l->asked, ((Ravelwire__ApproximateSizes *)m)->id);
+        break;
     case RV_IN_ITERATOR:
         /* Any non-NULL value marks the id as seen. */
         if (rv_idmap_put(&l->iters, ((Ravelwire__Iterator *)m)->id, l))

@@ -126,6 +126,64 @@ static void many_iterators(rv_buf *up)
     rv_gsession_free(&s);
 }
 
+/* A guest that turned on "snapshots" and "maintenance": a Hello, then a
+ * snapshot, reads of it (Get, GetMany, Iterator, with the other read
+ * options), its release, a read of the released one, and the three
+ * maintenance calls. */
+static void extension_requests(rv_buf *up)
+{
+    if (rv_encode_hello(up, RV_EXT_ALL))
+        fz_fail("out of memory");
+    Ravelwire__SnapshotNew sn = RAVELWIRE__SNAPSHOT_NEW__INIT;
+    sn.id = 1;
+    sn.snapshot = 7;
+    Ravelwire__Get get = RAVELWIRE__GET__INIT;
+    get.id = 2;
+    get.key = (ProtobufCBinaryData){1, (uint8_t *)"a"};
+    get.has_snapshot = 1;
+    get.snapshot = 7;
+    get.has_verify_checksums = get.verify_checksums = 1;
+    get.has_fill_cache = 1;
+    ProtobufCBinaryData keys[2] = {{1, (uint8_t *)"a"}, {1, (uint8_t *)"b"}};
+    Ravelwire__GetMany gm = RAVELWIRE__GET_MANY__INIT;
+    gm.id = 3;
+    gm.n_keys = 2;
+    gm.keys = keys;
+    gm.has_snapshot = 1;
+    gm.snapshot = 7;
+    Ravelwire__Iterator__Options o = RAVELWIRE__ITERATOR__OPTIONS__INIT;
+    Ravelwire__Iterator it = RAVELWIRE__ITERATOR__INIT;
+    it.id = 1;
+    it.options = &o;
+    it.has_snapshot = 1;
+    it.snapshot = 7;
+    Ravelwire__SnapshotRelease rel = RAVELWIRE__SNAPSHOT_RELEASE__INIT;
+    rel.snapshot = 7;
+    Ravelwire__Get stale = get;
+    stale.id = 4;
+    Ravelwire__CompactRange cr = RAVELWIRE__COMPACT_RANGE__INIT;
+    cr.id = 5;
+    cr.has_start = 1;
+    cr.start = keys[0];
+    Ravelwire__Property pr = RAVELWIRE__PROPERTY__INIT;
+    pr.id = 6;
+    pr.name = "leveldb.stats";
+    Ravelwire__ApproximateSizes__Range rg = RAVELWIRE__APPROXIMATE_SIZES__RANGE__INIT;
+    rg.start = keys[0];
+    rg.limit = keys[1];
+    Ravelwire__ApproximateSizes__Range *rgs[1] = {&rg};
+    Ravelwire__ApproximateSizes as = RAVELWIRE__APPROXIMATE_SIZES__INIT;
+    as.id = 7;
+    as.n_ranges = 1;
+    as.ranges = rgs;
+    if (rv_encode(up, RV_IN_SNAPSHOT_NEW, &sn.base) || rv_encode(up, RV_IN_GET, &get.base) ||
+        rv_encode(up, RV_IN_GET_MANY, &gm.base) || rv_encode(up, RV_IN_ITERATOR, &it.base) ||
+        rv_encode(up, RV_IN_SNAPSHOT_RELEASE, &rel.base) ||
+        rv_encode(up, RV_IN_GET, &stale.base) || rv_encode(up, RV_IN_COMPACT, &cr.base) ||
+        rv_encode(up, RV_IN_PROPERTY, &pr.base) || rv_encode(up, RV_IN_SIZES, &as.base))
+        fz_fail("out of memory");
+}
+
 /* Framing the decoder must take in its stride, made with the codec's own
  * varint writer: two empty frames, a frame with an unknown tag, then a
  * length one over fuzz-decoder's 1 MiB limit. */
@@ -198,6 +256,10 @@ int main(int argc, char **argv)
     uint8_t plain = 0;
     write_seed(out, "fuzz-host-session", "many-iterators", &plain, 1, &many);
     rv_buf_free(&many);
+    rv_buf ext = {0};
+    extension_requests(&ext);
+    write_seed(out, "fuzz-host-session", "extensions", &plain, 1, &ext);
+    rv_buf_free(&ext);
 
     rv_buf edge = {0};
     edge_stream(&edge);

@@ -146,10 +146,12 @@ static void test_announcement_recorded_and_forgotten(void **state)
     assert_int_equal(f.tags[0], RV_IN_HELLO);
     Ravelwire__Hello *h = (Ravelwire__Hello *)f.msgs[0];
     assert_int_equal(h->version, RV_PROTO_VERSION);
-    assert_int_equal(h->n_extensions, 3);
+    assert_int_equal(h->n_extensions, 5);
     assert_string_equal(h->extensions[0], "error-messages");
     assert_string_equal(h->extensions[1], "conditional");
     assert_string_equal(h->extensions[2], "sync");
+    assert_string_equal(h->extensions[3], "snapshots");
+    assert_string_equal(h->extensions[4], "maintenance");
     frames_free(&f);
 
     /* The stream is lost: a failover may land on a Node leader. */

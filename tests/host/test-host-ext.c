@@ -182,11 +182,13 @@ static void test_announcement_is_first_frame(void **state)
     assert_int_equal(f.tags[0], RV_OUT_ANNOUNCE);
     Ravelwire__Announce *a = (Ravelwire__Announce *)f.msgs[0];
     assert_int_equal(a->version, RV_PROTO_VERSION);
-    assert_int_equal(a->n_extensions, 4);
+    assert_int_equal(a->n_extensions, 6);
     assert_string_equal(a->extensions[0], "error-messages");
     assert_string_equal(a->extensions[1], "conditional");
     assert_string_equal(a->extensions[2], "sync");
     assert_string_equal(a->extensions[3], "exactly-once");
+    assert_string_equal(a->extensions[4], "snapshots");
+    assert_string_equal(a->extensions[5], "maintenance");
     assert_int_equal(f.tags[1], RV_OUT_CALLBACK);
     assert_string_equal(((Ravelwire__Callback *)f.msgs[1])->error, "LEVEL_NOT_FOUND");
     frames_free(&f);

@@ -16,6 +16,9 @@
  *                                        pid to DIR.leader when it leads
  *   party-child plain DIR SECONDS - -   hold DIR with a plain local handle
  *                                        (no sharing), DIR.ready once open
+ *   party-child party DIR SECONDS - -   the same with a party handle (it
+ *                                        leads if it is first)
+ *   party-child del DIR KEY -            delete one key and exit
  * Exit status: 0 ok, 1 a ravel call failed, 2 usage, 3 an iterator
  * skipped or repeated an entry. */
 #include <fcntl.h>
@@ -71,6 +74,17 @@ static int cmd_put(char **argv)
         return die("open");
     if (ravel_put(db, argv[1], strlen(argv[1]), argv[2], strlen(argv[2])) != RAVEL_OK)
         return die("put");
+    ravel_db_close(db);
+    return 0;
+}
+
+static int cmd_del(char **argv)
+{
+    ravel_db *db;
+    if (ravel_open(&db, argv[0], NULL) != RAVEL_OK)
+        return die("open");
+    if (ravel_del(db, argv[1], strlen(argv[1])) != RAVEL_OK)
+        return die("del");
     ravel_db_close(db);
     return 0;
 }
@@ -311,12 +325,14 @@ static int cmd_counter(char **argv)
     return 0;
 }
 
-/* plain DIR SECONDS: hold the directory without sharing it. */
-static int cmd_plain(char **argv)
+/* plain DIR SECONDS: hold the directory without sharing it (shared:
+ * as a party member). */
+static int cmd_plain(char **argv, int shared)
 {
     ravel_db *db;
-    if (ravel_open_local(&db, argv[0], NULL) != RAVEL_OK)
-        return die("ravel_open_local");
+    if ((shared ? ravel_open(&db, argv[0], NULL) : ravel_open_local(&db, argv[0], NULL)) !=
+        RAVEL_OK)
+        return die(shared ? "ravel_open" : "ravel_open_local");
     char ready[4300];
     snprintf(ready, sizeof ready, "%s.ready", argv[0]);
     int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -342,7 +358,11 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
     if (argc >= 5 && strcmp(argv[1], "plain") == 0)
-        return cmd_plain(argv + 2);
+        return cmd_plain(argv + 2, 0);
+    if (argc >= 5 && strcmp(argv[1], "party") == 0)
+        return cmd_plain(argv + 2, 1);
+    if (argc >= 5 && strcmp(argv[1], "del") == 0)
+        return cmd_del(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "put") == 0)
         return cmd_put(argv + 2);
     if (argc >= 5 && strcmp(argv[1], "writer") == 0)
@@ -355,6 +375,6 @@ int main(int argc, char **argv)
         return cmd_chaos(argv + 2);
     if (argc == 5 && strcmp(argv[1], "counter") == 0)
         return cmd_counter(argv + 2);
-    fprintf(stderr, "usage: party-child put|writer|reader|member|chaos|counter|plain ...\n");
+    fprintf(stderr, "usage: party-child put|del|writer|reader|member|chaos|counter|plain|party ...\n");
     return 2;
 }

@@ -31,19 +31,23 @@ static void test_announce_round_trip(void **state)
     assert_int_equal(st, 0);
     assert_ptr_equal(m->base.descriptor, &ravelwire__announce__descriptor);
     assert_int_equal(m->version, RV_PROTO_VERSION);
-    assert_int_equal(m->n_extensions, 4);
+    assert_int_equal(m->n_extensions, 6);
     assert_string_equal(m->extensions[0], "error-messages");
     assert_string_equal(m->extensions[1], "conditional");
     assert_string_equal(m->extensions[2], "sync");
     assert_string_equal(m->extensions[3], "exactly-once");
+    assert_string_equal(m->extensions[4], "snapshots");
+    assert_string_equal(m->extensions[5], "maintenance");
     assert_int_equal(rv_ext_from_names(m->extensions, m->n_extensions), RV_EXT_ALL);
     protobuf_c_message_free_unpacked(&m->base, NULL);
-    /* The exact bytes: version 1, four names. */
-    static const uint8_t want[] = {0x34, 64, 0x08, 0x01, 0x12, 14, 'e', 'r', 'r', 'o', 'r', '-',
+    /* The exact bytes: version 1, six names. */
+    static const uint8_t want[] = {0x4c, 64, 0x08, 0x01, 0x12, 14, 'e', 'r', 'r', 'o', 'r', '-',
                                    'm', 'e', 's', 's', 'a', 'g', 'e', 's', 0x12, 11, 'c', 'o',
                                    'n', 'd', 'i', 't', 'i', 'o', 'n', 'a', 'l', 0x12, 4, 's',
                                    'y', 'n', 'c', 0x12, 12, 'e', 'x', 'a', 'c', 't', 'l', 'y',
-                                   '-', 'o', 'n', 'c', 'e'};
+                                   '-', 'o', 'n', 'c', 'e', 0x12, 9, 's', 'n', 'a', 'p',
+                                   's', 'h', 'o', 't', 's', 0x12, 11, 'm', 'a', 'i', 'n', 't',
+                                   'e', 'n', 'a', 'n', 'c', 'e'};
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.data, want, sizeof want);
     rv_buf_free(&b);
@@ -106,13 +110,14 @@ static void test_unknown_fields_skipped(void **state)
     assert_int_equal(st, RAVEL_EPROTO);
 }
 
-/* The tags: 64 both ways, unknown to many-level (0-9 in, 0-4 out); the
- * tags in between stay unknown here too. */
+/* The tags: from 64 up both ways, unknown to many-level (0-9 in, 0-4
+ * out); the tags in between stay unknown here too. */
 static void test_tags(void **state)
 {
     (void)state;
     for (unsigned t = 0; t < 256; t++) {
-        assert_int_equal(rv_known_in((uint8_t)t), t < RV_IN_COUNT || t == RV_IN_HELLO);
+        assert_int_equal(rv_known_in((uint8_t)t),
+                         t < RV_IN_COUNT || (t >= RV_IN_HELLO && t <= RV_IN_SIZES));
         assert_int_equal(rv_known_out((uint8_t)t), t < RV_OUT_COUNT || t == RV_OUT_ANNOUNCE);
     }
     assert_true(RV_IN_HELLO >= 64 && RV_OUT_ANNOUNCE >= 64);
