@@ -278,6 +278,17 @@ RAVEL_EXPORT int ravel_guest_connected(ravel_db *db);
  * tls_* fields of ravel_options) — and, with opts->retry on (the default
  * here), connects again with backoff (1 ms doubling to 1 s) whenever the
  * stream ends; over TLS every new connection makes a new handshake.
+ * "multileveldown+unix:PATH" and "multileveldown+tcp:HOST:PORT" speak the
+ * first generation's protocol instead (multileveldown 5, a level-party 5
+ * leader's): the same operations and iterators (ranges, limit, reverse,
+ * keys or values only; a seek re-opens the iterator past its target),
+ * retry resuming exactly (strictly after the last entry handed out, in
+ * reverse too), and the same RAVEL_E* codes as from a many-level host for
+ * what that host says in words ("NotFound: " is RAVEL_ENOTFOUND,
+ * "Database is readonly" RAVEL_EREADONLY, anything else RAVEL_EREMOTE with
+ * the words in ravel_errmsg()). Requests that need an extension
+ * (conditional batches, sync writes) fail with RAVEL_ENOTSUP; writes are
+ * sent at least once, as to any Node host.
  * Returns at once; requests wait for the connection.
  * A TLS failure that another try would not mend (the host's certificate
  * is expired, signed by an unknown CA or made for another name; the host
@@ -295,7 +306,11 @@ RAVEL_EXPORT int ravel_connect(ravel_db **out, const char *address, const ravel_
  * handle): the first process to take LevelDB's lock *leads* — its own
  * operations go straight to LevelDB, and it serves the others on the unix
  * socket `<dir>/rave-level.sock` (the socket of Node's rave-level, so Node
- * processes can join) — and the others *follow* over that socket. When the
+ * processes can join) and on `<dir>/level-party.sock` (level-party 5's,
+ * in multileveldown 5's protocol, for the first generation) — and the
+ * others *follow* over rave-level.sock, or over level-party.sock when
+ * that is the only one (a Node level-party leader serves nothing else).
+ * When the
  * leader goes away (closes, crashes, is killed), the followers elect a new
  * one among themselves; with retry on (the default) their pending requests
  * and open iterators carry on. Several handles on one directory in one
@@ -848,7 +863,12 @@ RAVEL_EXPORT int ravel_host_attach_fd(ravel_host *h, int read_fd, int write_fd);
 /* Listen on "unix:PATH" (owner-only permissions; a stale socket file is
  * replaced), "tcp:HOST:PORT" (PORT 0 picks one; see ravel_host_port) or
  * "tls:HOST:PORT" (as tcp, every connection in TLS; needs the host's
- * tls_cert_file and tls_key_file). May be called more than once; one host
+ * tls_cert_file and tls_key_file). These serve many-level's protocol.
+ * "multileveldown+unix:PATH" and "multileveldown+tcp:HOST:PORT" serve the
+ * first generation's (multileveldown 5 guests, level-party 5 followers):
+ * no Announce, errors as words ("NotFound: ", "Database is readonly", a
+ * hook's reason), its own iterator messages. A listener's protocol is
+ * declared, never guessed from a connection's bytes. May be called more than once; one host
  * may listen in plain text and in TLS at once. A TLS client that fails
  * its handshake (no certificate, an unknown CA, an expired one, not in
  * the access map, plain text on a TLS port, a stalled handshake) is

@@ -81,8 +81,18 @@ double cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The first generation's protocol (multileveldown 5) on an address. */
+#define GEN1_PREFIX "multileveldown+"
+#define GEN1_LEN (sizeof GEN1_PREFIX - 1)
+
 int cli_address(char *out, size_t size, const char *address)
 {
+    if (strncmp(address, GEN1_PREFIX, GEN1_LEN) == 0) {
+        if (size <= GEN1_LEN)
+            return -1;
+        memcpy(out, GEN1_PREFIX, GEN1_LEN);
+        return cli_address(out + GEN1_LEN, size - GEN1_LEN, address + GEN1_LEN);
+    }
     const char *rest = address + 4;
     int n;
     if (strncmp(address, "tcp:", 4) != 0 && strncmp(address, "tls:", 4) != 0)
@@ -98,10 +108,17 @@ int cli_address(char *out, size_t size, const char *address)
 
 const char *cli_check_address(const char *address)
 {
+    if (strncmp(address, GEN1_PREFIX, GEN1_LEN) == 0) {
+        address += GEN1_LEN;
+        if (strncmp(address, "unix:", 5) != 0 && strncmp(address, "tcp:", 4) != 0)
+            return "multileveldown+ goes before unix:PATH or tcp:HOST:PORT (multileveldown 5 "
+                   "has no TLS)";
+    }
     if (strncmp(address, "unix:", 5) == 0)
         return address[5] ? NULL : "unix: needs a socket path (unix:PATH)";
     if (strncmp(address, "tcp:", 4) != 0 && strncmp(address, "tls:", 4) != 0)
-        return "not an address: give unix:PATH, tcp:HOST:PORT, tcp:PORT or tls:HOST:PORT";
+        return "not an address: give unix:PATH, tcp:HOST:PORT, tcp:PORT or tls:HOST:PORT "
+               "(multileveldown+unix:PATH or multileveldown+tcp:... for multileveldown 5)";
     const char *port = strrchr(address + 4, ':');
     if (!port)
         return "a tcp or tls address needs a port: tcp:HOST:PORT, tcp:PORT, tls:HOST:PORT";

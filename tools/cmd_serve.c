@@ -53,8 +53,11 @@ static int listen_all(ravel_host *h, char (*addr)[1024], int n)
             fprintf(stderr, "ravel: %s\n", ravel_errmsg());
             return EXIT_FAIL;
         }
-        if (strncmp(addr[i], "tcp:", 4) == 0 || strncmp(addr[i], "tls:", 4) == 0)
-            fprintf(stderr, "ravel: %.3s port %d (%s)\n", addr[i], ravel_host_port(h), addr[i]);
+        const char *a = addr[i];
+        if (strncmp(a, "multileveldown+", 15) == 0)
+            a += 15;
+        if (strncmp(a, "tcp:", 4) == 0 || strncmp(a, "tls:", 4) == 0)
+            fprintf(stderr, "ravel: %.3s port %d (%s)\n", a, ravel_host_port(h), addr[i]);
     }
     return EXIT_OK;
 }

@@ -85,6 +85,9 @@ struct rv_remote {
     int is_socket;       /* callers may send() on wfd (MSG_NOSIGNAL) */
     int write_error;     /* errno of the failed write that ended it */
     int connect_error;   /* errno of the last failed connect, else 0 */
+    int dialect;         /* the protocol of the stream being opened or
+                          * up (RV_DIALECT_*): its address's for a connect,
+                          * many-level's for an adopted or attached fd */
     char why[700];       /* how the last stream ended, for error messages */
     int fatal;           /* ... for a reason the next try meets again (a
                           * certificate, TLS on one side only): what is

@@ -43,7 +43,12 @@ void rv_remote_connect(rv_remote *r);
 /* The errno of the last connect that failed (ECONNREFUSED: nobody listens
  * on the socket), 0 if the last stream was connected. */
 int rv_remote_connect_error(rv_remote *r);
-/* Use a connected fd (or pipe pair) as the stream now. */
+/* Use a connected fd (or pipe pair) as the stream now: many-level's
+ * protocol, or the one given (RV_DIALECT_*). */
 void rv_remote_adopt(rv_remote *r, int rfd, int wfd);
+void rv_remote_adopt_dialect(rv_remote *r, int rfd, int wfd, int dialect);
+/* Where rv_remote_connect goes from now on (a party follower that finds
+ * only the first generation's socket). */
+void rv_remote_set_address(rv_remote *r, const rv_address *addr);
 
 #endif

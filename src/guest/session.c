@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "transport/address.h"
 #include "util/alloc.h"
+#include "wire/gen1.h"
 
 /* One IteratorData: its bytes, and (offset, length) of each item. */
 struct rv_gqueue_node {
@@ -291,8 +293,13 @@ const char *rv_greq_detail(const rv_greq *r)
         return r->note;
     if (!r->reply)
         return NULL;
-    if (r->reply->descriptor == &ravelwire__callback__descriptor)
-        return ((const Ravelwire__Callback *)r->reply)->message;
+    if (r->reply->descriptor == &ravelwire__callback__descriptor) {
+        const Ravelwire__Callback *m = (const Ravelwire__Callback *)r->reply;
+        /* A first-generation host's error is its words, not a code. */
+        return m->message                                          ? m->message
+               : m->error && strncmp(m->error, "LEVEL_", 6) != 0 ? m->error
+                                                                  : NULL;
+    }
     if (r->reply->descriptor == &ravelwire__get_many_callback__descriptor)
         return ((const Ravelwire__GetManyCallback *)r->reply)->message;
     return NULL;
@@ -484,8 +491,12 @@ static void drop_queue(rv_giter *it)
     } while (0)
 
 /* The Iterator message that opens it, or resumes it on a new stream. */
+static int gen1_send_open(rv_gsession *s, rv_giter *it);
+
 static int send_open(rv_gsession *s, rv_giter *it)
 {
+    if (s->dialect == RV_DIALECT_GEN1)
+        return gen1_send_open(s, it);
     const ravel_range *r = &it->range.r;
     Ravelwire__Iterator__Options o = RAVELWIRE__ITERATOR__OPTIONS__INIT;
     o.has_keys = o.has_values = o.has_limit = o.has_reverse = 1;
@@ -582,6 +593,8 @@ static int limit_reached(const rv_giter *it)
  * made before anything is handed out, so that a failure loses nothing. */
 #define ACK_ROOM 40
 
+static int gen1_rearm(rv_gsession *s, rv_giter *it);
+
 /* Pop the head message once all of it is handed out, and acknowledge it,
  * which lets the host read further ahead. */
 static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
@@ -597,6 +610,8 @@ static int pop_drained(rv_gsession *s, rv_giter *it, size_t per)
     node_free(n);
     if (s->state != RV_STREAM_UP || limit_reached(it))
         return RAVEL_OK;
+    if (s->dialect == RV_DIALECT_GEN1)
+        return gen1_rearm(s, it);
     Ravelwire__IteratorAck ack = RAVELWIRE__ITERATOR_ACK__INIT;
     ack.id = it->id;
     ack.seq = it->seq;
@@ -654,10 +669,14 @@ int rv_giter_take(rv_gsession *s, rv_giter *it)
     }
 }
 
+static int gen1_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len);
+
 int rv_giter_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len)
 {
     if (it->error)
         return it->error;
+    if (s->dialect == RV_DIALECT_GEN1)
+        return gen1_seek(s, it, target, len);
     drop_queue(it);
     it->ended = 0;
     it->seq++; /* replies to the old position are now stale */
@@ -677,6 +696,8 @@ int rv_giter_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len)
     return RAVEL_OK;
 }
 
+static void gen1_close(rv_gsession *s, uint32_t id);
+
 void rv_giter_close(rv_gsession *s, rv_giter *it)
 {
     if (it->open_held && it->needs && s->held_iters)
@@ -690,7 +711,9 @@ void rv_giter_close(rv_gsession *s, rv_giter *it)
             s->iter_head = it->next;
         if (it->next)
             it->next->prev = it->prev;
-        if (s->state == RV_STREAM_UP) {
+        if (s->state == RV_STREAM_UP && s->dialect == RV_DIALECT_GEN1) {
+            gen1_close(s, it->id);
+        } else if (s->state == RV_STREAM_UP) {
             Ravelwire__IteratorClose m = RAVELWIRE__ITERATOR_CLOSE__INIT;
             m.id = it->id;
             rv_encode(&s->out, RV_IN_ITER_CLOSE, &m.base);
@@ -734,7 +757,10 @@ static int answer(rv_gsession *s, uint8_t tag, uint32_t id, const char *error,
     rv_idmap_del(&s->reqs, id);
     if (r == &s->probe)
         return 0; /* it served its purpose by coming */
-    complete(s, r, error ? rv_code_from_wire(error) : RAVEL_OK, reply);
+    int status = !error                            ? RAVEL_OK
+                 : s->dialect == RV_DIALECT_GEN1 ? rv_gen1_code(error)
+                                                 : rv_code_from_wire(error);
+    complete(s, r, status, reply);
     return 1;
 }
 
@@ -769,9 +795,20 @@ static int on_iter_data(rv_gsession *s, const uint8_t *msg, size_t len)
     return RAVEL_OK;
 }
 
+static int gen1_on_iter_data(rv_gsession *s, const uint8_t *payload, size_t len);
+
 static int on_frame(void *ud, const uint8_t *payload, size_t len)
 {
     rv_gsession *s = ud;
+    if (s->dialect == RV_DIALECT_GEN1) {
+        /* Its own IteratorData; tags it does not know are ignored, as
+         * multileveldown's guest does (and so are ravel's Announce and
+         * many-level's 3 and 4). */
+        if (payload[0] == RV_OUT_ITER_DATA)
+            return gen1_on_iter_data(s, payload, len);
+        if (payload[0] >= RV_GEN1_OUT_COUNT)
+            return RAVEL_OK;
+    }
     /* A ravel host writes its Announce before anything else. */
     if (payload[0] < RV_OUT_COUNT && s->host == RV_HOST_UNKNOWN)
         host_is_plain(s);
@@ -838,8 +875,19 @@ int rv_gsession_connected(rv_gsession *s)
     s->out.len = 0;
     rv_decoder_reset(&s->dec);
     forget_host(s);
+    /* A first-generation host announces nothing and has no extensions. */
+    if (s->dialect == RV_DIALECT_GEN1)
+        s->host = RV_HOST_PLAIN;
     int oom = 0;
     for (rv_greq *r = s->pending_head; r; r = r->next) {
+        if (s->host == RV_HOST_PLAIN && (r->needs & ~s->ext_on)) {
+            /* Failed below, by release_held, saying what is missing. */
+            if (!r->held) {
+                r->held = 1;
+                s->held++;
+            }
+            continue;
+        }
         if (must_wait(s, r)) {
             /* Whatever the last host offered, this one may not. */
             if (!r->held) {
@@ -862,6 +910,8 @@ int rv_gsession_connected(rv_gsession *s)
         if (!it->open_held)
             oom |= send_open(s, it);
     }
+    if (s->host == RV_HOST_PLAIN && (s->held || s->held_iters))
+        oom |= release_held(s) != RAVEL_OK;
     oom |= maybe_probe(s) != RAVEL_OK;
     return oom ? RAVEL_ENOMEM : RAVEL_OK;
 }
@@ -949,4 +999,194 @@ void rv_gsession_close(rv_gsession *s)
     s->out.len = 0;
     forget_host(s);
     fail_all(s, RAVEL_ECLOSED);
+}
+
+/* ---- the first generation (multileveldown 5) ----
+ *
+ * Its iterators have no seq, ack, seek, bookmark or close: the guest opens
+ * one with a budget of RV_GEN1_BATCH entries, gives the budget again
+ * (same id, no options) after every RV_GEN1_REARM handed out, and closes
+ * it with batch 0. Each entry comes in its own frame. Seek and resume are
+ * the guest's: both open the iterator again with a narrower range. */
+
+/* The range to ask for: the caller's, narrowed to start at a seek target
+ * (inclusive) or strictly after the key handed out last (the bookmark),
+ * in the iteration direction. multileveldown 5's own guest sets `gt` to
+ * the last key whichever the direction, which skips most of a reverse
+ * range; here a reverse iterator narrows its upper bound. */
+static void gen1_range(const rv_giter *it, Ravelwire__Gen1Iterator__Options *o)
+{
+    const ravel_range *r = &it->range.r;
+    SET_BOUND(o, r, gt);
+    SET_BOUND(o, r, gte);
+    SET_BOUND(o, r, lt);
+    SET_BOUND(o, r, lte);
+    int rev = r->reverse != 0;
+    ProtobufCBinaryData at;
+    int inclusive;
+    if (it->has_seek) {
+        at.data = (uint8_t *)it->seek.data;
+        at.len = it->seek.len;
+        inclusive = 1;
+    } else if (it->has_bookmark) {
+        at.data = (uint8_t *)it->cur_key.data;
+        at.len = it->cur_key.len;
+        inclusive = 0;
+    } else {
+        return;
+    }
+    /* The bound on the side iteration starts from. A seek target outside
+     * the caller's range leaves the caller's bound (the tighter one); a
+     * bookmark is inside it, so it always replaces it. */
+    protobuf_c_boolean *has_ex = rev ? &o->has_lt : &o->has_gt;
+    protobuf_c_boolean *has_in = rev ? &o->has_lte : &o->has_gte;
+    ProtobufCBinaryData *ex = rev ? &o->lt : &o->gt, *in = rev ? &o->lte : &o->gte;
+    if (inclusive) {
+        const ProtobufCBinaryData *cur = *has_ex ? ex : *has_in ? in : NULL;
+        if (cur) {
+            int c = rv_keycmp(cur->data, cur->len, at.data, at.len);
+            if (rev ? c <= 0 : c >= 0)
+                return;
+        }
+    }
+    *has_ex = !inclusive;
+    *has_in = inclusive;
+    if (inclusive)
+        *in = at;
+    else
+        *ex = at;
+}
+
+static int gen1_send_open(rv_gsession *s, rv_giter *it)
+{
+    const ravel_range *r = &it->range.r;
+    Ravelwire__Gen1Iterator__Options o = RAVELWIRE__GEN1_ITERATOR__OPTIONS__INIT;
+    o.has_keys = o.has_values = o.has_limit = o.has_reverse = 1;
+    o.keys = it->wire_keys;
+    o.values = it->wire_values;
+    o.reverse = r->reverse != 0;
+    /* The host counts its limit from the new start: what is left. */
+    o.limit = r->limit < 0 ? -1
+              : (uint64_t)r->limit > it->consumed ? r->limit - (int64_t)it->consumed
+                                                   : 0;
+    gen1_range(it, &o);
+    Ravelwire__Gen1Iterator m = RAVELWIRE__GEN1_ITERATOR__INIT;
+    m.id = it->id;
+    m.has_batch = 1;
+    m.batch = RV_GEN1_BATCH;
+    m.options = &o;
+    it->gen1_read = 0;
+    return rv_encode(&s->out, RV_IN_ITERATOR, &m.base);
+}
+
+/* Another entry is handed out: give the budget again every RV_GEN1_REARM,
+ * as multileveldown's guest does, so the host keeps at most RV_GEN1_BATCH
+ * ahead. */
+static int gen1_rearm(rv_gsession *s, rv_giter *it)
+{
+    if (++it->gen1_read < RV_GEN1_REARM)
+        return RAVEL_OK;
+    it->gen1_read = 0;
+    Ravelwire__Gen1Iterator m = RAVELWIRE__GEN1_ITERATOR__INIT;
+    m.id = it->id;
+    m.has_batch = 1;
+    m.batch = RV_GEN1_BATCH;
+    if (rv_encode(&s->out, RV_IN_ITERATOR, &m.base))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    return RAVEL_OK;
+}
+
+static void gen1_close(rv_gsession *s, uint32_t id)
+{
+    Ravelwire__Gen1Iterator m = RAVELWIRE__GEN1_ITERATOR__INIT;
+    m.id = id;
+    m.has_batch = 1;
+    m.batch = 0;
+    rv_encode(&s->out, RV_IN_ITERATOR, &m.base);
+}
+
+/* No seek message: close the iterator on the host and open it again,
+ * under a new id (entries of the old one still on their way are then
+ * dropped as unknown), from the target on. */
+static int gen1_seek(rv_gsession *s, rv_giter *it, const void *target, size_t len)
+{
+    if (rv_buf_set(&it->seek, target, len))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    uint32_t id = new_id(s, &s->iters);
+    if (rv_idmap_put(&s->iters, id, it))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    rv_idmap_del(&s->iters, it->id);
+    if (s->state == RV_STREAM_UP && !it->open_held)
+        gen1_close(s, it->id);
+    it->id = id;
+    drop_queue(it);
+    it->ended = 0;
+    it->has_seek = 1;
+    it->has_bookmark = 0;
+    if (s->state != RV_STREAM_UP || it->open_held)
+        return RAVEL_OK; /* opened with the stream, or behind held requests */
+    if (gen1_send_open(s, it))
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    return RAVEL_OK;
+}
+
+static int gen1_on_iter_data(rv_gsession *s, const uint8_t *payload, size_t len)
+{
+    int rc;
+    Ravelwire__Gen1IteratorData *m = rv_gen1_unpack_iter_data(payload, len, &rc);
+    if (!m)
+        return rc;
+    rv_giter *it = rv_idmap_get(&s->iters, m->id);
+    rc = RAVEL_OK;
+    if (!it || it->error || it->ended) {
+        /* closed, re-opened by a seek, or past its end: stale */
+    } else if (m->error) {
+        it->error = rv_gen1_code(m->error);
+        if (it->error == RAVEL_ENOTFOUND)
+            it->error = RAVEL_EREMOTE; /* an iterator has no missing key */
+        if (rv_buf_set(&it->error_msg, m->error, strlen(m->error)))
+            rc = RAVEL_ENOMEM;
+        notify(s, it);
+    } else if (!m->has_key && !m->has_value) {
+        it->ended = 1;
+        notify(s, it);
+    } else if ((it->wire_keys && !m->has_key) || (it->wire_values && !m->has_value)) {
+        rc = rv_err(RAVEL_EPROTO, "an iterator entry without the key or value asked for");
+    } else {
+        /* One queue node per entry, laid out as an IteratorData's items. */
+        size_t kl = it->wire_keys ? m->key.len : 0, vl = it->wire_values ? m->value.len : 0;
+        rv_gqueue_node *node = rv_calloc(1, sizeof *node);
+        if (node) {
+            node->bytes = rv_malloc(kl + vl + 1);
+            node->items = rv_malloc(4 * sizeof *node->items);
+        }
+        if (!node || !node->bytes || !node->items) {
+            if (node)
+                node_free(node);
+            rc = RAVEL_ENOMEM;
+        } else {
+            size_t *item = node->items;
+            if (it->wire_keys) {
+                if (kl)
+                    memcpy(node->bytes, m->key.data, kl);
+                *item++ = 0;
+                *item++ = kl;
+            }
+            if (it->wire_values) {
+                if (vl)
+                    memcpy(node->bytes + kl, m->value.data, vl);
+                *item++ = kl;
+                *item++ = vl;
+            }
+            node->n = (size_t)(item - node->items) / 2;
+            if (it->tail)
+                it->tail->next_node = node;
+            else
+                it->head = node;
+            it->tail = node;
+            notify(s, it);
+        }
+    }
+    protobuf_c_message_free_unpacked(&m->base, &rv_pb_allocator);
+    return rc;
 }

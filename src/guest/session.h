@@ -63,6 +63,8 @@ typedef struct rv_giter {
     int open_held;                /* its Iterator message waits behind
                                    * requests that wait for the host, or
                                    * to learn whether the host has `needs` */
+    uint32_t gen1_read;           /* first generation: entries handed out
+                                   * since the host last got a budget */
     uint32_t needs;               /* RV_EXT_* it cannot go without (read
                                    * options); set before rv_giter_open */
     rv_wire_ro ro;                /* its read options; set before open */
@@ -90,6 +92,8 @@ typedef struct rv_gsession {
                            * connect timeout); until one is up, new
                            * requests fail with it at once */
     int closed;
+    int dialect;          /* the stream's protocol (RV_DIALECT_*), set by
+                           * the transport before rv_gsession_connected */
     uint32_t next_id;
     rv_decoder dec;
     rv_buf out;           /* request bytes waiting to be written */

@@ -691,6 +691,7 @@ static void stream_up(remote *r)
         return;
     }
     r->state = RS_UP;
+    r->s.dialect = r->dialect;
     int rc = rv_gsession_connected(&r->s);
     r->queued = r->s.reqs.len; /* all pending requests are to be (re)sent */
     if (rc != RAVEL_OK) {
@@ -700,13 +701,19 @@ static void stream_up(remote *r)
         rv_remote_flush(r);
     }
     int up = stream_live(r);
-    uv_mutex_unlock(&r->mu);
+    /* A first-generation host is known at once: requests that waited to
+     * learn it and need an extension have just failed; deliver them. */
+    if (r->s.done || r->s.notify)
+        rv_remote_settle_and_unlock(r);
+    else
+        uv_mutex_unlock(&r->mu);
     if (up && r->hooks.up)
         r->hooks.up(r, r->hooks.ud);
 }
 
 void rv_remote_connect(rv_remote *r)
 {
+    r->dialect = r->addr.dialect;
     int fd = socket(r->addr.is_unix ? AF_UNIX : r->addr.sa.ss_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -746,9 +753,22 @@ static void connect_soon(remote *r)
 
 void rv_remote_adopt(rv_remote *r, int rfd, int wfd)
 {
+    rv_remote_adopt_dialect(r, rfd, wfd, RV_DIALECT_MANY);
+}
+
+void rv_remote_adopt_dialect(rv_remote *r, int rfd, int wfd, int dialect)
+{
+    r->dialect = dialect;
     rv_tune_socket(rfd);
     if (open_stream(r, rfd, wfd, NULL, 0))
         stream_up(r);
+}
+
+void rv_remote_set_address(rv_remote *r, const rv_address *addr)
+{
+    uv_mutex_lock(&r->mu); /* callers' threads read its text for messages */
+    r->addr = *addr;
+    uv_mutex_unlock(&r->mu);
 }
 
 int rv_remote_connect_error(rv_remote *r)
@@ -813,6 +833,7 @@ static void on_wake(uv_async_t *a)
         watch(r);
     }
     int rfd = r->attach_rfd, wfd = r->attach_wfd;
+    r->dialect = RV_DIALECT_MANY;
     r->attach_rfd = r->attach_wfd = -1;
     uv_mutex_unlock(&r->mu);
     if (rfd >= 0)
@@ -872,7 +893,7 @@ static void loop_main(void *arg)
     if (r->initial_fd < 0)
         arm_give_up(r, 0);
     if (r->initial_fd >= 0)
-        rv_remote_adopt(r, r->initial_fd, r->initial_fd);
+        rv_remote_adopt_dialect(r, r->initial_fd, r->initial_fd, r->addr.dialect);
     else if (r->has_addr && !r->hooks.lost)
         rv_remote_connect(r);
     uv_run(&r->loop, UV_RUN_DEFAULT);

@@ -69,6 +69,7 @@ typedef struct hconn {
 typedef struct hlistener {
     int fd;
     int is_tls;
+    int dialect;       /* RV_DIALECT_*: what its connections speak */
     char path[sizeof(((rv_address *)0)->path)]; /* unix: removed at close */
 } hlistener;
 
@@ -615,7 +616,7 @@ static int set_nonblocking(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
+static int conn_start(ravel_host *h, int rfd, int wfd, int tls, int dialect)
 {
     hconn *c = rv_calloc(1, sizeof *c);
     if (!c)
@@ -643,7 +644,7 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls)
         free(c);
         return rv_err(RAVEL_EINVAL, "cannot use fd: %s", strerror(errno));
     }
-    if (rv_hsession_init(&c->s, h->db, &c->opts) != RAVEL_OK) {
+    if (rv_hsession_init_dialect(&c->s, h->db, &c->opts, dialect) != RAVEL_OK) {
         rv_hsession_free(&c->s);
         SSL_free(c->ssl);
         free(c);
@@ -687,10 +688,11 @@ static void *accept_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&h->mu);
         int n = h->nlisteners;
-        int tls[MAX_LISTENERS];
+        int tls[MAX_LISTENERS], dialect[MAX_LISTENERS];
         for (int i = 0; i < n; i++) {
             p[i] = (struct pollfd){h->listeners[i].fd, POLLIN, 0};
             tls[i] = h->listeners[i].is_tls;
+            dialect[i] = h->listeners[i].dialect;
         }
         pthread_mutex_unlock(&h->mu);
         p[n] = (struct pollfd){h->stop_fd, POLLIN, 0};
@@ -729,7 +731,7 @@ static void *accept_main(void *arg)
                 continue;
             }
             rv_tune_socket(fd);
-            if (conn_start(h, fd, fd, tls[i]) != RAVEL_OK) {
+            if (conn_start(h, fd, fd, tls[i], dialect[i]) != RAVEL_OK) {
                 logf_(h, "dropping a connection: %s", ravel_errmsg());
                 close(fd);
             }
@@ -804,7 +806,7 @@ int ravel_host_attach_fd(ravel_host *h, int read_fd, int write_fd)
 {
     if (!h || read_fd < 0 || write_fd < 0)
         return rv_err(RAVEL_EINVAL, "host is NULL or fd is negative");
-    return conn_start(h, read_fd, write_fd, 0);
+    return conn_start(h, read_fd, write_fd, 0, RV_DIALECT_MANY);
 }
 
 int ravel_host_listen(ravel_host *h, const char *address)
@@ -838,6 +840,7 @@ int rv_host_listen_address(ravel_host *h, const rv_address *a)
     hlistener *l = &h->listeners[h->nlisteners++];
     l->fd = fd;
     l->is_tls = a->is_tls;
+    l->dialect = a->dialect;
     l->path[0] = '\0';
     if (a->is_unix)
         memcpy(l->path, a->path, sizeof l->path);

@@ -7,7 +7,9 @@
 #include "db/db.h"
 #include "db/reserved.h"
 #include "error.h"
+#include "transport/address.h"
 #include "util/alloc.h"
+#include "wire/gen1.h"
 
 typedef struct hiter {
     uint32_t id, seq;
@@ -24,7 +26,14 @@ typedef struct hiter {
 
 int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts)
 {
+    return rv_hsession_init_dialect(s, db, opts, RV_DIALECT_MANY);
+}
+
+int rv_hsession_init_dialect(rv_hsession *s, ravel_db *db, const ravel_host_options *opts,
+                             int dialect)
+{
     memset(s, 0, sizeof *s);
+    s->dialect = dialect;
     s->db = db;
     s->opts = opts;
     rv_decoder_init(&s->dec, opts->max_frame);
@@ -33,6 +42,10 @@ int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opt
     s->ext_offered = db->ops->exactly_once ? RV_EXT_ALL : RV_EXT_ALL & ~RV_EXT_EXACTLY_ONCE;
     if (!db->ops->watch)
         s->ext_offered &= ~RV_EXT_WATCH;
+    if (dialect == RV_DIALECT_GEN1) {
+        s->ext_offered = 0; /* no Announce, no Hello: nothing to turn on */
+        return RAVEL_OK;
+    }
     return rv_encode_announce(&s->out, s->ext_offered);
 }
 
@@ -49,6 +62,7 @@ void rv_hsession_free(rv_hsession *s)
         if (s->iters.vals[i])
             hiter_free(s->iters.vals[i]);
     rv_idmap_free(&s->iters);
+    rv_gen1_host_free(s);
     /* After the iterators, which may read them. */
     for (size_t i = 0; i < s->snaps.cap; i++)
         if (s->snaps.vals[i])
@@ -80,6 +94,9 @@ static int reply_lost(void)
  * many-level's. */
 static const char *detail(const rv_hsession *s, const char *message)
 {
+    /* The first generation's errors are nothing but words. */
+    if (s->dialect == RV_DIALECT_GEN1)
+        return message;
     return s->ext_on & RV_EXT_ERROR_MESSAGES ? message : NULL;
 }
 
@@ -109,6 +126,9 @@ static int callback(rv_hsession *s, uint32_t id, int rc, const char *wire_error,
     if (rc == RAVEL_ENOMEM)
         return rc;
     const char *error = wire_error ? wire_error : rc != RAVEL_OK ? rv_wire_error(rc) : NULL;
+    if (s->dialect == RV_DIALECT_GEN1)
+        return rv_encode_callback(&s->out, id, error ? rv_gen1_error_text(rc, message) : NULL,
+                                  val, vlen);
     return rv_encode_callback_msg(&s->out, id, error, error ? message : NULL, val, vlen);
 }
 
@@ -452,6 +472,10 @@ static int on_get_many(rv_hsession *s, Ravelwire__GetMany *m)
         } else if (rc != RAVEL_OK) {
             reply.error = (char *)rv_wire_error(rc);
             reply.message = (char *)db_detail(s, rc);
+            if (s->dialect == RV_DIALECT_GEN1) {
+                reply.error = (char *)rv_gen1_error_text(rc, reply.message);
+                reply.message = NULL;
+            }
         } else {
             for (size_t i = 0; i < n; i++) {
                 Ravelwire__GetManyCallback__Value v = RAVELWIRE__GET_MANY_CALLBACK__VALUE__INIT;
@@ -871,7 +895,11 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     if (rc != RAVEL_OK)
         return rc;
     uint8_t tag = payload[0];
-    if (tag == RV_IN_GET || tag == RV_IN_PUT || tag == RV_IN_DEL) {
+    if (s->dialect == RV_DIALECT_GEN1 && (tag == RV_IN_ITERATOR || tag >= RV_GEN1_IN_COUNT)) {
+        /* Its own Iterator; tags it does not know are ignored, as
+         * multileveldown's host does (many-level's 7-9, ravel's Hello). */
+        rc = tag == RV_IN_ITERATOR ? rv_gen1_host_iterator(s, payload, len) : RAVEL_OK;
+    } else if (tag == RV_IN_GET || tag == RV_IN_PUT || tag == RV_IN_DEL) {
         rv_keyed m;
         rc = rv_parse_keyed(payload + 1, len - 1, tag, &m);
         if (rc == RAVEL_OK)

@@ -57,6 +57,11 @@ typedef struct rv_hsession {
     uint64_t watch_from;
     rv_range_copy watch_range;
     uint64_t watch_acked;
+    /* The protocol of the stream, as its listener declared it
+     * (RV_DIALECT_*): the first generation's has its own iterators
+     * (host/gen1.c), errors as text, and no extensions. */
+    int dialect;
+    rv_idmap gen1_iters; /* iterator id -> its state, first generation */
 } rv_hsession;
 
 #define RV_HOST_HIGH_WATER (1u << 20)
@@ -75,6 +80,11 @@ typedef struct rv_hsession {
 extern int (*rv_hsession_fault_after_write)(void);
 
 int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opts);
+/* The same for a stream of the given protocol (RV_DIALECT_*, from
+ * transport/address.h). A first-generation stream starts with nothing in
+ * `out`: its guests know no Announce. */
+int rv_hsession_init_dialect(rv_hsession *s, ravel_db *db, const ravel_host_options *opts,
+                             int dialect);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection
  * must be closed (malformed frame, frame over the limit, out of memory);
  * replies to the requests before the bad frame are in `out`. */
@@ -95,5 +105,10 @@ void rv_hsession_free(rv_hsession *s);
 /* Iterator read-ahead: at most this many entries or bytes per IteratorData. */
 #define RV_ITER_BATCH_ENTRIES 4096
 #define RV_ITER_BATCH_BYTES (64u << 10)
+
+/* host/gen1.c: the first generation's Iterator (tag 4), and freeing its
+ * iterators with the session. */
+int rv_gen1_host_iterator(rv_hsession *s, const uint8_t *payload, size_t len);
+void rv_gen1_host_free(rv_hsession *s);
 
 #endif

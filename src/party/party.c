@@ -1,9 +1,12 @@
 /* Party mode: many processes open one directory. Whoever holds LevelDB's
  * lock leads — its operations go straight to LevelDB and its host serves
- * the others on <dir>/rave-level.sock — and the others follow over that
- * socket. A follower whose stream ends runs an election on its remote
- * handle's loop thread: take the lock and lead, or connect to whoever
- * did. */
+ * the others on <dir>/rave-level.sock (many-level's protocol, for
+ * rave-level and ravel members) and <dir>/level-party.sock
+ * (multileveldown 5's, for level-party 5 members) — and the others follow
+ * over one of them. A follower whose stream ends runs an election on its
+ * remote handle's loop thread: take the lock and lead, or connect to
+ * whoever did: rave-level.sock first, level-party.sock when that is all
+ * there is (a Node level-party leader serves only that one). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -28,6 +31,7 @@
 #include "util/backoff.h"
 
 #define SOCKET_NAME "rave-level.sock"
+#define GEN1_SOCKET_NAME "level-party.sock"
 #define MAX_BACKOFF_MS 20 /* a follower that lost the race retries at least this often */
 
 typedef struct party {
@@ -39,6 +43,7 @@ typedef struct party {
     int dirfd;             /* for socket paths longer than sun_path, else -1 */
     rv_address sock;
     int has_sock;
+    rv_address gen1_sock;  /* <dir>/level-party.sock, RV_DIALECT_GEN1 */
     _Atomic int role;
     _Atomic int closing;
     int close_in_loop;     /* closed on the remote's loop thread: on_released finishes */
@@ -82,18 +87,33 @@ static int make_sock_address(party *p)
             return RAVEL_EIO;
         snprintf(p->sock.path, sizeof p->sock.path, "/proc/self/fd/%d/%s", p->dirfd, SOCKET_NAME);
     }
+    /* The same, for level-party's socket beside it. */
+    memset(&p->gen1_sock, 0, sizeof p->gen1_sock);
+    p->gen1_sock.is_unix = 1;
+    p->gen1_sock.dialect = RV_DIALECT_GEN1;
+    char gen1_text[sizeof p->dir + 32];
+    snprintf(gen1_text, sizeof gen1_text, "%s/%s", p->dir, GEN1_SOCKET_NAME);
+    snprintf(p->gen1_sock.text, sizeof p->gen1_sock.text, "multileveldown+unix:%.480s", gen1_text);
+    if (strlen(gen1_text) < sizeof p->gen1_sock.path) {
+        memcpy(p->gen1_sock.path, gen1_text, strlen(gen1_text) + 1);
+    } else {
+        if (p->dirfd < 0 && (p->dirfd = open(p->dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+            return RAVEL_EIO;
+        snprintf(p->gen1_sock.path, sizeof p->gen1_sock.path, "/proc/self/fd/%d/%s", p->dirfd,
+                 GEN1_SOCKET_NAME);
+    }
     p->has_sock = 1;
     return RAVEL_OK;
 }
 
-/* A blocking connect to the leader's socket: the fd, or -1 with errno
+/* A blocking connect to the leader's socket a: the fd, or -1 with errno
  * set. */
-static int connect_leader(party *p)
+static int connect_to(party *p, const rv_address *a)
 {
     if (make_sock_address(p) != RAVEL_OK)
         return -1;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    memcpy(sun.sun_path, p->sock.path, strlen(p->sock.path) + 1);
+    memcpy(sun.sun_path, a->path, strlen(a->path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -104,6 +124,34 @@ static int connect_leader(party *p)
         return -1;
     }
     return fd;
+}
+
+/* Connect to the leader: on rave-level.sock, else on level-party.sock
+ * (*gen1 set), where a Node level-party leader listens. A ravel leader
+ * listens on rave-level.sock before level-party.sock, so when
+ * level-party.sock answers, rave-level.sock is asked once more: a ravel
+ * leader that came up between the two tries is reached with its
+ * extensions, not through the first generation's protocol. The fd, or -1
+ * with errno from rave-level.sock's attempt. */
+static int connect_leader(party *p, int *gen1)
+{
+    *gen1 = 0;
+    int fd = connect_to(p, &p->sock);
+    if (fd >= 0 || errno == EACCES || errno == EPERM)
+        return fd;
+    int err = errno;
+    int fd1 = connect_to(p, &p->gen1_sock);
+    if (fd1 < 0) {
+        errno = err;
+        return -1;
+    }
+    fd = connect_to(p, &p->sock);
+    if (fd >= 0) {
+        close(fd1);
+        return fd;
+    }
+    *gen1 = 1;
+    return fd1;
 }
 
 /* The socket is there but not ours to use (it is owner-only): that will
@@ -138,6 +186,8 @@ static int become_leader(party *p, ravel_db *local)
     if (rc != RAVEL_OK)
         return rc;
     rc = rv_host_listen_address(host, &p->sock);
+    if (rc == RAVEL_OK)
+        rc = rv_host_listen_address(host, &p->gen1_sock);
     if (rc != RAVEL_OK) {
         ravel_host_free(host);
         return rc;
@@ -225,7 +275,8 @@ static void on_dir_change(uv_poll_t *w, int status, int events)
     while ((n = read(p->inotify_fd, buf, sizeof buf)) > 0) {
         for (char *q = buf; q < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)q;
-            if (ev->len && strcmp(ev->name, SOCKET_NAME) == 0)
+            if (ev->len && (strcmp(ev->name, SOCKET_NAME) == 0 ||
+                            strcmp(ev->name, GEN1_SOCKET_NAME) == 0))
                 seen = 1;
             q += sizeof *ev + ev->len;
         }
@@ -253,7 +304,18 @@ static void election_step(party *p)
         p->fails++;
         retry_later(p);
     } else if (rc == RAVEL_ELOCKED) {
-        rv_remote_connect(p->remote); /* failure comes back as on_lost */
+        /* Whoever answers, rave-level.sock first (a unix connect does not
+         * block); if neither does, a connect to rave-level.sock whose
+         * failure comes back as on_lost, with its errno. */
+        int gen1;
+        int fd = connect_leader(p, &gen1);
+        if (fd >= 0) {
+            rv_remote_set_address(p->remote, gen1 ? &p->gen1_sock : &p->sock);
+            rv_remote_adopt_dialect(p->remote, fd, fd, gen1 ? RV_DIALECT_GEN1 : RV_DIALECT_MANY);
+            return;
+        }
+        rv_remote_set_address(p->remote, &p->sock);
+        rv_remote_connect(p->remote);
     } else {
         p->fails++;
         retry_later(p);
@@ -382,7 +444,8 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
     double deadline = now_ms() + (p->opts.lock_timeout_ms > 0 ? p->opts.lock_timeout_ms : 0);
     rv_backoff_init(&p->backoff, 1, MAX_BACKOFF_MS);
     for (;;) {
-        int fd = connect_leader(p);
+        int gen1;
+        int fd = connect_leader(p, &gen1);
         if (fd < 0 && (errno == EACCES || errno == EPERM)) {
             int rc = socket_forbidden(p);
             party_free(p);
@@ -391,7 +454,8 @@ int ravel_open(ravel_db **out, const char *dir, const ravel_options *opts)
         if (fd >= 0) {
             rv_backoff_reset(&p->backoff);
             rv_remote_hooks hooks = {on_lost, on_up, on_shutdown, on_released, p};
-            int rc = rv_remote_new(&p->remote, &p->opts, p->retry, &p->sock, &hooks, fd);
+            int rc = rv_remote_new(&p->remote, &p->opts, p->retry,
+                                   gen1 ? &p->gen1_sock : &p->sock, &hooks, fd);
             if (rc != RAVEL_OK) {
                 close(fd);
                 party_free(p);

@@ -13,6 +13,17 @@ int rv_address_parse(rv_address *a, const char *text)
     if (!text)
         return rv_err(RAVEL_EADDR, "address is NULL");
     snprintf(a->text, sizeof a->text, "%s", text);
+    if (strncmp(text, RV_GEN1_PREFIX, strlen(RV_GEN1_PREFIX)) == 0) {
+        const char *rest = text + strlen(RV_GEN1_PREFIX);
+        if (strncmp(rest, "unix:", 5) != 0 && strncmp(rest, "tcp:", 4) != 0)
+            return rv_err(RAVEL_EADDR,
+                          "address %s: expected " RV_GEN1_PREFIX "unix:PATH or " RV_GEN1_PREFIX
+                          "tcp:HOST:PORT", text);
+        int rc = rv_address_parse(a, rest);
+        snprintf(a->text, sizeof a->text, "%s", text);
+        a->dialect = RV_DIALECT_GEN1;
+        return rc;
+    }
     if (strncmp(text, "unix:", 5) == 0) {
         const char *path = text + 5;
         if (!*path)

@@ -325,6 +325,12 @@ static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *desc, const ui
     return m;
 }
 
+ProtobufCMessage *rv_unpack_as(const ProtobufCMessageDescriptor *desc, const uint8_t *payload,
+                               size_t len, int *status)
+{
+    return unpack(len ? desc : NULL, payload, len, status);
+}
+
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status)
 {
     return unpack(len ? in_message(payload[0]) : NULL, payload, len, status);

@@ -158,6 +158,10 @@ int rv_encode_sized(rv_buf *out, uint8_t tag, const ProtobufCMessage *msg, size_
  * type, truncated). Free with protobuf_c_message_free_unpacked(m, &rv_pb_allocator). */
 ProtobufCMessage *rv_unpack_in(const uint8_t *payload, size_t len, int *status);
 ProtobufCMessage *rv_unpack_out(const uint8_t *payload, size_t len, int *status);
+/* The same for a message the caller names (the first generation's, whose
+ * tags mean other messages: wire/gen1.h). */
+ProtobufCMessage *rv_unpack_as(const ProtobufCMessageDescriptor *desc, const uint8_t *payload,
+                               size_t len, int *status);
 
 /* IteratorData, parsed without copying its entries: protobuf-c would make
  * an allocation per entry, the largest cost of a guest's scan (measured

@@ -37,6 +37,11 @@
 #              idle database removes the directory, ravel-options included
 #   demo-twice the demo twice on one directory: each run counts its own
 #              4 writer records
+#   gen1       serve --listen multileveldown+unix: and multileveldown+tcp:
+#              with the data commands through --connect on them; serve's
+#              party serves level-party.sock too; a conditional write
+#              refused through the first generation; bad prefixed
+#              addresses are usage errors
 #   errors     each error names its cause at once, with its exit code:
 #              another user's party socket, a directory that cannot be
 #              made (both as an unprivileged user, when root can make
@@ -897,8 +902,33 @@ time.sleep(30)' "$db" >"$tmp/held.out" &
   [ ! -e "$db" ] || fail "destroy left $db: $(ls -A "$db")"
 }
 
+case_gen1() {
+  local db=$tmp/db s=$tmp/m.sock
+  start_serve g "$db" --listen "multileveldown+unix:$s" --listen multileveldown+tcp:0 || return
+  local pid=$served
+  [ -S "$db/level-party.sock" ] || fail "serve's party does not serve level-party.sock"
+  [ -S "$db/rave-level.sock" ] || fail "serve's party does not serve rave-level.sock"
+  local port
+  port=$(sed -n 's/^ravel: tcp port \([0-9]*\) (multileveldown+tcp:127\.0\.0\.1:0)$/\1/p' "$tmp/g.err")
+  [ -n "$port" ] || fail "serve did not say its tcp port: $(cat "$tmp/g.err")"
+  run 0 put --connect "multileveldown+unix:$s" k1 v1
+  run 0 get --connect "multileveldown+tcp:$port" k1
+  out_is $'v1\n'
+  run 1 get --connect "multileveldown+unix:$s" nope
+  run 0 put "$db" k2 v2
+  run 0 ls --connect "multileveldown+unix:$s"
+  out_is $'k1\tv1\nk2\tv2\n'
+  # A condition needs an extension the first generation does not have.
+  run 3 put --connect "multileveldown+unix:$s" --if-absent k3 v3
+  run 1 get "$db" k3
+  run 2 get --connect multileveldown+tls:127.0.0.1:1 k1
+  err_has 'multileveldown\+ goes before unix:PATH or tcp:HOST:PORT'
+  run 2 serve "$db" --listen multileveldown+foo
+  stop "$pid" TERM
+}
+
 case "$case" in
-basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup | admin) "case_${case/-/_}" ;;
+basic | binary | usage | serve | roundtrip | tty | node | tls | errors | demo-twice | info | backup | admin | gen1) "case_${case/-/_}" ;;
 *)
   echo "cli-test.sh: no case $case" >&2
   exit 2

@@ -149,11 +149,14 @@ static void open_iter(fz_guest *g, int i, const ravel_range *r)
 #define BYTES(s) ((ProtobufCBinaryData){sizeof s - 1, (uint8_t *)s})
 #define BOUND(s) ((ravel_bound){s, sizeof s - 1})
 
+int fz_dialect;
+
 void fz_guest_start(fz_guest *g, int retry, int seek)
 {
     memset(g, 0, sizeof *g);
     /* A pending limit well above what the scenario opens. */
     rv_gsession_init(&g->s, retry, 1u << 20, 64);
+    g->s.dialect = fz_dialect;
     if (rv_gsession_connected(&g->s))
         fz_fail("connected: out of memory");
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "guest/session.h"
+#include "transport/address.h"
 #include "ravel.h"
 
 /* Print a message and abort: a broken invariant the fuzzer must report. */
@@ -61,6 +62,9 @@ typedef struct fz_guest {
  * Delete, Batch, Clear and GetMany, open three iterators (forward, reverse
  * keys-only with a limit, values-only with an upper bound), and with `seek`
  * seek the first one (its seq becomes 1). The request frames are in g->s.out. */
+/* The protocol fz_guest_start's sessions speak (RV_DIALECT_*,
+ * transport/address.h); many-level's unless a target sets it. */
+extern int fz_dialect;
 void fz_guest_start(fz_guest *g, int retry, int seek);
 /* What a transport does when bytes arrive: collect completions, then take
  * every entry each open iterator has until it waits, ends or fails. Checks

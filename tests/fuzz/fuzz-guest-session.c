@@ -7,6 +7,8 @@
  *   bit 1     seek the first iterator before anything arrives
  *   bit 2     close the third iterator before anything arrives
  *   bits 3-5  size of the feeds (fz_chunk_size)
+ *   bit 6     the first generation's protocol (multileveldown 5): the
+ *             host's IteratorData is its Gen1IteratorData, errors text
  * At the cut offset (if 0 < cut < length) the stream is lost. A feed error
  * loses it too, dropping the rest of that feed. After a loss, with retry a
  * new stream is attached and the remaining bytes arrive on it; without,
@@ -19,7 +21,7 @@
  * type its request expects; no iterator hands out more than its limit. */
 #include "fixture.h"
 
-enum { F_RETRY = 1, F_SEEK = 2, F_CLOSE_ITER = 4 };
+enum { F_RETRY = 1, F_SEEK = 2, F_CLOSE_ITER = 4, F_GEN1 = 64 };
 
 /* Feed p[0..n) in chunks until a feed fails. Returns how many bytes were
  * used up: a failed feed counts whole, as the transport drops the bytes it
@@ -63,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cut = 0; /* no cut */
 
     fz_guest g;
+    fz_dialect = flags & F_GEN1 ? RV_DIALECT_GEN1 : RV_DIALECT_MANY;
     fz_guest_start(&g, flags & F_RETRY, flags & F_SEEK);
     if (flags & F_CLOSE_ITER)
         fz_guest_close_iter(&g, FZ_NITERS - 1);

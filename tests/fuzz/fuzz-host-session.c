@@ -5,6 +5,8 @@
  *   bit 0     readonly host
  *   bit 1     write hooks that refuse keys starting with "x" (writable host)
  *   bits 2-4  size of the feeds (fz_chunk_size): frames arrive cut anywhere
+ *   bit 5     the first generation's protocol (multileveldown 5): its
+ *             Iterator (tag 4) and IteratorData (tag 1), errors as text
  *
  * Checks, besides no crash, leak or hang:
  *   - every frame the host writes is a well-formed host-to-guest message,
@@ -26,6 +28,8 @@
 
 #include "fixture.h"
 #include "host/session.h"
+#include "transport/address.h"
+#include "wire/gen1.h"
 
 /* Memory bound for one frame; inputs are far smaller anyway. */
 #define MAX_FRAME (1u << 20)
@@ -36,7 +40,7 @@
  * this many inputs. */
 #define FRESH_DB_EVERY 512
 
-enum { F_READONLY = 1, F_HOOKS = 2 };
+enum { F_READONLY = 1, F_HOOKS = 2, F_GEN1 = 32 };
 
 static char *rw_dir, *ro_dir;
 static ravel_db *rw_db, *ro_db;
@@ -153,6 +157,7 @@ typedef struct ledger {
     int hello_seen;   /* the guest's first Hello turned these on: */
     uint32_t ext_on;  /* the extensions' requests are answered only then */
     rv_decoder out;   /* the host's reply stream */
+    int gen1;         /* the first generation's protocol */
 } ledger;
 
 static void note_id(rv_buf *b, uint32_t id)
@@ -190,6 +195,17 @@ static int on_guest_frame(void *ud, const uint8_t *p, size_t len)
         if (rc == RAVEL_OK)
             note_id(&l->asked, k.id);
         return rc;
+    }
+    if (l->gen1 && p[0] >= RV_GEN1_IN_COUNT)
+        return 0; /* ignored, unread, as multileveldown's host does */
+    if (l->gen1 && p[0] == RV_IN_ITERATOR) {
+        Ravelwire__Gen1Iterator *g = rv_gen1_unpack_iterator(p, len, &rc);
+        if (!g)
+            return rc;
+        if (rv_idmap_put(&l->iters, g->id, l))
+            fz_fail("out of memory");
+        protobuf_c_message_free_unpacked(&g->base, NULL);
+        return 0;
     }
     ProtobufCMessage *m = rv_unpack_in(p, len, &rc);
     if (!m)
@@ -241,6 +257,16 @@ static int on_host_frame(void *ud, const uint8_t *p, size_t len)
 {
     ledger *l = ud;
     int rc;
+    if (l->gen1 && p[0] >= RV_GEN1_OUT_COUNT)
+        fz_fail("host wrote tag %u to a first-generation guest", p[0]);
+    if (l->gen1 && p[0] == RV_OUT_ITER_DATA) {
+        Ravelwire__Gen1IteratorData *g = rv_gen1_unpack_iter_data(p, len, &rc);
+        if (!g)
+            fz_fail("host wrote a Gen1IteratorData that does not unpack (status %d)", rc);
+        check_iter_reply(l, g->id, "Gen1IteratorData");
+        protobuf_c_message_free_unpacked(&g->base, NULL);
+        return 0;
+    }
     ProtobufCMessage *m = rv_unpack_out(p, len, &rc);
     if (!m)
         fz_fail("host wrote a frame that does not unpack (tag %u, %zu bytes, status %d)", p[0],
@@ -299,7 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opts.prebatch = prebatch_x;
     }
 
-    ledger l = {0};
+    ledger l = {.gen1 = (flags & F_GEN1) != 0};
     rv_decoder_init(&l.out, RV_DEFAULT_MAX_FRAME);
     rv_decoder guest;
     rv_decoder_init(&guest, MAX_FRAME);
@@ -307,7 +333,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rv_decoder_free(&guest);
 
     rv_hsession s;
-    rv_hsession_init(&s, readonly ? ro_db : rw_db, &opts);
+    rv_hsession_init_dialect(&s, readonly ? ro_db : rw_db, &opts,
+                             l.gen1 ? RV_DIALECT_GEN1 : RV_DIALECT_MANY);
     size_t chunk = fz_chunk_size(flags >> 2, n);
     for (size_t off = 0; off < n; off += chunk) {
         int rc = rv_hsession_feed(&s, p + off, n - off < chunk ? n - off : chunk);

@@ -22,6 +22,7 @@ typedef struct convo {
     rv_buf up[2];     /* guest to host, on the first and the second stream */
     rv_buf down;      /* host to guest, both streams */
     size_t cut_at;    /* offset in down where the first stream ended */
+    int gen1;         /* the first generation's protocol (multileveldown 5) */
 } convo;
 
 #define C(n, f, c) {.name = n, .gflags = f, .cut = c}
@@ -31,6 +32,10 @@ static convo convos[] = {
     C("retry-close", 5, 0), C("retry-seek-close", 7, 0),
     C("retry-cut", 1, 1),   C("retry-seek-cut", 3, 1), C("retry-close-cut", 5, 1),
     C("retry-seek-close-cut", 7, 1),
+    /* The first generation: its iterators, seeks re-opened, resumes. */
+    {.name = "gen1-seek-close", .gflags = 6, .gen1 = 1},
+    {.name = "gen1-retry-seek-cut", .gflags = 3, .cut = 1, .gen1 = 1},
+    {.name = "gen1-retry-close-cut", .gflags = 5, .cut = 1, .gen1 = 1},
 };
 #define NCONVOS (sizeof convos / sizeof convos[0])
 
@@ -47,8 +52,10 @@ static void talk(convo *c, ravel_db *db)
     fz_seed(db);
     ravel_host_options opts;
     ravel_host_options_init(&opts);
+    int dialect = c->gen1 ? RV_DIALECT_GEN1 : RV_DIALECT_MANY;
     rv_hsession h;
-    rv_hsession_init(&h, db, &opts);
+    rv_hsession_init_dialect(&h, db, &opts, dialect);
+    fz_dialect = dialect;
     fz_guest g;
     fz_guest_start(&g, c->gflags & 1, c->gflags & 2);
     if (c->gflags & 4)
@@ -74,7 +81,7 @@ static void talk(convo *c, ravel_db *db)
             if (rv_gsession_connected(&g.s))
                 fz_fail("out of memory");
             rv_hsession_free(&h);
-            rv_hsession_init(&h, db, &opts);
+            rv_hsession_init_dialect(&h, db, &opts, dialect);
             stream = 1;
         }
     }
@@ -217,11 +224,13 @@ int main(int argc, char **argv)
         size_t cut = c->cut ? c->cut_at : 0;
         if (cut > 0xffff)
             fz_fail("%s: cut offset %zu does not fit", c->name, cut);
-        uint8_t ghead[3] = {(uint8_t)(c->gflags | chunk << 3), (uint8_t)cut, (uint8_t)(cut >> 8)};
+        uint8_t ghead[3] = {(uint8_t)(c->gflags | chunk << 3 | (c->gen1 ? 64 : 0)), (uint8_t)cut,
+                            (uint8_t)(cut >> 8)};
         write_seed(out, "fuzz-guest-session", c->name, ghead, 3, &c->down);
 
         /* The same guest bytes for a plain, a readonly and a hooked host. */
-        uint8_t hhead = (uint8_t)(chunk << 2 | (i % 3 == 1 ? 1 : i % 3 == 2 ? 2 : 0));
+        uint8_t hhead = (uint8_t)(chunk << 2 | (i % 3 == 1 ? 1 : i % 3 == 2 ? 2 : 0) |
+                                  (c->gen1 ? 32 : 0));
         write_seed(out, "fuzz-host-session", c->name, &hhead, 1, &c->up[0]);
         if (c->cut) {
             /* The second stream opens with resumed iterators (bookmarks). */
