@@ -128,7 +128,11 @@ static void watcher_main(const char *dir, uint64_t timed, int fd)
             die("watch next");
         uint64_t t = now_ns();
         if (timed && c.type == RAVEL_CHANGE_PUT && c.klen == 16 && c.key[0] == 'L') {
-            uint64_t i = strtoull(c.key + 1, NULL, 10);
+            /* The key's 15 digits (its bytes are not NUL-terminated). */
+            char digits[16];
+            memcpy(digits, c.key + 1, 15);
+            digits[15] = '\0';
+            uint64_t i = strtoull(digits, NULL, 10);
             if (i < timed && !at[i]) {
                 at[i] = t;
                 got++;
