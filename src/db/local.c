@@ -1515,6 +1515,22 @@ static int lchangelog(ravel_db *d, const ravel_changelog *set, ravel_changelog *
     return rc;
 }
 
+/* LevelDB's option objects, the directory's name, and the handle: what
+ * an open made before LevelDB was (or after it was closed). */
+static void free_settings(local_db *l)
+{
+    leveldb_options_destroy(l->options);
+    if (l->policy)
+        leveldb_filterpolicy_destroy(l->policy);
+    if (l->cache)
+        leveldb_cache_destroy(l->cache);
+    leveldb_readoptions_destroy(l->ropts);
+    leveldb_writeoptions_destroy(l->wopts);
+    leveldb_writeoptions_destroy(l->wopts_sync);
+    free(l->dir);
+    free(l);
+}
+
 static void lclose(ravel_db *d)
 {
     local_db *l = (local_db *)d;
@@ -1543,16 +1559,7 @@ static void lclose(ravel_db *d)
     pthread_mutex_destroy(&l->eo_mu);
     eo_free_all(l);
     pthread_mutex_destroy(&l->mu);
-    leveldb_options_destroy(l->options);
-    if (l->policy)
-        leveldb_filterpolicy_destroy(l->policy);
-    if (l->cache)
-        leveldb_cache_destroy(l->cache);
-    leveldb_readoptions_destroy(l->ropts);
-    leveldb_writeoptions_destroy(l->wopts);
-    leveldb_writeoptions_destroy(l->wopts_sync);
-    free(l->dir);
-    free(l);
+    free_settings(l);
 }
 
 static int lrole(ravel_db *d)
@@ -1692,16 +1699,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
     if (rc != RAVEL_OK) {
         if (l->db)
             leveldb_close(l->db);
-        leveldb_options_destroy(l->options);
-        if (l->policy)
-            leveldb_filterpolicy_destroy(l->policy);
-        if (l->cache)
-            leveldb_cache_destroy(l->cache);
-        leveldb_readoptions_destroy(l->ropts);
-        leveldb_writeoptions_destroy(l->wopts);
-        leveldb_writeoptions_destroy(l->wopts_sync);
-        free(l->dir);
-        free(l);
+        free_settings(l);
         return rc;
     }
     rv_feed_db how = {log_next, l};
@@ -1710,14 +1708,7 @@ int ravel_open_local(ravel_db **out, const char *dir, const ravel_options *opts)
         char msg[600];
         snprintf(msg, sizeof msg, "%s", ravel_errmsg());
         leveldb_close(l->db);
-        leveldb_options_destroy(l->options);
-        if (l->cache)
-            leveldb_cache_destroy(l->cache);
-        leveldb_readoptions_destroy(l->ropts);
-        leveldb_writeoptions_destroy(l->wopts);
-        leveldb_writeoptions_destroy(l->wopts_sync);
-        free(l->dir);
-        free(l);
+        free_settings(l);
         return rv_err(frc, "cannot read the change feed's state of %s: %s", dir, msg);
     }
     /* A reopen after a write error must find the database it left. */
