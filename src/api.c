@@ -138,7 +138,12 @@ static int run_sync(ravel_db *db, rv_req *req, rv_sync *s)
     int rc = db->ops->submit(db, req);
     if (rc != RAVEL_OK)
         return rc;
-    if (!s->done)
+    /* Always through the handle's wait, never a bare look at s->done: a
+     * handle that completes on another thread sets done and then signals
+     * s->cond under its lock, and a caller that saw done and returned
+     * would leave it signalling a waiter gone from the stack (valgrind
+     * caught it in memcheck-test-remote). Its wait takes that lock first. */
+    if (req->via->ops->wait)
         req->via->ops->wait(req->via, s);
     if (s->status != RAVEL_OK)
         return rv_err(s->status, "%s", s->msg);
