@@ -210,6 +210,8 @@ static int build_range(data_cmd *d, const parsed *p, unsigned char **end_buf)
     }
     if (p->keys_only && p->values_only)
         return cli_usage(d->cmd, "--keys and --values together: leave both out for both");
+    if (d->cmd->run == data_compact && (p->limit || r->reverse))
+        return cli_usage(d->cmd, "compact takes a key range; --limit and --reverse do not apply");
     r->keys = !p->values_only;
     r->values = !p->keys_only;
     /* An empty lower bound (--gte '', --prefix '') takes in every key. */

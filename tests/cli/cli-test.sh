@@ -709,6 +709,9 @@ case_info() {
   grep -q '"reachable":false' "$tmp/out" || fail "info --connect --json: $(cat "$tmp/out")"
   run 0 compact "$db"
   run 2 compact "$db" extra
+  run 2 compact "$db" --limit 3
+  err_has '--limit and --reverse do not apply'
+
   run 2 info
   run 2 info "$db" --connect unix:/x
   run 2 info --connect 7777
