@@ -128,12 +128,35 @@ static int same_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t bl
     return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
+/* The wire type protobuf gives a field of type t. */
+static unsigned wire_type_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 1;
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return 5;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return 2;
+    default:
+        return 0; /* the varints: integers, bool, enum */
+    }
+}
+
 /* Does msg carry one of m's non-repeated scalar fields (a bool or an
- * integer) length-delimited, as a packed list? Protobuf allows packing for
- * repeated fields only; protobuf-c accepts it for any scalar (it takes a
- * value from the list, or an empty list as the field present with 0),
- * where the hand-written parsers refuse it as malformed. */
-static int packed_scalar(const uint8_t *msg, size_t len, const ProtobufCMessage *m)
+ * integer) in a wire type other than its own? protobuf-c is lenient there
+ * where the hand-written parsers refuse the message as malformed: it takes
+ * a scalar sent length-delimited as a packed list (a value from it, or an
+ * empty list as the field present with 0), which protobuf allows for
+ * repeated fields only, and a bool in any wire type at all (fixed32 or
+ * fixed64: true when any of its bytes is not 0). */
+static int mistyped_scalar(const uint8_t *msg, size_t len, const ProtobufCMessage *m)
 {
     const uint8_t *p = msg, *end = msg + len;
     while (p < end) {
@@ -146,10 +169,17 @@ static int packed_scalar(const uint8_t *msg, size_t len, const ProtobufCMessage 
             shift += 7;
         } while (*p++ & 0x80);
         unsigned type = (unsigned)(key & 7);
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(m->descriptor, (unsigned)(key >> 3));
+        if (f && f->label != PROTOBUF_C_LABEL_REPEATED && wire_type_of(f->type) != 2 &&
+            type != wire_type_of(f->type))
+            return 1;
         if (type == 0) {
             while (p < end && (*p++ & 0x80))
                 ;
         } else if (type == 1 || type == 5) {
+            if ((size_t)(end - p) < (type == 1 ? 8u : 4u))
+                return 0;
             p += type == 1 ? 8 : 4;
         } else if (type == 2) {
             shift = 0;
@@ -159,11 +189,6 @@ static int packed_scalar(const uint8_t *msg, size_t len, const ProtobufCMessage 
                 n |= (uint64_t)(*p & 0x7f) << shift;
                 shift += 7;
             } while (*p++ & 0x80);
-            const ProtobufCFieldDescriptor *f =
-                protobuf_c_message_descriptor_get_field(m->descriptor, (unsigned)(key >> 3));
-            if (f && f->label != PROTOBUF_C_LABEL_REPEATED && f->type != PROTOBUF_C_TYPE_STRING &&
-                f->type != PROTOBUF_C_TYPE_BYTES && f->type != PROTOBUF_C_TYPE_MESSAGE)
-                return 1;
             if (n > (uint64_t)(end - p))
                 return 0;
             p += n;
@@ -176,14 +201,14 @@ static int packed_scalar(const uint8_t *msg, size_t len, const ProtobufCMessage 
 
 /* The hand-written parsers must accept exactly what protobuf-c accepts
  * (but for forbidden field numbers, see has_unknown, and scalars sent
- * packed, see packed_scalar) and read the same values.
+ * in another wire type, see mistyped_scalar) and read the same values.
  * Returns 1 when both accepted, so the values are to be compared. */
 static int both_accept(const ProtobufCMessage *pc, const uint8_t *msg, size_t len, int rc,
                        const char *what)
 {
     if (!pc && rc == RAVEL_OK)
         fz_fail("the hand-written %s parser accepts what protobuf-c rejects", what);
-    if (pc && rc != RAVEL_OK && !has_unknown(pc, 1) && !packed_scalar(msg, len, pc))
+    if (pc && rc != RAVEL_OK && !has_unknown(pc, 1) && !mistyped_scalar(msg, len, pc))
         fz_fail("the hand-written %s parser rejects what protobuf-c accepts (%d)", what, rc);
     return pc && rc == RAVEL_OK;
 }
