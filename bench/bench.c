@@ -40,16 +40,11 @@
 #include "watch.h"
 #include "ravel.h"
 
-#define KEY_LEN 16 /* "k" + 15 zero-padded decimal digits */
-#define KEY_DIGITS 15
-#define VALUE_LEN 100
 #define IN_FLIGHT 64   /* pipelining depth of W2 and W4 */
 #define BATCH_SIZE 100 /* puts per batch in W6 */
 #define DEFAULT_N 100000ULL
 #define QUICK_N 10000ULL
 #define MAX_N 999999999999999ULL /* the largest index 15 digits can hold */
-#define GET_SEQ_SEED 0x9E3779B97F4A7C15ULL
-#define GET_PIPE_SEED 0xD1B54A32D192ED03ULL
 #define F1_ROUNDS 20
 #define DEFAULT_RUNS 3 /* of each C variant, interleaved */
 #define MAX_RUNS 15
@@ -105,150 +100,6 @@ typedef struct variant_result {
     double lo[W_COUNT], hi[W_COUNT]; /* the slowest and fastest run's ops/s (runs > 1) */
     double scan_rss_kib; /* peak RSS of a process that only opened the database and scanned it */
 } variant_result;
-
-/* State that the error path needs in order to clean up after itself. */
-static pid_t g_main_pid;
-static pid_t g_server = -1; /* the variant's leader or host process */
-static pid_t g_worker = -1; /* the measuring (or scanning) process */
-static char g_root[4096];   /* the scratch directory, once made */
-
-/* ------------------------------------------------------------------ */
-/* Cleanup and errors                                                   */
-/* ------------------------------------------------------------------ */
-
-/* Leave nothing behind: no child process, no scratch files. */
-static void cleanup(void)
-{
-    if (g_worker > 0) {
-        kill(g_worker, SIGKILL);
-        reap(g_worker);
-        g_worker = -1;
-    }
-    if (g_server > 0) {
-        kill(g_server, SIGKILL);
-        reap(g_server);
-        g_server = -1;
-    }
-    if (g_root[0] != '\0') {
-        remove_tree(g_root);
-        g_root[0] = '\0';
-    }
-}
-
-static void fail(void)
-{
-    /* A child leaves the cleanup to the main process, which sees it fail. */
-    if (getpid() != g_main_pid)
-        _exit(1);
-    cleanup();
-    exit(1);
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "ravel-bench: %s: %s\n", what, detail);
-    fail();
-}
-
-/* ravel_errmsg() is per thread, so this must run on the thread whose call
- * failed, right after it. */
-static void die_ravel(const char *what, int status)
-{
-    fprintf(stderr, "ravel-bench: %s: %s (%s): %s\n", what, ravel_strerror(status),
-            ravel_errname(status), ravel_errmsg());
-    fail();
-}
-
-/* A failure reported to a callback happened on the I/O thread, so this
- * thread's ravel_errmsg() knows nothing about it: report the code only. */
-static void die_async(const char *what, int status)
-{
-    fprintf(stderr, "ravel-bench: %s: %s (%s)\n", what, ravel_strerror(status),
-            ravel_errname(status));
-    fail();
-}
-
-static void die_leveldb(const char *what, char *err)
-{
-    fprintf(stderr, "ravel-bench: %s: %s\n", what, err);
-    leveldb_free(err);
-    fail();
-}
-
-static void write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            die("write to pipe", strerror(errno));
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
-/* Returns the bytes read: fewer than len only at end of file. */
-static size_t read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, p + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            die("read from pipe", strerror(errno));
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return got;
-}
-
-/* ------------------------------------------------------------------ */
-/* Data                                                                 */
-/* ------------------------------------------------------------------ */
-
-static void make_key(char key[KEY_LEN], uint64_t index)
-{
-    key[0] = 'k';
-    for (int i = KEY_DIGITS; i >= 1; i--) {
-        key[i] = (char)('0' + index % 10);
-        index /= 10;
-    }
-}
-
-/* Values are windows into one fixed pseudo-random buffer: deterministic,
- * different from key to key (so LevelDB does not see one value repeated),
- * and free to produce, so the timing measures the database, not us.
- * bench_node.js builds the same buffer. */
-#define FILLER_SPREAD 128
-static char g_filler[VALUE_LEN + FILLER_SPREAD];
-
-/* xorshift64: a fixed seed gives every variant the same sequence. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
-
-static void init_filler(void)
-{
-    uint64_t x = 0x2545F4914F6CDD1DULL;
-    for (size_t i = 0; i < sizeof g_filler; i++)
-        g_filler[i] = (char)('a' + next_random(&x) % 26);
-}
-
-static const char *value_for(uint64_t index)
-{
-    return g_filler + index % FILLER_SPREAD;
-}
 
 /* ------------------------------------------------------------------ */
 /* The database under test                                              */
@@ -1143,34 +994,6 @@ static workload_result run_batch_floor(uint64_t n, int poll_us, double *lo, doub
 /* Node                                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Run argv (looked up on PATH) with its stdout read into out (at most
- * size - 1 bytes, NUL-terminated) and its stderr ours. Returns its exit
- * status, or -1 if it did not exit (127: it could not be run). */
-static int spawn_capture(char *const argv[], char *out, size_t size)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        if (dup2(fds[1], STDOUT_FILENO) < 0)
-            _exit(127);
-        close(fds[1]);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t got = read_full(fds[0], out, size - 1);
-    out[got] = '\0';
-    close(fds[0]);
-    int status = reap(pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Node on PATH and the interop tests' npm packages installed. On success,
  * version holds `node --version`. */
 static int node_available(char *version, size_t size)
@@ -1815,41 +1638,6 @@ static void read_load(char *out, size_t size)
     if (fgets(out, (int)size, f) != NULL)
         out[strcspn(out, " ")] = '\0';
     fclose(f);
-}
-
-static void print_value(double v, const char *fmt)
-{
-    if (isnan(v)) {
-        printf(" %8s |", "-");
-        return;
-    }
-    printf(" ");
-    printf(fmt, v);
-    printf(" |");
-}
-
-/* A ratio, NAN when either side is missing. */
-static double ratio(double a, double b)
-{
-    return b > 0 && !isnan(a) ? a / b : NAN;
-}
-
-/* A ratio cell: a/b, or "-" when either is missing. */
-static void print_ratio(double a, double b)
-{
-    print_value(ratio(a, b), "%7.3fx");
-}
-
-/* One row of the targets table: `got` against the line `want` (at least,
- * or at most when at_most), "-" when it could not be measured. */
-static void print_target(const char *what, double got, double want, int at_most, const char *fmt)
-{
-    printf("| %s |", what);
-    print_value(got, fmt);
-    printf(" %s", at_most ? "<= " : ">= ");
-    printf(fmt, want);
-    int met = at_most ? got <= want : got >= want;
-    printf(" | %s |\n", isnan(got) ? "-" : met ? "yes" : "no");
 }
 
 /* The targets of the benchmark issue, checked against this run's medians
