@@ -1376,27 +1376,29 @@ static uint64_t parse_counter(const char *val, size_t vlen)
     return v;
 }
 
-/* One party member: open (report it), wait for go, increment k times,
- * report, wait for the release, close. */
-static void counter_member(const char *dir, uint64_t k, int ready_fd, int go_fd, int report_fd,
-                           int release_fd)
+typedef struct counter_job {
+    const char *dir;
+    uint64_t k; /* increments per member */
+} counter_job;
+
+/* One party member (a crew's): open, wait for go, increment k times,
+ * report, wait for the release (the counter was read), close. */
+static void counter_member(int index, const void *arg)
 {
+    const counter_job *job = arg;
     ravel_db *db;
-    int rc = ravel_open(&db, dir, NULL);
+    (void)index;
+    int rc = ravel_open(&db, job->dir, NULL);
     if (rc != RAVEL_OK)
         die_ravel("C1: ravel_open", rc);
-    char c = 'r';
-    write_full(ready_fd, &c, 1);
-    close(ready_fd);
-    char buf[1];
-    if (read(go_fd, buf, 1) != 0) /* end of file: go */
-        die("C1", "go pipe");
+    crew_ready();
+    crew_wait();
     ravel_batch *b = ravel_batch_new();
     if (!b)
         die("C1", "out of memory");
     member_report rep = {0, 0, 0};
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
-    for (uint64_t i = 0; i < k; i++) {
+    for (uint64_t i = 0; i < job->k; i++) {
         for (;;) {
             char *val = NULL, next[32];
             size_t vlen = 0;
@@ -1426,10 +1428,8 @@ static void counter_member(const char *dir, uint64_t k, int ready_fd, int go_fd,
     rep.done_ns = now_ns();
     rep.cpu_s = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     ravel_batch_free(b);
-    write_full(report_fd, &rep, sizeof rep);
-    close(report_fd);
-    if (read(release_fd, buf, 1) != 0) /* end of file: the counter was read */
-        die("C1", "release pipe");
+    crew_send(&rep, sizeof rep);
+    crew_wait();
     ravel_db_close(db);
 }
 
@@ -1457,58 +1457,22 @@ static void counter_read(const char *dir, uint64_t want, int flag)
 
 static counter_result run_counter_ravel(const char *dir, int procs, uint64_t total)
 {
-    pid_t pids[8];
-    int go[2], release[2], report[2], ready[2];
-    uint64_t k = total / (uint64_t)procs;
-    if (pipe(go) || pipe(release) || pipe(report) || pipe(ready))
-        die("pipe", strerror(errno));
-    for (int m = 0; m < procs; m++) {
-        fflush(NULL);
-        pids[m] = fork();
-        if (pids[m] < 0)
-            die("fork", strerror(errno));
-        if (pids[m] == 0) {
-            close(go[1]);
-            close(release[1]);
-            close(report[0]);
-            close(ready[0]);
-            counter_member(dir, k, ready[1], go[0], report[1], release[0]);
-            _exit(0);
-        }
-        if (m == 0)
-            g_server = pids[0]; /* the leader: its death fails the run */
-        /* One at a time, so that the first leads. */
-        char c;
-        if (read_full(ready[0], &c, 1) != 1)
-            die("C1", "a member failed to open the directory");
-    }
-    close(ready[0]);
-    close(ready[1]);
-    close(report[1]);
-    close(release[0]);
-    uint64_t t0 = now_ns();
-    close(go[1]); /* go */
+    counter_job job = {dir, total / (uint64_t)procs};
+    uint64_t k = job.k;
+    crew_start(procs, 2, counter_member, &job);
+    uint64_t t0 = crew_release(); /* go */
     counter_result res;
     uint64_t end = 0, conflicts = 0;
     double cpu = 0;
     for (int m = 0; m < procs; m++) {
         member_report rep;
-        if (read_full(report[0], &rep, sizeof rep) != sizeof rep)
-            die("C1", "a member failed");
+        crew_receive(m, &rep, sizeof rep);
         end = rep.done_ns > end ? rep.done_ns : end;
         conflicts += rep.conflicts;
         cpu += rep.cpu_s;
     }
-    close(report[0]);
     in_child("C1: reading the counter", counter_read, dir, k * (uint64_t)procs, 0);
-    close(release[1]); /* the members close their handles and exit */
-    g_server = -1;
-    for (int m = 0; m < procs; m++) {
-        int status = reap(pids[m]);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            die("C1", "a member did not finish cleanly");
-    }
-    close(go[0]);
+    crew_end(); /* the members close their handles and exit */
     double secs = (double)(end - t0) * 1e-9;
     res.ops_per_s = (double)(k * (uint64_t)procs) / secs;
     res.conflicts = (double)conflicts / (double)(k * (uint64_t)procs);
@@ -1545,30 +1509,37 @@ static void *raw_counter_thread(void *arg)
     return NULL;
 }
 
-/* In a child: raw LevelDB with `threads` threads; writes a counter_result
- * to fd. */
-static void raw_counter_main(const char *dir, uint64_t total, int threads, int fd)
+typedef struct raw_counter_job {
+    const char *dir;
+    uint64_t total;
+    int threads;
+} raw_counter_job;
+
+/* In a child: raw LevelDB with job->threads threads; writes a
+ * counter_result to fd. */
+static void raw_counter_main(const void *arg, int fd)
 {
+    const raw_counter_job *job = arg;
     raw_counter r;
     char *err = NULL;
     leveldb_options_t *o = leveldb_options_create();
     leveldb_options_set_create_if_missing(o, 1);
-    r.db = leveldb_open(o, dir, &err);
+    r.db = leveldb_open(o, job->dir, &err);
     if (err != NULL)
         die_leveldb("C1: leveldb_open", err);
     r.ro = leveldb_readoptions_create();
     r.wo = leveldb_writeoptions_create();
     pthread_mutex_init(&r.mu, NULL);
-    r.k = total / (uint64_t)threads;
+    r.k = job->total / (uint64_t)job->threads;
     pthread_t t[8];
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t t0 = now_ns();
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < job->threads; i++)
         pthread_create(&t[i], NULL, raw_counter_thread, &r);
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < job->threads; i++)
         pthread_join(t[i], NULL);
     uint64_t t1 = now_ns();
-    uint64_t done = r.k * (uint64_t)threads;
+    uint64_t done = r.k * (uint64_t)job->threads;
     counter_result res = {(double)done / ((double)(t1 - t0) * 1e-9), 0,
                           (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) * 1e6 / (double)done};
     size_t vlen;
@@ -1585,26 +1556,9 @@ static void raw_counter_main(const char *dir, uint64_t total, int threads, int f
 
 static counter_result run_counter_raw(const char *dir, int threads, uint64_t total)
 {
-    int fds[2];
+    raw_counter_job job = {dir, total, threads};
     counter_result res;
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        raw_counter_main(dir, total, threads, fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
-    int status = reap(g_worker);
-    g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
-        die("C1 raw", "measuring process failed");
+    run_child("C1 raw", raw_counter_main, &job, &res, sizeof res);
     return res;
 }
 

@@ -101,6 +101,15 @@ pid_t g_server = -1;
 pid_t g_worker = -1;
 char g_root[4096];
 
+static struct {
+    int members, releases, released; /* in the main process */
+    pid_t pid[CREW_MAX];             /* -1 once reaped */
+    int from[CREW_MAX];              /* the read end of each member's pipe */
+    int go[CREW_RELEASES][2];        /* end of file on go[r][0]: release r */
+    int to_main;                     /* in a member: the write end of its pipe */
+    int waited;                      /* in a member: releases seen */
+} g_crew;
+
 void cleanup(void)
 {
     if (g_worker > 0) {
@@ -112,6 +121,13 @@ void cleanup(void)
         kill(g_server, SIGKILL);
         reap(g_server);
         g_server = -1;
+    }
+    for (int i = 0; i < g_crew.members; i++) {
+        if (g_crew.pid[i] > 0) {
+            kill(g_crew.pid[i], SIGKILL);
+            reap(g_crew.pid[i]);
+            g_crew.pid[i] = -1;
+        }
     }
     if (g_root[0] != '\0') {
         remove_tree(g_root);
@@ -254,6 +270,131 @@ int spawn_capture(char *const argv[], char *out, size_t size)
     close(fds[0]);
     int status = reap(pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void run_child(const char *what, void (*fn)(const void *arg, int fd), const void *arg, void *out,
+               size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    g_worker = fork();
+    if (g_worker < 0)
+        die("fork", strerror(errno));
+    if (g_worker == 0) {
+        close(fds[0]);
+        fn(arg, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    int status = reap(g_worker);
+    g_worker = -1;
+    size_t got = read_full(fds[0], out, size);
+    close(fds[0]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != size)
+        die(what, "child process failed");
+}
+
+/* ------------------------------------------------------------------ */
+/* A crew                                                               */
+/* ------------------------------------------------------------------ */
+
+void crew_start(int members, int releases, void (*fn)(int index, const void *arg),
+                const void *arg)
+{
+    if (members < 1 || members > CREW_MAX || releases < 1 || releases > CREW_RELEASES)
+        die("crew_start", "too many members or releases");
+    g_crew.members = 0;
+    g_crew.releases = releases;
+    g_crew.released = 0;
+    for (int r = 0; r < releases; r++) {
+        if (pipe(g_crew.go[r]) != 0)
+            die("pipe", strerror(errno));
+    }
+    for (int i = 0; i < members; i++) {
+        int fds[2];
+        char ready;
+        if (pipe(fds) != 0)
+            die("pipe", strerror(errno));
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+            die("fork", strerror(errno));
+        if (pid == 0) {
+            /* Only the main process may hold the releases' write ends,
+             * or their end of file would never come. */
+            for (int r = 0; r < releases; r++)
+                close(g_crew.go[r][1]);
+            for (int j = 0; j < i; j++)
+                close(g_crew.from[j]);
+            close(fds[0]);
+            g_crew.to_main = fds[1];
+            g_crew.waited = 0;
+            fn(i, arg);
+            _exit(0);
+        }
+        close(fds[1]);
+        g_crew.pid[i] = pid;
+        g_crew.from[i] = fds[0];
+        g_crew.members = i + 1;
+        if (read_full(fds[0], &ready, 1) != 1)
+            die("crew", "a member failed to open its database");
+    }
+    for (int r = 0; r < releases; r++)
+        close(g_crew.go[r][0]);
+}
+
+void crew_ready(void)
+{
+    write_full(g_crew.to_main, "r", 1);
+}
+
+void crew_wait(void)
+{
+    char c;
+    ssize_t r;
+    if (g_crew.waited >= g_crew.releases)
+        die("crew_wait", "no release left");
+    while ((r = read(g_crew.go[g_crew.waited][0], &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (r != 0)
+        die("crew_wait", "release pipe");
+    close(g_crew.go[g_crew.waited++][0]);
+}
+
+void crew_send(const void *msg, size_t size)
+{
+    write_full(g_crew.to_main, msg, size);
+}
+
+uint64_t crew_release(void)
+{
+    if (g_crew.released >= g_crew.releases)
+        die("crew_release", "no release left");
+    uint64_t t = now_ns();
+    close(g_crew.go[g_crew.released++][1]);
+    return t;
+}
+
+void crew_receive(int index, void *msg, size_t size)
+{
+    if (read_full(g_crew.from[index], msg, size) != size)
+        die("crew", "a member failed");
+}
+
+void crew_end(void)
+{
+    while (g_crew.released < g_crew.releases)
+        crew_release();
+    for (int i = 0; i < g_crew.members; i++) {
+        close(g_crew.from[i]);
+        int status = reap(g_crew.pid[i]);
+        g_crew.pid[i] = -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            die("crew", "a member did not finish cleanly");
+    }
+    g_crew.members = 0;
 }
 
 /* ------------------------------------------------------------------ */

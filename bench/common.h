@@ -108,6 +108,53 @@ uint64_t next_random(uint64_t *state);
  * status, or -1 if it did not exit (127: it could not be run). */
 int spawn_capture(char *const argv[], char *out, size_t size);
 
+/* Run fn(arg, fd) in a child process (g_worker while it runs), which
+ * writes `size` bytes of results to fd — no more than a pipe holds, as
+ * they are read once the child has exited; wait for it and read them into
+ * out. Fails the run, saying `what`, unless the child exits 0 having
+ * written them all. */
+void run_child(const char *what, void (*fn)(const void *arg, int fd), const void *arg, void *out,
+               size_t size);
+
+/* ---- A crew: member processes released together ---- */
+
+#define CREW_MAX 8      /* members */
+#define CREW_RELEASES 4 /* releases of one crew */
+
+/* Fork `members` processes one at a time: member i runs fn(i, arg) and
+ * exits 0 when it returns. fn must call crew_ready() once it has opened
+ * its database — the next member is forked only then, so that the first
+ * one to open a party's directory leads — and then crew_wait() once for
+ * each of the `releases` crew_release() calls of the main process, in
+ * order. cleanup() kills the members. One crew at a time; a process that
+ * the main process forks while a crew runs holds the crew's next release
+ * back until it exits (it inherits the pipes). */
+void crew_start(int members, int releases, void (*fn)(int index, const void *arg),
+                const void *arg);
+
+/* In a member: say that it has opened its database (see crew_start). */
+void crew_ready(void);
+
+/* In a member: wait for the main process's next crew_release(). */
+void crew_wait(void);
+
+/* In a member: send size bytes (at most PIPE_BUF, so that the write is
+ * never split) to the main process. */
+void crew_send(const void *msg, size_t size);
+
+/* In the main process: release at once every member waiting in
+ * crew_wait() (end of file on a pipe they all read). Returns the time of
+ * the release (CLOCK_MONOTONIC ns, read just before). */
+uint64_t crew_release(void);
+
+/* In the main process: what member `index` sent with crew_send(), in the
+ * order it sent it. Fails the run if the member ended first. */
+void crew_receive(int index, void *msg, size_t size);
+
+/* In the main process: make the releases not yet made, and wait for every
+ * member to exit; fails the run unless all exit 0. */
+void crew_end(void);
+
 /* ---- Report cells (markdown) ---- */
 
 /* " v |" formatted with fmt, or " - |" when v is NAN. */
