@@ -620,23 +620,14 @@ static void server_main(int variant, const char *dir, int ready_fd)
  * port (0 for none). */
 static int start_server(int variant, const char *dir)
 {
-    int fds[2], port;
+    int fd, port;
 
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    /* Anything still buffered would otherwise be printed by both. */
-    fflush(NULL);
-    g_server = fork();
-    if (g_server < 0)
-        die("fork", strerror(errno));
-    if (g_server == 0) {
-        close(fds[0]);
-        server_main(variant, dir, fds[1]);
-    }
-    close(fds[1]);
+    g_server = fork_piped(&fd);
+    if (g_server == 0)
+        server_main(variant, dir, fd);
     /* End of file means the child failed (and said why on stderr). */
-    size_t got = read_full(fds[0], &port, sizeof port);
-    close(fds[0]);
+    size_t got = read_full(fd, &port, sizeof port);
+    close(fd);
     if (got != sizeof port)
         die(variant_names[variant], "server process failed to start");
     return port;
@@ -679,20 +670,12 @@ static void worker_main(int variant, int job, const char *dir, const char *addre
 static variant_result run_worker(int variant, int job, const char *dir, const char *address,
                                  uint64_t n)
 {
-    int fds[2], status = 0;
+    int fd, status = 0;
     variant_result res;
 
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        worker_main(variant, job, dir, address, n, fds[1]);
-    }
-    close(fds[1]);
+    g_worker = fork_piped(&fd);
+    if (g_worker == 0)
+        worker_main(variant, job, dir, address, n, fd);
 
     /* The result fits in the pipe's buffer, so the worker can exit before
      * we read it. A server that dies first voids the run (and a guest
@@ -711,8 +694,8 @@ static variant_result run_worker(int variant, int job, const char *dir, const ch
         }
     }
     g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
+    size_t got = read_full(fd, &res, sizeof res);
+    close(fd);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
         die(variant_names[variant], "measuring process failed");
     return res;
@@ -1084,6 +1067,14 @@ static leveldb_options_t *miss_options(int bloom, leveldb_filterpolicy_t **polic
     return o;
 }
 
+/* What run_child() hands a job of G1 or C1: a directory, a count and a
+ * flag, whose meanings are the job's. */
+typedef struct dir_job {
+    const char *dir;
+    uint64_t n;
+    int flag;
+} dir_job;
+
 /* Fork a child that runs fn(dir, arg) and exits 0; wait for it. */
 static void in_child(const char *what, void (*fn)(const char *, uint64_t, int), const char *dir,
                      uint64_t arg, int flag)
@@ -1140,8 +1131,12 @@ static void miss_stats(double *lat, uint64_t n, workload_result *out)
 }
 
 /* The measuring child of raw LevelDB: n absent gets, one at a time. */
-static void miss_raw(const char *dir, uint64_t n, int bloom, int fd)
+static void miss_raw(const void *arg, int fd)
 {
+    const dir_job *job = arg;
+    const char *dir = job->dir;
+    uint64_t n = job->n;
+    int bloom = job->flag;
     leveldb_filterpolicy_t *policy;
     leveldb_options_t *o = miss_options(bloom, &policy);
     char *err = NULL, key[KEY_LEN + 1];
@@ -1189,8 +1184,11 @@ static void on_miss(void *ud, int status, const char *val, size_t vlen)
 
 /* The measuring child of the follower: the same gets one at a time, then
  * IN_FLIGHT at a time. It opens with default options: it follows. */
-static void miss_follower(const char *dir, uint64_t n, int fd)
+static void miss_follower(const void *arg, int fd)
 {
+    const dir_job *job = arg;
+    const char *dir = job->dir;
+    uint64_t n = job->n;
     ravel_db *db;
     int rc = ravel_open(&db, dir, NULL);
     if (rc != RAVEL_OK)
@@ -1265,46 +1263,19 @@ static void miss_leader_main(const char *dir, int bloom, int ready_fd)
 
 static miss_result run_miss(int variant, const char *dir, uint64_t n, int bloom)
 {
-    int fds[2], status;
     miss_result res;
     if (variant == G_FOLLOWER) {
-        if (pipe(fds) != 0)
-            die("pipe", strerror(errno));
-        fflush(NULL);
-        g_server = fork();
-        if (g_server < 0)
-            die("fork", strerror(errno));
-        if (g_server == 0) {
-            close(fds[0]);
-            miss_leader_main(dir, bloom, fds[1]);
-        }
-        close(fds[1]);
-        int zero;
-        if (read_full(fds[0], &zero, sizeof zero) != sizeof zero)
+        int fd, zero;
+        g_server = fork_piped(&fd);
+        if (g_server == 0)
+            miss_leader_main(dir, bloom, fd);
+        if (read_full(fd, &zero, sizeof zero) != sizeof zero)
             die("G1", "leader process failed to start");
-        close(fds[0]);
+        close(fd);
     }
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        if (variant == G_RAW)
-            miss_raw(dir, n, bloom, fds[1]);
-        else
-            miss_follower(dir, n, fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
-    status = reap(g_worker);
-    g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
-        die("G1", "measuring process failed");
+    dir_job job = {dir, n, bloom};
+    run_child("G1: the measuring process", variant == G_RAW ? miss_raw : miss_follower, &job,
+              &res, sizeof res);
     if (g_server > 0)
         stop_server();
     return res;
@@ -1509,17 +1480,11 @@ static void *raw_counter_thread(void *arg)
     return NULL;
 }
 
-typedef struct raw_counter_job {
-    const char *dir;
-    uint64_t total;
-    int threads;
-} raw_counter_job;
-
-/* In a child: raw LevelDB with job->threads threads; writes a
- * counter_result to fd. */
+/* In a child: raw LevelDB in job->dir with job->flag threads, job->n
+ * increments in all; writes a counter_result to fd. */
 static void raw_counter_main(const void *arg, int fd)
 {
-    const raw_counter_job *job = arg;
+    const dir_job *job = arg;
     raw_counter r;
     char *err = NULL;
     leveldb_options_t *o = leveldb_options_create();
@@ -1530,16 +1495,16 @@ static void raw_counter_main(const void *arg, int fd)
     r.ro = leveldb_readoptions_create();
     r.wo = leveldb_writeoptions_create();
     pthread_mutex_init(&r.mu, NULL);
-    r.k = job->total / (uint64_t)job->threads;
+    r.k = job->n / (uint64_t)job->flag;
     pthread_t t[8];
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t t0 = now_ns();
-    for (int i = 0; i < job->threads; i++)
+    for (int i = 0; i < job->flag; i++)
         pthread_create(&t[i], NULL, raw_counter_thread, &r);
-    for (int i = 0; i < job->threads; i++)
+    for (int i = 0; i < job->flag; i++)
         pthread_join(t[i], NULL);
     uint64_t t1 = now_ns();
-    uint64_t done = r.k * (uint64_t)job->threads;
+    uint64_t done = r.k * (uint64_t)job->flag;
     counter_result res = {(double)done / ((double)(t1 - t0) * 1e-9), 0,
                           (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) * 1e6 / (double)done};
     size_t vlen;
@@ -1556,7 +1521,7 @@ static void raw_counter_main(const void *arg, int fd)
 
 static counter_result run_counter_raw(const char *dir, int threads, uint64_t total)
 {
-    raw_counter_job job = {dir, total, threads};
+    dir_job job = {dir, total, threads};
     counter_result res;
     run_child("C1 raw", raw_counter_main, &job, &res, sizeof res);
     return res;

@@ -247,7 +247,7 @@ const char *value_for(uint64_t index)
 /* Processes                                                            */
 /* ------------------------------------------------------------------ */
 
-int spawn_capture(char *const argv[], char *out, size_t size)
+pid_t fork_piped(int *fd)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -256,18 +256,25 @@ int spawn_capture(char *const argv[], char *out, size_t size)
     pid_t pid = fork();
     if (pid < 0)
         die("fork", strerror(errno));
+    close(fds[pid == 0 ? 0 : 1]);
+    *fd = fds[pid == 0 ? 1 : 0];
+    return pid;
+}
+
+int spawn_capture(char *const argv[], char *out, size_t size)
+{
+    int fd;
+    pid_t pid = fork_piped(&fd);
     if (pid == 0) {
-        close(fds[0]);
-        if (dup2(fds[1], STDOUT_FILENO) < 0)
+        if (dup2(fd, STDOUT_FILENO) < 0)
             _exit(127);
-        close(fds[1]);
+        close(fd);
         execvp(argv[0], argv);
         _exit(127);
     }
-    close(fds[1]);
-    size_t got = read_full(fds[0], out, size - 1);
+    size_t got = read_full(fd, out, size - 1);
     out[got] = '\0';
-    close(fds[0]);
+    close(fd);
     int status = reap(pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -275,23 +282,16 @@ int spawn_capture(char *const argv[], char *out, size_t size)
 void run_child(const char *what, void (*fn)(const void *arg, int fd), const void *arg, void *out,
                size_t size)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
+    int fd;
+    g_worker = fork_piped(&fd);
     if (g_worker == 0) {
-        close(fds[0]);
-        fn(arg, fds[1]);
+        fn(arg, fd);
         _exit(0);
     }
-    close(fds[1]);
     int status = reap(g_worker);
     g_worker = -1;
-    size_t got = read_full(fds[0], out, size);
-    close(fds[0]);
+    size_t got = read_full(fd, out, size);
+    close(fd);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != size)
         die(what, "child process failed");
 }
@@ -313,14 +313,9 @@ void crew_start(int members, int releases, void (*fn)(int index, const void *arg
             die("pipe", strerror(errno));
     }
     for (int i = 0; i < members; i++) {
-        int fds[2];
+        int fd;
         char ready;
-        if (pipe(fds) != 0)
-            die("pipe", strerror(errno));
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork", strerror(errno));
+        pid_t pid = fork_piped(&fd);
         if (pid == 0) {
             /* Only the main process may hold the releases' write ends,
              * or their end of file would never come. */
@@ -328,17 +323,15 @@ void crew_start(int members, int releases, void (*fn)(int index, const void *arg
                 close(g_crew.go[r][1]);
             for (int j = 0; j < i; j++)
                 close(g_crew.from[j]);
-            close(fds[0]);
-            g_crew.to_main = fds[1];
+            g_crew.to_main = fd;
             g_crew.waited = 0;
             fn(i, arg);
             _exit(0);
         }
-        close(fds[1]);
         g_crew.pid[i] = pid;
-        g_crew.from[i] = fds[0];
+        g_crew.from[i] = fd;
         g_crew.members = i + 1;
-        if (read_full(fds[0], &ready, 1) != 1)
+        if (read_full(fd, &ready, 1) != 1)
             die("crew", "a member failed to open its database");
     }
     for (int r = 0; r < releases; r++)

@@ -103,6 +103,12 @@ uint64_t next_random(uint64_t *state);
 
 /* ---- Processes ---- */
 
+/* Fork a child that writes to this process through a pipe, flushing
+ * stdio first (what is still buffered would be printed by both). Returns
+ * 0 in the child, with *fd the pipe's write end, and the child's pid here,
+ * with *fd its read end. Dies on failure. */
+pid_t fork_piped(int *fd);
+
 /* Run argv (looked up on PATH) with its stdout read into out (at most
  * size - 1 bytes, NUL-terminated) and its stderr ours. Returns its exit
  * status, or -1 if it did not exit (127: it could not be run). */
