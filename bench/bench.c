@@ -37,6 +37,7 @@
 
 #include "common.h"
 #include "failover.h"
+#include "many.h"
 #include "watch.h"
 #include "ravel.h"
 
@@ -990,6 +991,24 @@ static int node_available(char *version, size_t size)
     return 1;
 }
 
+/* Whether the Node variants run (not with --no-node); note says which
+ * Node, or why not. */
+static int node_check(int use_node, char *note, size_t size)
+{
+    char version[64];
+    if (!use_node) {
+        snprintf(note, size, "skipped (--no-node)");
+        return 0;
+    }
+    if (!node_available(version, sizeof version)) {
+        snprintf(note, size, "skipped (no node on PATH, or no npm packages in tests/interop)");
+        fprintf(stderr, "ravel-bench: Node variants %s\n", note);
+        return 0;
+    }
+    snprintf(note, size, "%s, rave-level 1.0.0, many-level 2.0.0", version);
+    return 1;
+}
+
 /* bench_node.js prints one line per workload, "W<k> <ops/s> <p50 us>
  * <p99 us> <cpu us/op> <server cpu us/op>", then "rss <KiB>". */
 static void parse_node(char *text, variant_result *res)
@@ -1559,11 +1578,27 @@ static void read_load(char *out, size_t size)
     fclose(f);
 }
 
+/* The run's first lines: the command, the machine and its load, and which
+ * Node ran (when node_note is not NULL). */
+static void print_header(int argc, char **argv, uint64_t n, const char *load_start,
+                         const char *node_note)
+{
+    char load_end[32];
+    printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
+    for (int i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    read_load(load_end, sizeof load_end);
+    printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
+           sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
+    if (node_note != NULL)
+        printf("Node: %s\n", node_note);
+}
+
 /* The targets of the benchmark issue, checked against this run's medians
  * (ratios as in the tables: the follower's W2 and W4 against raw
  * LevelDB's W1 and W3, one at a time). */
 static void print_targets(const variant_result res[V_COUNT], const double *f1_ms[F1_SETS],
-                          int f1_rounds)
+                          int f1_rounds, const many_result *many)
 {
     const workload_result *raw = res[V_RAW].w, *lead = res[V_LEADER].w,
                           *fol = res[V_FOLLOWER].w, *node = res[V_NODE_FOLLOWER].w;
@@ -1573,8 +1608,7 @@ static void print_targets(const variant_result res[V_COUNT], const double *f1_ms
         if (f1_followers[i] == 10)
             ten = f1_ms[i];
 
-    printf("\n| target (figures from the tables above) | measured | line | met |\n");
-    printf("|---|---:|---:|---|\n");
+    print_target_header();
     print_target("follower W1 ÷ Node follower W1",
                  has_node ? ratio(fol[W_PUT_SEQ].ops_per_s, node[W_PUT_SEQ].ops_per_s) : NAN,
                  5, 0, "%.3fx");
@@ -1610,6 +1644,7 @@ static void print_targets(const variant_result res[V_COUNT], const double *f1_ms
         print_target(what, ratio(res[V_TLS].w[piped[i]].ops_per_s, res[V_TCP].w[piped[i]].ops_per_s),
                      0.7, 0, "%.3fx");
     }
+    many_print_targets(many);
 }
 
 static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
@@ -1619,15 +1654,9 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
                          const char *node_note, const char *load_start)
 {
     const variant_result *raw = &res[V_RAW], *node = &res[V_NODE_FOLLOWER];
-    char load_end[32];
 
-    printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
-    for (int i = 0; i < argc; i++)
-        printf(" %s", argv[i]);
-    read_load(load_end, sizeof load_end);
-    printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
-           sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
-    printf("Node: %s\n\n", node_note);
+    print_header(argc, argv, n, load_start, node_note);
+    printf("\n");
 
     printf("C variants: the median of %d runs, interleaved (raw LevelDB, leader, follower, TCP "
            "guest, TLS guest, then again), with the slowest and fastest run's ops/s; Node variants: one "
@@ -1712,7 +1741,6 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
                f1_followers[i] == 1 ? "" : "s", f1_rounds,
                percentile(ms, (size_t)f1_rounds, 0.5), ms[f1_rounds - 1], ms[0]);
     }
-    print_targets(res, f1_ms, f1_rounds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1794,14 +1822,17 @@ static void print_counter(uint64_t total, const counter_result raw[COUNTER_SETS]
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node] [--only G1,C1]\n"
+            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node] [--only LIST]\n"
             "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
             "ravel party follower, a ravel guest over TCP and over TLS (mutual, with\n"
             "certificates made by tests/tls/make-certs.sh) and, when installed, the\n"
             "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
             "followers; G1 (gets of absent keys with and without a bloom filter, raw\n"
-            "LevelDB and follower) and C1 (conditional-batch increments of one\n"
-            "counter from 1 and 4 processes, raw LevelDB with a mutex beside them).\n"
+            "LevelDB and follower), C1 (conditional-batch increments of one\n"
+            "counter from 1 and 4 processes, raw LevelDB with a mutex beside them)\n"
+            "and M1-M3 (4 and 8 processes of one party putting, then getting, their\n"
+            "own slices, and 4 writers with a reader; raw LevelDB with as many\n"
+            "threads and, when installed, Node rave-level beside them).\n"
             "Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
             "  -r RUNS     runs of each C variant, interleaved; the tables show the\n"
@@ -1809,7 +1840,9 @@ static void usage(FILE *f)
             "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d,\n"
             "              one run of each variant unless -r says otherwise\n"
             "  --no-node   skip the Node variants\n"
-            "  --only LIST run only these of G1, C1 (comma-separated): no W1-W6, F1\n"
+            "  --only LIST run only these of G1, C1, M1, M2, M3 (comma-separated; M\n"
+            "              is all three, and M1 or M2 runs both, as M2 reads what M1\n"
+            "              wrote): no W1-W6, F1\n"
             "  --watch     only the watches: latency from an acknowledged put to the\n"
             "              change at a watcher in another process, and a follower's W1\n"
             "              and W6 with no watch, a watcher, and the change log on (they\n"
@@ -1849,10 +1882,11 @@ int main(int argc, char **argv)
 {
     uint64_t n = 0;
     int quick = 0, use_node = 1, runs = 0, only_g1 = 0, only_c1 = 0, watch_only = 0;
+    int only_parties = 0, only_mix = 0; /* --only M1 or M2, M3 */
     variant_result res[V_COUNT];
     double f1_store[F1_SETS][F1_ROUNDS];
     const double *f1_ms[F1_SETS];
-    char node_version[64], node_note[128], load_start[32];
+    char node_note[128], load_start[32];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -1874,8 +1908,15 @@ int main(int argc, char **argv)
                     only_g1 = 1;
                 } else if (strcmp(w, "C1") == 0) {
                     only_c1 = 1;
+                } else if (strcmp(w, "M1") == 0 || strcmp(w, "M2") == 0) {
+                    only_parties = 1; /* M2 reads what M1 wrote */
+                } else if (strcmp(w, "M3") == 0) {
+                    only_mix = 1;
+                } else if (strcmp(w, "M") == 0) {
+                    only_parties = only_mix = 1;
                 } else {
-                    fprintf(stderr, "ravel-bench: --only takes G1 and C1, not '%s'\n", w);
+                    fprintf(stderr, "ravel-bench: --only takes G1, C1, M1, M2, M3 and M, not "
+                                    "'%s'\n", w);
                     return 2;
                 }
             }
@@ -1916,34 +1957,40 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    miss_result miss[G_VARIANTS][2];
+    double miss_mb[2];
+    counter_result counter_raw[COUNTER_SETS], counter_rv[COUNTER_SETS];
+    uint64_t counter_total = n / COUNTER_DIVISOR;
+    many_result many;
+    int only_many = only_parties || only_mix;
+    int only = only_g1 || only_c1 || only_many;
+    int node = (!only || only_many) && node_check(use_node, node_note, sizeof node_note);
+    if (only) {
+        if (only_g1)
+            run_miss_all(n, miss, miss_mb);
+        if (only_c1)
+            run_counter_all(counter_total, counter_raw, counter_rv);
+        if (only_many)
+            many_run(n, runs, only_parties, only_mix, node, &many);
+        cleanup();
+        print_header(argc, argv, n, load_start, only_many ? node_note : NULL);
+        if (only_g1)
+            print_miss(n, miss, miss_mb);
+        if (only_c1)
+            print_counter(counter_total, counter_raw, counter_rv);
+        if (only_many) {
+            many_print(n, &many);
+            print_target_header();
+            many_print_targets(&many);
+        }
+        return 0;
+    }
+
     snprintf(g_certs, sizeof g_certs, "%s/certs", g_root);
     char certs_cmd[sizeof g_certs + 256];
     snprintf(certs_cmd, sizeof certs_cmd, "sh '%s' '%s'", MAKE_CERTS, g_certs);
     if (system(certs_cmd) != 0)
         die("certificates for the TLS guest", "tests/tls/make-certs.sh failed (openssl?)");
-    miss_result miss[G_VARIANTS][2];
-    double miss_mb[2];
-    counter_result counter_raw[COUNTER_SETS], counter_rv[COUNTER_SETS];
-    uint64_t counter_total = n / COUNTER_DIVISOR;
-    if (only_g1 || only_c1) {
-        if (only_g1)
-            run_miss_all(n, miss, miss_mb);
-        if (only_c1)
-            run_counter_all(counter_total, counter_raw, counter_rv);
-        cleanup();
-        char load_end[32];
-        printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
-        for (int i = 0; i < argc; i++)
-            printf(" %s", argv[i]);
-        read_load(load_end, sizeof load_end);
-        printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
-               sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
-        if (only_g1)
-            print_miss(n, miss, miss_mb);
-        if (only_c1)
-            print_counter(counter_total, counter_raw, counter_rv);
-        return 0;
-    }
     static variant_result run_res[V_LAST_C + 1][MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         if (runs > 1)
@@ -1960,21 +2007,14 @@ int main(int argc, char **argv)
         run_batch_floor(n, PING_POLL_US, &batch_floor_range[1][0], &batch_floor_range[1][1]),
     };
 
-    if (!use_node) {
-        snprintf(node_note, sizeof node_note, "skipped (--no-node)");
-    } else if (!node_available(node_version, sizeof node_version)) {
-        snprintf(node_note, sizeof node_note,
-                 "skipped (no node on PATH, or no npm packages in tests/interop)");
-        fprintf(stderr, "ravel-bench: Node variants %s\n", node_note);
-    } else {
-        snprintf(node_note, sizeof node_note, "%s, rave-level 1.0.0, many-level 2.0.0",
-                 node_version);
+    if (node) {
         run_node_variant(V_NODE_FOLLOWER, n, &res[V_NODE_FOLLOWER]);
         run_node_variant(V_NODE_GUEST, n, &res[V_NODE_GUEST]);
     }
 
     run_miss_all(n, miss, miss_mb);
     run_counter_all(counter_total, counter_raw, counter_rv);
+    many_run(n, runs, 1, 1, node, &many);
 
     for (size_t i = 0; i < F1_SETS; i++) {
         char dir[sizeof g_root + 32];
@@ -1993,6 +2033,8 @@ int main(int argc, char **argv)
     print_report(argc, argv, n, res, ping, batch_floor, batch_floor_range, f1_ms, f1_rounds, node_note, load_start);
     print_miss(n, miss, miss_mb);
     print_counter(counter_total, counter_raw, counter_rv);
+    many_print(n, &many);
+    print_targets(res, f1_ms, f1_rounds, &many);
     watch_bench_print(&wb, n);
     return 0;
 }

@@ -415,6 +415,12 @@ void print_ratio(double a, double b)
     print_value(ratio(a, b), "%7.3fx");
 }
 
+void print_target_header(void)
+{
+    printf("\n| target (figures from the tables above) | measured | line | met |\n");
+    printf("|---|---:|---:|---|\n");
+}
+
 void print_target(const char *what, double got, double want, int at_most, const char *fmt)
 {
     printf("| %s |", what);

@@ -172,6 +172,9 @@ double ratio(double a, double b);
 /* A ratio cell: a/b, or "-" when either is missing. */
 void print_ratio(double a, double b);
 
+/* The head of the targets table. */
+void print_target_header(void);
+
 /* One row of the targets table: `got` against the line `want` (at least,
  * or at most when at_most), "-" when it could not be measured. */
 void print_target(const char *what, double got, double want, int at_most, const char *fmt);
