@@ -32,8 +32,8 @@
 // Exit 0 on success; 1 with a message on stderr otherwise.
 //
 // many and mix run bench/many.c's M1-M3 on a rave-level party of forked
-// Node processes on DIR, opened one at a time (the first leads, and its
-// operations go to classic-level in its own process): many, P processes,
+// Node processes on DIR (the first leads, and its operations go to
+// classic-level in its own process; the others follow): many, P processes,
 // M1 (member i puts keys i*N/P .. (i+1)*N/P - 1 in order, each awaited)
 // then M2 (N/P gets of its own slice in W3's random order); mix, M3: W
 // writers put their slices of N as in M1 while one more process, the
@@ -330,15 +330,14 @@ function switches () {
   return usage.voluntaryContextSwitches + usage.involuntaryContextSwitches
 }
 
-// M1 and M2 (mix false), or M3: fork the members one at a time, run the
-// phases, print what each member reports.
+// M1 and M2 (mix false), or M3: fork the leader, then (once it leads)
+// the followers all at once — starting Node takes most of a small run's
+// time — run the phases, print what each member reports.
 async function party (members, mix, dir, n) {
-  const kids = []
-  for (let i = 0; i < members; i++) {
-    const kid = new Helper('member', [dir, String(i)])
-    await kid.reply() // it has opened: the next one will not lead
-    kids.push(kid)
-  }
+  const kids = [new Helper('member', [dir, '0'])]
+  await kids[0].reply()
+  for (let i = 1; i < members; i++) kids.push(new Helper('member', [dir, String(i)]))
+  for (const kid of kids.slice(1)) await kid.reply()
   const writers = mix ? members - 1 : members
   const lines = []
   for (let p = 0; p < (mix ? 1 : 2); p++) {
@@ -360,7 +359,8 @@ async function party (members, mix, dir, n) {
     }
   }
   // The followers first, so that none takes the lead as the leader goes.
-  for (let i = members - 1; i >= 0; i--) await kids[i].stop()
+  await Promise.all(kids.slice(1).map((kid) => kid.stop()))
+  await kids[0].stop()
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
