@@ -37,19 +37,15 @@
 
 #include "common.h"
 #include "failover.h"
+#include "many.h"
 #include "watch.h"
 #include "ravel.h"
 
-#define KEY_LEN 16 /* "k" + 15 zero-padded decimal digits */
-#define KEY_DIGITS 15
-#define VALUE_LEN 100
 #define IN_FLIGHT 64   /* pipelining depth of W2 and W4 */
 #define BATCH_SIZE 100 /* puts per batch in W6 */
 #define DEFAULT_N 100000ULL
 #define QUICK_N 10000ULL
 #define MAX_N 999999999999999ULL /* the largest index 15 digits can hold */
-#define GET_SEQ_SEED 0x9E3779B97F4A7C15ULL
-#define GET_PIPE_SEED 0xD1B54A32D192ED03ULL
 #define F1_ROUNDS 20
 #define DEFAULT_RUNS 3 /* of each C variant, interleaved */
 #define MAX_RUNS 15
@@ -105,150 +101,6 @@ typedef struct variant_result {
     double lo[W_COUNT], hi[W_COUNT]; /* the slowest and fastest run's ops/s (runs > 1) */
     double scan_rss_kib; /* peak RSS of a process that only opened the database and scanned it */
 } variant_result;
-
-/* State that the error path needs in order to clean up after itself. */
-static pid_t g_main_pid;
-static pid_t g_server = -1; /* the variant's leader or host process */
-static pid_t g_worker = -1; /* the measuring (or scanning) process */
-static char g_root[4096];   /* the scratch directory, once made */
-
-/* ------------------------------------------------------------------ */
-/* Cleanup and errors                                                   */
-/* ------------------------------------------------------------------ */
-
-/* Leave nothing behind: no child process, no scratch files. */
-static void cleanup(void)
-{
-    if (g_worker > 0) {
-        kill(g_worker, SIGKILL);
-        reap(g_worker);
-        g_worker = -1;
-    }
-    if (g_server > 0) {
-        kill(g_server, SIGKILL);
-        reap(g_server);
-        g_server = -1;
-    }
-    if (g_root[0] != '\0') {
-        remove_tree(g_root);
-        g_root[0] = '\0';
-    }
-}
-
-static void fail(void)
-{
-    /* A child leaves the cleanup to the main process, which sees it fail. */
-    if (getpid() != g_main_pid)
-        _exit(1);
-    cleanup();
-    exit(1);
-}
-
-static void die(const char *what, const char *detail)
-{
-    fprintf(stderr, "ravel-bench: %s: %s\n", what, detail);
-    fail();
-}
-
-/* ravel_errmsg() is per thread, so this must run on the thread whose call
- * failed, right after it. */
-static void die_ravel(const char *what, int status)
-{
-    fprintf(stderr, "ravel-bench: %s: %s (%s): %s\n", what, ravel_strerror(status),
-            ravel_errname(status), ravel_errmsg());
-    fail();
-}
-
-/* A failure reported to a callback happened on the I/O thread, so this
- * thread's ravel_errmsg() knows nothing about it: report the code only. */
-static void die_async(const char *what, int status)
-{
-    fprintf(stderr, "ravel-bench: %s: %s (%s)\n", what, ravel_strerror(status),
-            ravel_errname(status));
-    fail();
-}
-
-static void die_leveldb(const char *what, char *err)
-{
-    fprintf(stderr, "ravel-bench: %s: %s\n", what, err);
-    leveldb_free(err);
-    fail();
-}
-
-static void write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            die("write to pipe", strerror(errno));
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
-/* Returns the bytes read: fewer than len only at end of file. */
-static size_t read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, p + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            die("read from pipe", strerror(errno));
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return got;
-}
-
-/* ------------------------------------------------------------------ */
-/* Data                                                                 */
-/* ------------------------------------------------------------------ */
-
-static void make_key(char key[KEY_LEN], uint64_t index)
-{
-    key[0] = 'k';
-    for (int i = KEY_DIGITS; i >= 1; i--) {
-        key[i] = (char)('0' + index % 10);
-        index /= 10;
-    }
-}
-
-/* Values are windows into one fixed pseudo-random buffer: deterministic,
- * different from key to key (so LevelDB does not see one value repeated),
- * and free to produce, so the timing measures the database, not us.
- * bench_node.js builds the same buffer. */
-#define FILLER_SPREAD 128
-static char g_filler[VALUE_LEN + FILLER_SPREAD];
-
-/* xorshift64: a fixed seed gives every variant the same sequence. */
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
-
-static void init_filler(void)
-{
-    uint64_t x = 0x2545F4914F6CDD1DULL;
-    for (size_t i = 0; i < sizeof g_filler; i++)
-        g_filler[i] = (char)('a' + next_random(&x) % 26);
-}
-
-static const char *value_for(uint64_t index)
-{
-    return g_filler + index % FILLER_SPREAD;
-}
 
 /* ------------------------------------------------------------------ */
 /* The database under test                                              */
@@ -769,23 +621,14 @@ static void server_main(int variant, const char *dir, int ready_fd)
  * port (0 for none). */
 static int start_server(int variant, const char *dir)
 {
-    int fds[2], port;
+    int fd, port;
 
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    /* Anything still buffered would otherwise be printed by both. */
-    fflush(NULL);
-    g_server = fork();
-    if (g_server < 0)
-        die("fork", strerror(errno));
-    if (g_server == 0) {
-        close(fds[0]);
-        server_main(variant, dir, fds[1]);
-    }
-    close(fds[1]);
+    g_server = fork_piped(&fd);
+    if (g_server == 0)
+        server_main(variant, dir, fd);
     /* End of file means the child failed (and said why on stderr). */
-    size_t got = read_full(fds[0], &port, sizeof port);
-    close(fds[0]);
+    size_t got = read_full(fd, &port, sizeof port);
+    close(fd);
     if (got != sizeof port)
         die(variant_names[variant], "server process failed to start");
     return port;
@@ -828,20 +671,12 @@ static void worker_main(int variant, int job, const char *dir, const char *addre
 static variant_result run_worker(int variant, int job, const char *dir, const char *address,
                                  uint64_t n)
 {
-    int fds[2], status = 0;
+    int fd, status = 0;
     variant_result res;
 
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        worker_main(variant, job, dir, address, n, fds[1]);
-    }
-    close(fds[1]);
+    g_worker = fork_piped(&fd);
+    if (g_worker == 0)
+        worker_main(variant, job, dir, address, n, fd);
 
     /* The result fits in the pipe's buffer, so the worker can exit before
      * we read it. A server that dies first voids the run (and a guest
@@ -860,8 +695,8 @@ static variant_result run_worker(int variant, int job, const char *dir, const ch
         }
     }
     g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
+    size_t got = read_full(fd, &res, sizeof res);
+    close(fd);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
         die(variant_names[variant], "measuring process failed");
     return res;
@@ -1143,34 +978,6 @@ static workload_result run_batch_floor(uint64_t n, int poll_us, double *lo, doub
 /* Node                                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Run argv (looked up on PATH) with its stdout read into out (at most
- * size - 1 bytes, NUL-terminated) and its stderr ours. Returns its exit
- * status, or -1 if it did not exit (127: it could not be run). */
-static int spawn_capture(char *const argv[], char *out, size_t size)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        if (dup2(fds[1], STDOUT_FILENO) < 0)
-            _exit(127);
-        close(fds[1]);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t got = read_full(fds[0], out, size - 1);
-    out[got] = '\0';
-    close(fds[0]);
-    int status = reap(pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Node on PATH and the interop tests' npm packages installed. On success,
  * version holds `node --version`. */
 static int node_available(char *version, size_t size)
@@ -1181,6 +988,24 @@ static int node_available(char *version, size_t size)
         spawn_capture(argv, version, size) != 0)
         return 0;
     version[strcspn(version, "\n")] = '\0';
+    return 1;
+}
+
+/* Whether the Node variants run (not with --no-node); note says which
+ * Node, or why not. */
+static int node_check(int use_node, char *note, size_t size)
+{
+    char version[64];
+    if (!use_node) {
+        snprintf(note, size, "skipped (--no-node)");
+        return 0;
+    }
+    if (!node_available(version, sizeof version)) {
+        snprintf(note, size, "skipped (no node on PATH, or no npm packages in tests/interop)");
+        fprintf(stderr, "ravel-bench: Node variants %s\n", note);
+        return 0;
+    }
+    snprintf(note, size, "%s, rave-level 1.0.0, many-level 2.0.0", version);
     return 1;
 }
 
@@ -1261,6 +1086,14 @@ static leveldb_options_t *miss_options(int bloom, leveldb_filterpolicy_t **polic
     return o;
 }
 
+/* What run_child() hands a job of G1 or C1: a directory, a count and a
+ * flag, whose meanings are the job's. */
+typedef struct dir_job {
+    const char *dir;
+    uint64_t n;
+    int flag;
+} dir_job;
+
 /* Fork a child that runs fn(dir, arg) and exits 0; wait for it. */
 static void in_child(const char *what, void (*fn)(const char *, uint64_t, int), const char *dir,
                      uint64_t arg, int flag)
@@ -1317,8 +1150,12 @@ static void miss_stats(double *lat, uint64_t n, workload_result *out)
 }
 
 /* The measuring child of raw LevelDB: n absent gets, one at a time. */
-static void miss_raw(const char *dir, uint64_t n, int bloom, int fd)
+static void miss_raw(const void *arg, int fd)
 {
+    const dir_job *job = arg;
+    const char *dir = job->dir;
+    uint64_t n = job->n;
+    int bloom = job->flag;
     leveldb_filterpolicy_t *policy;
     leveldb_options_t *o = miss_options(bloom, &policy);
     char *err = NULL, key[KEY_LEN + 1];
@@ -1366,8 +1203,11 @@ static void on_miss(void *ud, int status, const char *val, size_t vlen)
 
 /* The measuring child of the follower: the same gets one at a time, then
  * IN_FLIGHT at a time. It opens with default options: it follows. */
-static void miss_follower(const char *dir, uint64_t n, int fd)
+static void miss_follower(const void *arg, int fd)
 {
+    const dir_job *job = arg;
+    const char *dir = job->dir;
+    uint64_t n = job->n;
     ravel_db *db;
     int rc = ravel_open(&db, dir, NULL);
     if (rc != RAVEL_OK)
@@ -1442,46 +1282,19 @@ static void miss_leader_main(const char *dir, int bloom, int ready_fd)
 
 static miss_result run_miss(int variant, const char *dir, uint64_t n, int bloom)
 {
-    int fds[2], status;
     miss_result res;
     if (variant == G_FOLLOWER) {
-        if (pipe(fds) != 0)
-            die("pipe", strerror(errno));
-        fflush(NULL);
-        g_server = fork();
-        if (g_server < 0)
-            die("fork", strerror(errno));
-        if (g_server == 0) {
-            close(fds[0]);
-            miss_leader_main(dir, bloom, fds[1]);
-        }
-        close(fds[1]);
-        int zero;
-        if (read_full(fds[0], &zero, sizeof zero) != sizeof zero)
+        int fd, zero;
+        g_server = fork_piped(&fd);
+        if (g_server == 0)
+            miss_leader_main(dir, bloom, fd);
+        if (read_full(fd, &zero, sizeof zero) != sizeof zero)
             die("G1", "leader process failed to start");
-        close(fds[0]);
+        close(fd);
     }
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        if (variant == G_RAW)
-            miss_raw(dir, n, bloom, fds[1]);
-        else
-            miss_follower(dir, n, fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
-    status = reap(g_worker);
-    g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
-        die("G1", "measuring process failed");
+    dir_job job = {dir, n, bloom};
+    run_child("G1: the measuring process", variant == G_RAW ? miss_raw : miss_follower, &job,
+              &res, sizeof res);
     if (g_server > 0)
         stop_server();
     return res;
@@ -1553,27 +1366,29 @@ static uint64_t parse_counter(const char *val, size_t vlen)
     return v;
 }
 
-/* One party member: open (report it), wait for go, increment k times,
- * report, wait for the release, close. */
-static void counter_member(const char *dir, uint64_t k, int ready_fd, int go_fd, int report_fd,
-                           int release_fd)
+typedef struct counter_job {
+    const char *dir;
+    uint64_t k; /* increments per member */
+} counter_job;
+
+/* One party member (a crew's): open, wait for go, increment k times,
+ * report, wait for the release (the counter was read), close. */
+static void counter_member(int index, const void *arg)
 {
+    const counter_job *job = arg;
     ravel_db *db;
-    int rc = ravel_open(&db, dir, NULL);
+    (void)index;
+    int rc = ravel_open(&db, job->dir, NULL);
     if (rc != RAVEL_OK)
         die_ravel("C1: ravel_open", rc);
-    char c = 'r';
-    write_full(ready_fd, &c, 1);
-    close(ready_fd);
-    char buf[1];
-    if (read(go_fd, buf, 1) != 0) /* end of file: go */
-        die("C1", "go pipe");
+    crew_ready();
+    crew_wait();
     ravel_batch *b = ravel_batch_new();
     if (!b)
         die("C1", "out of memory");
     member_report rep = {0, 0, 0};
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
-    for (uint64_t i = 0; i < k; i++) {
+    for (uint64_t i = 0; i < job->k; i++) {
         for (;;) {
             char *val = NULL, next[32];
             size_t vlen = 0;
@@ -1603,10 +1418,8 @@ static void counter_member(const char *dir, uint64_t k, int ready_fd, int go_fd,
     rep.done_ns = now_ns();
     rep.cpu_s = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     ravel_batch_free(b);
-    write_full(report_fd, &rep, sizeof rep);
-    close(report_fd);
-    if (read(release_fd, buf, 1) != 0) /* end of file: the counter was read */
-        die("C1", "release pipe");
+    crew_send(&rep, sizeof rep);
+    crew_wait();
     ravel_db_close(db);
 }
 
@@ -1634,58 +1447,22 @@ static void counter_read(const char *dir, uint64_t want, int flag)
 
 static counter_result run_counter_ravel(const char *dir, int procs, uint64_t total)
 {
-    pid_t pids[8];
-    int go[2], release[2], report[2], ready[2];
-    uint64_t k = total / (uint64_t)procs;
-    if (pipe(go) || pipe(release) || pipe(report) || pipe(ready))
-        die("pipe", strerror(errno));
-    for (int m = 0; m < procs; m++) {
-        fflush(NULL);
-        pids[m] = fork();
-        if (pids[m] < 0)
-            die("fork", strerror(errno));
-        if (pids[m] == 0) {
-            close(go[1]);
-            close(release[1]);
-            close(report[0]);
-            close(ready[0]);
-            counter_member(dir, k, ready[1], go[0], report[1], release[0]);
-            _exit(0);
-        }
-        if (m == 0)
-            g_server = pids[0]; /* the leader: its death fails the run */
-        /* One at a time, so that the first leads. */
-        char c;
-        if (read_full(ready[0], &c, 1) != 1)
-            die("C1", "a member failed to open the directory");
-    }
-    close(ready[0]);
-    close(ready[1]);
-    close(report[1]);
-    close(release[0]);
-    uint64_t t0 = now_ns();
-    close(go[1]); /* go */
+    counter_job job = {dir, total / (uint64_t)procs};
+    uint64_t k = job.k;
+    crew_start(procs, 2, counter_member, &job);
+    uint64_t t0 = crew_release(); /* go */
     counter_result res;
     uint64_t end = 0, conflicts = 0;
     double cpu = 0;
     for (int m = 0; m < procs; m++) {
         member_report rep;
-        if (read_full(report[0], &rep, sizeof rep) != sizeof rep)
-            die("C1", "a member failed");
+        crew_receive(m, &rep, sizeof rep);
         end = rep.done_ns > end ? rep.done_ns : end;
         conflicts += rep.conflicts;
         cpu += rep.cpu_s;
     }
-    close(report[0]);
     in_child("C1: reading the counter", counter_read, dir, k * (uint64_t)procs, 0);
-    close(release[1]); /* the members close their handles and exit */
-    g_server = -1;
-    for (int m = 0; m < procs; m++) {
-        int status = reap(pids[m]);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            die("C1", "a member did not finish cleanly");
-    }
-    close(go[0]);
+    crew_end(); /* the members close their handles and exit */
     double secs = (double)(end - t0) * 1e-9;
     res.ops_per_s = (double)(k * (uint64_t)procs) / secs;
     res.conflicts = (double)conflicts / (double)(k * (uint64_t)procs);
@@ -1722,30 +1499,31 @@ static void *raw_counter_thread(void *arg)
     return NULL;
 }
 
-/* In a child: raw LevelDB with `threads` threads; writes a counter_result
- * to fd. */
-static void raw_counter_main(const char *dir, uint64_t total, int threads, int fd)
+/* In a child: raw LevelDB in job->dir with job->flag threads, job->n
+ * increments in all; writes a counter_result to fd. */
+static void raw_counter_main(const void *arg, int fd)
 {
+    const dir_job *job = arg;
     raw_counter r;
     char *err = NULL;
     leveldb_options_t *o = leveldb_options_create();
     leveldb_options_set_create_if_missing(o, 1);
-    r.db = leveldb_open(o, dir, &err);
+    r.db = leveldb_open(o, job->dir, &err);
     if (err != NULL)
         die_leveldb("C1: leveldb_open", err);
     r.ro = leveldb_readoptions_create();
     r.wo = leveldb_writeoptions_create();
     pthread_mutex_init(&r.mu, NULL);
-    r.k = total / (uint64_t)threads;
+    r.k = job->n / (uint64_t)job->flag;
     pthread_t t[8];
     double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
     uint64_t t0 = now_ns();
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < job->flag; i++)
         pthread_create(&t[i], NULL, raw_counter_thread, &r);
-    for (int i = 0; i < threads; i++)
+    for (int i = 0; i < job->flag; i++)
         pthread_join(t[i], NULL);
     uint64_t t1 = now_ns();
-    uint64_t done = r.k * (uint64_t)threads;
+    uint64_t done = r.k * (uint64_t)job->flag;
     counter_result res = {(double)done / ((double)(t1 - t0) * 1e-9), 0,
                           (clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0) * 1e6 / (double)done};
     size_t vlen;
@@ -1762,26 +1540,9 @@ static void raw_counter_main(const char *dir, uint64_t total, int threads, int f
 
 static counter_result run_counter_raw(const char *dir, int threads, uint64_t total)
 {
-    int fds[2];
+    dir_job job = {dir, total, threads};
     counter_result res;
-    if (pipe(fds) != 0)
-        die("pipe", strerror(errno));
-    fflush(NULL);
-    g_worker = fork();
-    if (g_worker < 0)
-        die("fork", strerror(errno));
-    if (g_worker == 0) {
-        close(fds[0]);
-        raw_counter_main(dir, total, threads, fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
-    int status = reap(g_worker);
-    g_worker = -1;
-    size_t got = read_full(fds[0], &res, sizeof res);
-    close(fds[0]);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != sizeof res)
-        die("C1 raw", "measuring process failed");
+    run_child("C1 raw", raw_counter_main, &job, &res, sizeof res);
     return res;
 }
 
@@ -1817,46 +1578,27 @@ static void read_load(char *out, size_t size)
     fclose(f);
 }
 
-static void print_value(double v, const char *fmt)
+/* The run's first lines: the command, the machine and its load, and which
+ * Node ran (when node_note is not NULL). */
+static void print_header(int argc, char **argv, uint64_t n, const char *load_start,
+                         const char *node_note)
 {
-    if (isnan(v)) {
-        printf(" %8s |", "-");
-        return;
-    }
-    printf(" ");
-    printf(fmt, v);
-    printf(" |");
-}
-
-/* A ratio, NAN when either side is missing. */
-static double ratio(double a, double b)
-{
-    return b > 0 && !isnan(a) ? a / b : NAN;
-}
-
-/* A ratio cell: a/b, or "-" when either is missing. */
-static void print_ratio(double a, double b)
-{
-    print_value(ratio(a, b), "%7.3fx");
-}
-
-/* One row of the targets table: `got` against the line `want` (at least,
- * or at most when at_most), "-" when it could not be measured. */
-static void print_target(const char *what, double got, double want, int at_most, const char *fmt)
-{
-    printf("| %s |", what);
-    print_value(got, fmt);
-    printf(" %s", at_most ? "<= " : ">= ");
-    printf(fmt, want);
-    int met = at_most ? got <= want : got >= want;
-    printf(" | %s |\n", isnan(got) ? "-" : met ? "yes" : "no");
+    char load_end[32];
+    printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
+    for (int i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    read_load(load_end, sizeof load_end);
+    printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
+           sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
+    if (node_note != NULL)
+        printf("Node: %s\n", node_note);
 }
 
 /* The targets of the benchmark issue, checked against this run's medians
  * (ratios as in the tables: the follower's W2 and W4 against raw
  * LevelDB's W1 and W3, one at a time). */
 static void print_targets(const variant_result res[V_COUNT], const double *f1_ms[F1_SETS],
-                          int f1_rounds)
+                          int f1_rounds, const many_result *many)
 {
     const workload_result *raw = res[V_RAW].w, *lead = res[V_LEADER].w,
                           *fol = res[V_FOLLOWER].w, *node = res[V_NODE_FOLLOWER].w;
@@ -1866,8 +1608,7 @@ static void print_targets(const variant_result res[V_COUNT], const double *f1_ms
         if (f1_followers[i] == 10)
             ten = f1_ms[i];
 
-    printf("\n| target (figures from the tables above) | measured | line | met |\n");
-    printf("|---|---:|---:|---|\n");
+    print_target_header();
     print_target("follower W1 ÷ Node follower W1",
                  has_node ? ratio(fol[W_PUT_SEQ].ops_per_s, node[W_PUT_SEQ].ops_per_s) : NAN,
                  5, 0, "%.3fx");
@@ -1903,6 +1644,7 @@ static void print_targets(const variant_result res[V_COUNT], const double *f1_ms
         print_target(what, ratio(res[V_TLS].w[piped[i]].ops_per_s, res[V_TCP].w[piped[i]].ops_per_s),
                      0.7, 0, "%.3fx");
     }
+    many_print_targets(many);
 }
 
 static void print_report(int argc, char **argv, uint64_t n, const variant_result res[V_COUNT],
@@ -1912,15 +1654,9 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
                          const char *node_note, const char *load_start)
 {
     const variant_result *raw = &res[V_RAW], *node = &res[V_NODE_FOLLOWER];
-    char load_end[32];
 
-    printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
-    for (int i = 0; i < argc; i++)
-        printf(" %s", argv[i]);
-    read_load(load_end, sizeof load_end);
-    printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
-           sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
-    printf("Node: %s\n\n", node_note);
+    print_header(argc, argv, n, load_start, node_note);
+    printf("\n");
 
     printf("C variants: the median of %d runs, interleaved (raw LevelDB, leader, follower, TCP "
            "guest, TLS guest, then again), with the slowest and fastest run's ops/s; Node variants: one "
@@ -2005,7 +1741,6 @@ static void print_report(int argc, char **argv, uint64_t n, const variant_result
                f1_followers[i] == 1 ? "" : "s", f1_rounds,
                percentile(ms, (size_t)f1_rounds, 0.5), ms[f1_rounds - 1], ms[0]);
     }
-    print_targets(res, f1_ms, f1_rounds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2087,14 +1822,17 @@ static void print_counter(uint64_t total, const counter_result raw[COUNTER_SETS]
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node] [--only G1,C1]\n"
+            "usage: ravel-bench [-n N] [-r RUNS] [--quick] [--no-node] [--only LIST]\n"
             "Run the SPEC workloads W1-W6 on raw LevelDB, a ravel party leader, a\n"
             "ravel party follower, a ravel guest over TCP and over TLS (mutual, with\n"
             "certificates made by tests/tls/make-certs.sh) and, when installed, the\n"
             "Node rave-level follower and many-level guest; then F1 with 1 and 10\n"
             "followers; G1 (gets of absent keys with and without a bloom filter, raw\n"
-            "LevelDB and follower) and C1 (conditional-batch increments of one\n"
-            "counter from 1 and 4 processes, raw LevelDB with a mutex beside them).\n"
+            "LevelDB and follower), C1 (conditional-batch increments of one\n"
+            "counter from 1 and 4 processes, raw LevelDB with a mutex beside them)\n"
+            "and M1-M3 (4 and 8 processes of one party putting, then getting, their\n"
+            "own slices, and 4 writers with a reader; raw LevelDB with as many\n"
+            "threads and, when installed, Node rave-level beside them).\n"
             "Prints markdown tables on stdout, progress on stderr.\n"
             "  -n N        number of entries (default %llu, at least %d)\n"
             "  -r RUNS     runs of each C variant, interleaved; the tables show the\n"
@@ -2102,7 +1840,9 @@ static void usage(FILE *f)
             "  --quick     N=%llu unless -n says otherwise, %d F1 rounds instead of %d,\n"
             "              one run of each variant unless -r says otherwise\n"
             "  --no-node   skip the Node variants\n"
-            "  --only LIST run only these of G1, C1 (comma-separated): no W1-W6, F1\n"
+            "  --only LIST run only these of G1, C1, M1, M2, M3 (comma-separated; M\n"
+            "              is all three, and M1 or M2 runs both, as M2 reads what M1\n"
+            "              wrote): no W1-W6, F1\n"
             "  --watch     only the watches: latency from an acknowledged put to the\n"
             "              change at a watcher in another process, and a follower's W1\n"
             "              and W6 with no watch, a watcher, and the change log on (they\n"
@@ -2142,10 +1882,11 @@ int main(int argc, char **argv)
 {
     uint64_t n = 0;
     int quick = 0, use_node = 1, runs = 0, only_g1 = 0, only_c1 = 0, watch_only = 0;
+    int only_parties = 0, only_mix = 0; /* --only M1 or M2, M3 */
     variant_result res[V_COUNT];
     double f1_store[F1_SETS][F1_ROUNDS];
     const double *f1_ms[F1_SETS];
-    char node_version[64], node_note[128], load_start[32];
+    char node_note[128], load_start[32];
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -2167,8 +1908,15 @@ int main(int argc, char **argv)
                     only_g1 = 1;
                 } else if (strcmp(w, "C1") == 0) {
                     only_c1 = 1;
+                } else if (strcmp(w, "M1") == 0 || strcmp(w, "M2") == 0) {
+                    only_parties = 1; /* M2 reads what M1 wrote */
+                } else if (strcmp(w, "M3") == 0) {
+                    only_mix = 1;
+                } else if (strcmp(w, "M") == 0) {
+                    only_parties = only_mix = 1;
                 } else {
-                    fprintf(stderr, "ravel-bench: --only takes G1 and C1, not '%s'\n", w);
+                    fprintf(stderr, "ravel-bench: --only takes G1, C1, M1, M2, M3 and M, not "
+                                    "'%s'\n", w);
                     return 2;
                 }
             }
@@ -2209,34 +1957,40 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    miss_result miss[G_VARIANTS][2];
+    double miss_mb[2];
+    counter_result counter_raw[COUNTER_SETS], counter_rv[COUNTER_SETS];
+    uint64_t counter_total = n / COUNTER_DIVISOR;
+    many_result many;
+    int only_many = only_parties || only_mix;
+    int only = only_g1 || only_c1 || only_many;
+    int node = (!only || only_many) && node_check(use_node, node_note, sizeof node_note);
+    if (only) {
+        if (only_g1)
+            run_miss_all(n, miss, miss_mb);
+        if (only_c1)
+            run_counter_all(counter_total, counter_raw, counter_rv);
+        if (only_many)
+            many_run(n, runs, only_parties, only_mix, node, &many);
+        cleanup();
+        print_header(argc, argv, n, load_start, only_many ? node_note : NULL);
+        if (only_g1)
+            print_miss(n, miss, miss_mb);
+        if (only_c1)
+            print_counter(counter_total, counter_raw, counter_rv);
+        if (only_many) {
+            many_print(n, &many);
+            print_target_header();
+            many_print_targets(&many);
+        }
+        return 0;
+    }
+
     snprintf(g_certs, sizeof g_certs, "%s/certs", g_root);
     char certs_cmd[sizeof g_certs + 256];
     snprintf(certs_cmd, sizeof certs_cmd, "sh '%s' '%s'", MAKE_CERTS, g_certs);
     if (system(certs_cmd) != 0)
         die("certificates for the TLS guest", "tests/tls/make-certs.sh failed (openssl?)");
-    miss_result miss[G_VARIANTS][2];
-    double miss_mb[2];
-    counter_result counter_raw[COUNTER_SETS], counter_rv[COUNTER_SETS];
-    uint64_t counter_total = n / COUNTER_DIVISOR;
-    if (only_g1 || only_c1) {
-        if (only_g1)
-            run_miss_all(n, miss, miss_mb);
-        if (only_c1)
-            run_counter_all(counter_total, counter_raw, counter_rv);
-        cleanup();
-        char load_end[32];
-        printf("\nravel-bench: N=%llu, command:", (unsigned long long)n);
-        for (int i = 0; i < argc; i++)
-            printf(" %s", argv[i]);
-        read_load(load_end, sizeof load_end);
-        printf("\nmachine: %ld CPUs online, load average (1 min) %s at the start, %s at the end\n",
-               sysconf(_SC_NPROCESSORS_ONLN), load_start, load_end);
-        if (only_g1)
-            print_miss(n, miss, miss_mb);
-        if (only_c1)
-            print_counter(counter_total, counter_raw, counter_rv);
-        return 0;
-    }
     static variant_result run_res[V_LAST_C + 1][MAX_RUNS];
     for (int r = 0; r < runs; r++) {
         if (runs > 1)
@@ -2253,21 +2007,14 @@ int main(int argc, char **argv)
         run_batch_floor(n, PING_POLL_US, &batch_floor_range[1][0], &batch_floor_range[1][1]),
     };
 
-    if (!use_node) {
-        snprintf(node_note, sizeof node_note, "skipped (--no-node)");
-    } else if (!node_available(node_version, sizeof node_version)) {
-        snprintf(node_note, sizeof node_note,
-                 "skipped (no node on PATH, or no npm packages in tests/interop)");
-        fprintf(stderr, "ravel-bench: Node variants %s\n", node_note);
-    } else {
-        snprintf(node_note, sizeof node_note, "%s, rave-level 1.0.0, many-level 2.0.0",
-                 node_version);
+    if (node) {
         run_node_variant(V_NODE_FOLLOWER, n, &res[V_NODE_FOLLOWER]);
         run_node_variant(V_NODE_GUEST, n, &res[V_NODE_GUEST]);
     }
 
     run_miss_all(n, miss, miss_mb);
     run_counter_all(counter_total, counter_raw, counter_rv);
+    many_run(n, runs, 1, 1, node, &many);
 
     for (size_t i = 0; i < F1_SETS; i++) {
         char dir[sizeof g_root + 32];
@@ -2286,6 +2033,8 @@ int main(int argc, char **argv)
     print_report(argc, argv, n, res, ping, batch_floor, batch_floor_range, f1_ms, f1_rounds, node_note, load_start);
     print_miss(n, miss, miss_mb);
     print_counter(counter_total, counter_raw, counter_rv);
+    many_print(n, &many);
+    print_targets(res, f1_ms, f1_rounds, &many);
     watch_bench_print(&wb, n);
     return 0;
 }

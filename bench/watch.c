@@ -18,7 +18,6 @@
 
 #define LAT_PUTS 2000
 #define LAT_GAP_US 500 /* between timed puts: latency, not a queue */
-#define VALUE_LEN 100
 #define BATCH 100
 #define MAX_RUNS 16
 
@@ -26,7 +25,7 @@ static const char *const config_names[WC_COUNT] = {
     "no watch, log off", "no watch, log on", "1 watcher, log off", "1 watcher, log on",
 };
 
-static void die(const char *what)
+static void watch_die(const char *what)
 {
     fprintf(stderr, "ravel-bench: watch: %s: %s\n", what, ravel_errmsg());
     _exit(1);
@@ -92,10 +91,10 @@ static void leader_main(const char *dir, uint64_t log_on, int fd)
     signal(SIGTERM, on_term);
     ravel_db *db;
     if (ravel_open(&db, dir, NULL) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_LEADER)
-        die("leader");
+        watch_die("leader");
     ravel_changelog set = {.on = (int)log_on};
     if (ravel_changelog_set(db, &set, NULL) != RAVEL_OK)
-        die("changelog");
+        watch_die("changelog");
     char ok = 1;
     write_all(fd, &ok, 1);
     while (!stopping)
@@ -111,10 +110,10 @@ static void watcher_main(const char *dir, uint64_t timed, int fd)
     signal(SIGTERM, on_term);
     ravel_db *db;
     if (ravel_open(&db, dir, NULL) != RAVEL_OK)
-        die("watcher");
+        watch_die("watcher");
     ravel_watch *w;
     if (ravel_watch_new(db, NULL, &w) != RAVEL_OK)
-        die("watch");
+        watch_die("watch");
     uint64_t *at = timed ? calloc(timed, sizeof *at) : NULL;
     char ok = 1;
     write_all(fd, &ok, 1);
@@ -125,7 +124,7 @@ static void watcher_main(const char *dir, uint64_t timed, int fd)
         if (rc == RAVEL_ETIMEDOUT)
             continue;
         if (rc != RAVEL_OK)
-            die("watch next");
+            watch_die("watch next");
         uint64_t t = now_ns();
         if (timed && c.type == RAVEL_CHANGE_PUT && c.klen == 16 && c.key[0] == 'L') {
             /* The key's 15 digits (its bytes are not NUL-terminated). */
@@ -152,7 +151,7 @@ static void timed_writer_main(const char *dir, uint64_t n, int fd)
 {
     ravel_db *db;
     if (ravel_open(&db, dir, NULL) != RAVEL_OK)
-        die("writer");
+        watch_die("writer");
     char val[VALUE_LEN];
     memset(val, 'v', sizeof val);
     uint64_t *t = malloc(2 * n * sizeof *t);
@@ -161,7 +160,7 @@ static void timed_writer_main(const char *dir, uint64_t n, int fd)
         snprintf(key, sizeof key, "L%015llu", (unsigned long long)i);
         t[2 * i] = now_ns();
         if (ravel_put(db, key, 16, val, sizeof val) != RAVEL_OK)
-            die("put");
+            watch_die("put");
         t[2 * i + 1] = now_ns();
         struct timespec gap = {0, LAT_GAP_US * 1000};
         nanosleep(&gap, NULL);
@@ -177,7 +176,7 @@ static void writer_main(const char *dir, uint64_t n, int fd)
 {
     ravel_db *db;
     if (ravel_open(&db, dir, NULL) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_FOLLOWER)
-        die("writer");
+        watch_die("writer");
     char val[VALUE_LEN];
     memset(val, 'v', sizeof val);
     double rates[2];
@@ -186,7 +185,7 @@ static void writer_main(const char *dir, uint64_t n, int fd)
         char key[24];
         snprintf(key, sizeof key, "k%015llu", (unsigned long long)i);
         if (ravel_put(db, key, 16, val, sizeof val) != RAVEL_OK)
-            die("put");
+            watch_die("put");
     }
     rates[0] = (double)n / ((double)(now_ns() - t0) / 1e9);
     ravel_batch *b = ravel_batch_new();
@@ -199,7 +198,7 @@ static void writer_main(const char *dir, uint64_t n, int fd)
             ravel_batch_put(b, key, 16, val, sizeof val);
         }
         if (ravel_write(db, b) != RAVEL_OK)
-            die("write");
+            watch_die("write");
         ravel_batch_clear(b);
     }
     rates[1] = (double)(batches * BATCH) / ((double)(now_ns() - t0) / 1e9);

@@ -4,6 +4,8 @@
 // Node peer, defined as on the C side.
 //
 // Usage: node bench_node.js follower|guest DIR N
+//        node bench_node.js many P DIR N
+//        node bench_node.js mix W DIR N
 //
 //   follower  a rave-level@1.0.0 follower: a forked Node process opens DIR
 //             first and leads (classic-level in that process), this one
@@ -29,8 +31,24 @@
 //   rss <KiB>
 // Exit 0 on success; 1 with a message on stderr otherwise.
 //
-// The roles leader, host, scan-follower and scan-guest are the forked
-// helper processes; the parent talks to them over the IPC channel.
+// many and mix run bench/many.c's M1-M3 on a rave-level party of forked
+// Node processes on DIR (the first leads, and its operations go to
+// classic-level in its own process; the others follow): many, P processes,
+// M1 (member i puts keys i*N/P .. (i+1)*N/P - 1 in order, each awaited)
+// then M2 (N/P gets of its own slice in W3's random order); mix, M3: W
+// writers put their slices of N as in M1 while one more process, the
+// reader, gets random keys of all N (found or not) until they are done.
+// Each phase is released by a message to every member; a member's cost
+// (process.cpuUsage(), process.resourceUsage()'s context switches) runs
+// from its release to the end of the phase. Output, for each phase p:
+//   release <p> <process.hrtime ns of the release>
+// then a line per member i:
+//   member <p> <i> <ops> <found> <start ns> <end ns> <p50 us> <p99 us> <cpu us> <switches>
+// (p50 and p99 of the reader's gets, 0 for the others), from which
+// ravel-bench makes the figures as it does for its own variants.
+//
+// The roles leader, host, scan-follower, scan-guest and member are the
+// forked helper processes; the parent talks to them over the IPC channel.
 
 const net = require('net')
 const { fork } = require('child_process')
@@ -140,20 +158,45 @@ async function connect (port) {
   return db
 }
 
+// The messages an emitter ('message' events) brings, taken one at a time
+// in order: none is lost for want of a listener when it comes. urgent(msg)
+// true takes a message out of the queue (the caller has acted on it).
+class Inbox {
+  constructor (emitter, urgent = () => false) {
+    this.queue = []
+    this.waiter = null
+    emitter.on('message', (msg) => {
+      if (urgent(msg)) return
+      if (this.waiter) {
+        const waiter = this.waiter
+        this.waiter = null
+        waiter(msg)
+      } else {
+        this.queue.push(msg)
+      }
+    })
+  }
+
+  next () {
+    if (this.queue.length > 0) return Promise.resolve(this.queue.shift())
+    return new Promise((resolve) => { this.waiter = resolve })
+  }
+}
+
 // A forked helper process, asked one thing at a time over IPC.
 class Helper {
   constructor (role, args) {
     this.role = role
     this.ending = false
     this.child = fork(__filename, [role, ...args])
+    this.inbox = new Inbox(this.child)
     this.child.on('exit', (code, signal) => {
       if (!this.ending) fail(new Error(`${role} process ended early (${signal || code})`))
     })
   }
 
-  async reply () {
-    const [msg] = await once(this.child, 'message')
-    return msg
+  reply () {
+    return this.inbox.next()
   }
 
   ask (cmd) {
@@ -232,6 +275,95 @@ async function runWorkloads (db, n, server) {
   return lines
 }
 
+// M1-M3: member i's task in phase p, as bench/many.c's task_of().
+function taskOf (members, mix, n, phase, i) {
+  const writers = mix ? members - 1 : members
+  const k = Math.floor(n / writers)
+  if (mix && i === writers) return { kind: 'reads', first: 0, count: n }
+  return { kind: phase === 0 ? 'puts' : 'gets', first: i * k, count: k }
+}
+
+async function getOrAbsent (db, k) {
+  try {
+    return await db.get(k)
+  } catch (err) {
+    if (err.code === 'LEVEL_NOT_FOUND') return undefined
+    throw err
+  }
+}
+
+// A task, from now until it is done (reads: until enough() says so), as
+// bench/many.c's run_task(); order holds the random indexes of gets and
+// reads, drawn beforehand.
+async function runTask (db, { kind, first, count }, order, enough) {
+  const r = { ops: 0, found: 0, start: process.hrtime.bigint(), end: 0n, p50: 0, p99: 0 }
+  const lat = []
+  if (kind === 'puts') {
+    for (let i = 0; i < count; i++) await db.put(key(first + i), value(first + i))
+    r.ops = count
+  } else if (kind === 'gets') {
+    for (let i = 0; i < count; i++) checkValue(await db.get(key(first + order[i])))
+    r.ops = r.found = count
+  } else {
+    while (!enough()) {
+      const t = process.hrtime.bigint()
+      const v = await getOrAbsent(db, key(order[r.ops % count]))
+      lat.push(Number(process.hrtime.bigint() - t) / 1e3)
+      if (v !== undefined) {
+        checkValue(v)
+        r.found++
+      }
+      r.ops++
+    }
+  }
+  r.end = process.hrtime.bigint()
+  if (lat.length > 0) {
+    const sorted = Float64Array.from(lat).sort()
+    r.p50 = percentile(sorted, 0.5)
+    r.p99 = percentile(sorted, 0.99)
+  }
+  return { ...r, start: String(r.start), end: String(r.end) }
+}
+
+function switches () {
+  const usage = process.resourceUsage()
+  return usage.voluntaryContextSwitches + usage.involuntaryContextSwitches
+}
+
+// M1 and M2 (mix false), or M3: fork the leader, then (once it leads)
+// the followers all at once — starting Node takes most of a small run's
+// time — run the phases, print what each member reports.
+async function party (members, mix, dir, n) {
+  const kids = [new Helper('member', [dir, '0'])]
+  await kids[0].reply()
+  for (let i = 1; i < members; i++) kids.push(new Helper('member', [dir, String(i)]))
+  for (const kid of kids.slice(1)) await kid.reply()
+  const writers = mix ? members - 1 : members
+  const lines = []
+  for (let p = 0; p < (mix ? 1 : 2); p++) {
+    kids.forEach((kid, i) => kid.child.send({ cmd: 'task', task: taskOf(members, mix, n, p, i) }))
+    for (const kid of kids) await kid.reply() // armed
+    const release = process.hrtime.bigint()
+    for (const kid of kids) kid.child.send({ cmd: 'go' })
+    const reports = []
+    for (let i = 0; i < members; i++) {
+      reports.push((await kids[i].reply()).report)
+      if (mix && i === writers - 1) kids[writers].child.send({ cmd: 'enough' })
+    }
+    for (const kid of kids) kid.child.send({ cmd: 'cost' })
+    lines.push(`release ${p} ${release}`)
+    for (let i = 0; i < members; i++) {
+      const { cpu, switches } = await kids[i].reply()
+      const r = reports[i]
+      lines.push(`member ${p} ${i} ${r.ops} ${r.found} ${r.start} ${r.end} ${r.p50} ${r.p99} ${cpu} ${switches}`)
+    }
+  }
+  // The followers first, so that none takes the lead as the leader goes.
+  await Promise.all(kids.slice(1).map((kid) => kid.stop()))
+  await kids[0].stop()
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
 const roles = {
   // The measuring process.
   follower (dir, n) {
@@ -242,6 +374,14 @@ const roles = {
   guest (dir, n) {
     return measureVariant(Number(n), new Helper('host', [dir]), (ready) => connect(ready.port),
       (ready) => new Helper('scan-guest', [String(ready.port), n]))
+  },
+
+  many (p, dir, n) {
+    return party(Number(p), false, dir, Number(n))
+  },
+
+  mix (w, dir, n) {
+    return party(Number(w) + 1, true, dir, Number(n))
   },
 
   // The helpers.
@@ -272,6 +412,41 @@ const roles = {
     serveParent({ rss: process.resourceUsage().maxRSS }, () => db.close())
   },
 
+  // A member of party(): the first leads; the others follow, and make one
+  // round trip so that their socket is connected before the release.
+  async member (dir, index) {
+    let db
+    if (index === '0') {
+      db = new RaveLevel(dir, ENCODINGS)
+      await once(db, 'leader')
+    } else {
+      db = await follow(dir)
+      await getOrAbsent(db, 'ready')
+    }
+    let stopped = false
+    const inbox = new Inbox(process, (msg) => {
+      if (msg.cmd === 'enough') stopped = true
+      return msg.cmd === 'enough'
+    })
+    process.on('disconnect', () => process.exit(1))
+    process.send({ ready: true })
+    for (;;) {
+      const msg = await inbox.next()
+      if (msg.cmd === 'stop') break
+      const order = msg.task.kind === 'puts' ? null : randomIndexes(GET_SEQ_SEED, msg.task.count)
+      process.send({ armed: true })
+      await inbox.next() // go
+      const cpu0 = cpuMicros()
+      const switches0 = switches()
+      const report = await runTask(db, msg.task, order, () => stopped)
+      process.send({ report })
+      await inbox.next() // cost
+      process.send({ cpu: cpuMicros() - cpu0, switches: switches() - switches0 })
+    }
+    await db.close()
+    process.exit(0)
+  },
+
   async 'scan-guest' (port, n) {
     const db = await connect(Number(port))
     await scan(db, Number(n))
@@ -296,7 +471,7 @@ async function measureVariant (n, server, open, scanner) {
 
 const [role, ...args] = process.argv.slice(2)
 if (!Object.hasOwn(roles, role) || args.length !== roles[role].length) {
-  process.stderr.write('usage: node bench_node.js follower|guest DIR N\n')
+  process.stderr.write('usage: node bench_node.js follower|guest DIR N, or many P DIR N, or mix W DIR N\n')
   process.exit(2)
 }
 for (const [name, version] of Object.entries(PEERS)) {
