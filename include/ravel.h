@@ -229,6 +229,16 @@ typedef struct ravel_options {
     /* 1: LevelDB checks harder and stops at the first corruption it sees
      * (its paranoid_checks); 0 (the default): not. Not recorded. */
     int paranoid_checks;
+    /* Remote and party handles on a unix socket to a ravel host: move the
+     * stream into shared memory once connected (the extension "shm",
+     * docs/protocol-extensions.md): requests and answers then travel
+     * through two rings in a memfd, and the socket only says whether the
+     * host lives. Several times faster between processes on one machine,
+     * and the host serves many such streams from one thread. 1 (the
+     * default, from ravel_options_init): where the host offers it; 0:
+     * never. TCP, TLS, the first generation and Node hosts are never in
+     * shared memory. */
+    int shared_memory;
 } ravel_options;
 
 /* Fill *opts with the defaults documented above. */
@@ -845,6 +855,13 @@ typedef struct ravel_host_options {
      * (default 10000): one that stalls is dropped then, without holding up
      * any other connection. */
     int tls_handshake_timeout_ms;
+    /* Offer the extension "shm" (see ravel_options.shared_memory) to ravel
+     * guests on unix sockets: 1 (the default, from
+     * ravel_host_options_init), 0 never. The host then serves up to 64
+     * such streams from one thread that runs their quick requests (gets,
+     * puts, deletes, batches without sync and without hooks) and leaves
+     * the rest to each connection's own thread. */
+    int shared_memory;
 } ravel_host_options;
 
 RAVEL_EXPORT void ravel_host_options_init(ravel_host_options *opts);

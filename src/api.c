@@ -50,6 +50,7 @@ void ravel_options_init(ravel_options *opts)
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
     opts->bloom_bits_per_key = -1; /* the database's record decides */
     opts->compression = -1;
+    opts->shared_memory = 1;
 }
 
 /* ---- the request path ---- */

@@ -16,6 +16,7 @@
 #include "db/db.h"
 #include "guest/remote.h"
 #include "guest/session.h"
+#include "transport/shm.h"
 #include "util/backoff.h"
 
 /* The stream, one state at a time. */
@@ -34,6 +35,13 @@ typedef enum rv_life {
     RL_CLOSING,    /* close asked for: the loop shuts down on its next turn */
     RL_SHUT,       /* the loop shut down: no stream any more */
 } rv_life;
+
+/* Extension "shm": where the stream's bytes travel. */
+typedef enum rv_shm_state {
+    RSHM_OFF,      /* the socket */
+    RSHM_OFFERED,  /* ShmOffer sent: what follows waits for ShmReady */
+    RSHM_ON,       /* the rings; the socket brings doorbell bytes and its end */
+} rv_shm_state;
 
 /* The loop's input watch, which a caller reading the stream pauses. */
 typedef enum rv_input {
@@ -109,6 +117,12 @@ struct rv_remote {
     int poller;          /* a caller reads the stream */
     int blocked;         /* ... asleep in poll(2); nudge_fd wakes it */
     int nudge_fd;        /* eventfd */
+    /* Extension "shm" (transport/shm.h). */
+    rv_shm_state shm_state;
+    rv_shm shm;          /* this stream's rings, mapped from its offer */
+    rv_shm shm_old;      /* a lost stream's, kept mapped while a caller
+                          * that sleeps or polls on it has not seen so */
+    rv_ring_ctl *ring_blocked; /* the ring a caller sleeps on, to poke */
     char rbuf[64 << 10];
     /* Completions for the loop to call back. */
     riter *ready;        /* asynchronous nexts to serve */
@@ -140,6 +154,10 @@ void rv_remote_await(remote *r, uv_cond_t *cond, const int *done, int may_read);
 void rv_remote_flush(remote *r);
 /* With the lock held: wake a caller asleep in poll(2) on the stream. */
 void rv_remote_nudge(remote *r);
+/* With the lock held, on the loop thread, stream in shared memory: read
+ * what the ring holds, and arm the doorbell while answers are expected
+ * and no caller reads them. */
+void rv_remote_ring_drain(remote *r);
 /* With the lock held: a request refused because no stream is up (rc
  * RAVEL_ECONNLOST or RAVEL_ETIMEDOUT) says how the last one ended, as
  * the requests it failed do. Returns rc. */

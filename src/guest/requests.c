@@ -202,6 +202,7 @@ void rv_remote_settle(remote *r)
 
 void rv_remote_settle_and_unlock(remote *r)
 {
+    rv_remote_ring_drain(r);
     rv_remote_settle(r);
     rreq *q = r->async_head;
     r->async_head = r->async_tail = NULL;
@@ -410,7 +411,13 @@ int rv_remote_submit(ravel_db *d, rv_req *req)
         return rc;
     }
     r->queued++;
-    if (sync) {
+    if (!sync && r->shm_state == RSHM_ON && r->state == RS_UP) {
+        /* Into the ring at once, with the doorbell armed first so that the
+         * answer wakes the loop unless a caller reads it. */
+        if (!r->poller)
+            atomic_store(&r->shm.rx.ctl->doorbell, 1);
+        rv_remote_send_now(r);
+    } else if (sync) {
         rv_remote_send_now(r);
     } else if (!(r->state == RS_UP && r->input == RI_WATCHED && r->s.reqs.len > r->queued)) {
         /* With an earlier request's answer still to come, the loop will

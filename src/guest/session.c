@@ -273,6 +273,10 @@ static int on_announce(rv_gsession *s, const Ravelwire__Announce *m)
     s->ext_on = s->host_ext & s->ext_wanted;
     if (rv_encode_hello(&s->out, s->ext_on))
         return RAVEL_ENOMEM;
+    if (s->ext_on & RV_EXT_SHM) {
+        s->shm_wanted_now = 1;
+        s->shm_cut = s->out.len;
+    }
     return release_held(s);
 }
 
@@ -282,6 +286,8 @@ static void forget_host(rv_gsession *s)
     s->host = RV_HOST_UNKNOWN;
     s->host_version = 0;
     s->host_ext = s->ext_on = 0;
+    s->shm_wanted_now = s->shm_ready = 0;
+    s->shm_cut = 0;
     s->probed = 0;
     if (rv_idmap_get(&s->reqs, s->probe.id) == &s->probe)
         rv_idmap_del(&s->reqs, s->probe.id);
@@ -852,6 +858,10 @@ static int on_frame(void *ud, const uint8_t *payload, size_t len)
     }
     case RV_OUT_ANNOUNCE:
         rc = on_announce(s, (Ravelwire__Announce *)msg);
+        break;
+    case RV_OUT_SHM_READY:
+        if ((s->ext_on & RV_EXT_SHM) && !s->shm_ready)
+            s->shm_ready = ((Ravelwire__ShmReady *)msg)->ok ? 1 : -1;
         break;
     }
     if (keep < 0)

@@ -111,6 +111,13 @@ typedef struct rv_gsession {
     uint32_t host_version; /* from its Announce */
     uint32_t host_ext;    /* what it announced, of what we know */
     uint32_t ext_on;      /* named in our Hello: on for this stream */
+    /* Extension "shm" (only when the transport wants it, in ext_wanted):
+     * the Hello that turned it on ends `shm_cut` bytes into `out`; the
+     * transport sends the ShmOffer there and holds what follows until the
+     * host's ShmReady sets shm_ready (1 ok, -1 refused). */
+    int shm_wanted_now;
+    size_t shm_cut;
+    int shm_ready;
     size_t held;          /* requests waiting to learn the host */
     int probed;           /* the probe went out on this stream */
     size_t held_iters;    /* iterators with `needs` waiting to learn the

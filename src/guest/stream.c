@@ -56,11 +56,16 @@
 #include "transport/tls.h"
 #include "util/alloc.h"
 #include "util/spin.h"
+#include "wire/codec.h"
 
 /* How long the loop leaves the input watch off after a caller read, in
  * milliseconds: it notices a closed stream at most this late when no
  * request is pending. */
 #define RESUME_MS 2
+
+/* How long a caller sleeps on a ring before it looks at the socket itself
+ * (look_at_socket), in milliseconds. */
+#define RING_LOOK_MS 100
 
 /* How long a TLS handshake may take before the stream is dropped and
  * tried again, in milliseconds. */
@@ -130,6 +135,87 @@ static ssize_t tls_send(remote *r)
     return -1;
 }
 
+static void send_some(remote *r);
+
+/* With the lock held, any thread, stream in shared memory: put what is
+ * queued into the host's ring as far as it fits, and wake the host. When
+ * the ring is full the host rings the doorbell once it has made room, and
+ * the loop thread (which always watches the socket then) writes the
+ * rest. */
+static void ring_send(remote *r)
+{
+    rv_ring *tx = &r->shm.tx;
+    int moved = 0;
+    while (r->s.out.len) {
+        size_t n = rv_ring_write(tx, r->s.out.data, r->s.out.len);
+        if (!n) {
+            atomic_store(&tx->ctl->writer_waiting, 1);
+            n = rv_ring_write(tx, r->s.out.data, r->s.out.len); /* room made meanwhile */
+            if (!n)
+                break;
+        }
+        rv_buf_consume(&r->s.out, n);
+        moved = 1;
+    }
+    if (!r->s.out.len)
+        r->queued = 0;
+    if (moved)
+        rv_ring_notify(tx); /* a host never asks for a doorbell */
+}
+
+/* With the lock held, any thread: the Hello that turned "shm" on is
+ * written; make the rings and offer them, with the memfd. Until the
+ * host's ShmReady, nothing more is written. If the rings cannot be made,
+ * or the offer does not go out whole at once, the stream stays on the
+ * socket (the host serves a guest that named "shm" and offered nothing as
+ * any other). */
+static void shm_offer(remote *r)
+{
+    r->s.shm_wanted_now = 0;
+    int fd = rv_shm_create(&r->shm);
+    if (fd < 0)
+        return;
+    rv_buf b = {0};
+    Ravelwire__ShmOffer m = RAVELWIRE__SHM_OFFER__INIT;
+    m.version = RV_SHM_VERSION;
+    m.ring_size = RV_SHM_RING;
+    long n = rv_encode(&b, RV_IN_SHM_OFFER, &m.base) ? -2 : rv_send_fd(r->wfd, b.data, b.len, fd);
+    int e = errno;
+    close(fd);
+    if (n == (long)b.len) {
+        r->shm_state = RSHM_OFFERED;
+    } else {
+        rv_shm_unmap(&r->shm);
+        if (n > 0 || (n == -1 && e != EAGAIN && e != EWOULDBLOCK && e != EINTR)) {
+            r->write_error = n > 0 ? EPIPE : e; /* half a frame: the stream is no good */
+            r->state = RS_ENDED;
+        }
+    }
+    rv_buf_free(&b);
+}
+
+static void watch(remote *r);
+
+/* With the lock held: the host answered the offer. In the rings the loop
+ * must watch the socket from now on whatever a caller does (a caller
+ * asleep on the ring sees the stream's end only through the loop), so a
+ * pause of the input watch, made while a caller read the socket, ends. */
+static void shm_answered(remote *r)
+{
+    if (r->s.shm_ready > 0) {
+        r->shm_state = RSHM_ON;
+        r->input = RI_WATCHED;
+        if (rv_remote_in_loop(r))
+            watch(r);
+        else
+            rv_remote_kick(r, RW_RESUME);
+    } else {
+        r->shm_state = RSHM_OFF;
+        rv_shm_unmap(&r->shm);
+    }
+    send_some(r); /* what was held, into the rings or onto the socket */
+}
+
 /* With the lock held, any thread: write what is queued, as far as the
  * stream takes it now. Threads other than the loop write only to sockets,
  * with MSG_NOSIGNAL: a write to a pipe whose reader left would raise
@@ -139,15 +225,32 @@ static void send_some(remote *r)
 {
     if (r->state != RS_UP || (!r->is_socket && !rv_remote_in_loop(r)))
         return;
+    if (r->shm_state == RSHM_ON) {
+        ring_send(r);
+        return;
+    }
+    if (r->shm_state == RSHM_OFFERED)
+        return; /* held until the host's ShmReady */
     while (r->s.out.len) {
+        /* Up to the end of the Hello that turned "shm" on: the offer goes
+         * there. */
+        size_t len = r->s.shm_wanted_now ? r->s.shm_cut : r->s.out.len;
+        if (len == 0) {
+            shm_offer(r);
+            if (r->shm_state != RSHM_OFF || r->state != RS_UP)
+                return;
+            continue;
+        }
         ssize_t n = r->ssl ? tls_send(r)
                     : r->is_socket
-                        ? send(r->wfd, r->s.out.data, r->s.out.len, MSG_NOSIGNAL | MSG_DONTWAIT)
-                        : write(r->wfd, r->s.out.data, r->s.out.len);
+                        ? send(r->wfd, r->s.out.data, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(r->wfd, r->s.out.data, len);
         if (n < 0 && r->state == RS_ENDED)
             return; /* TLS failed; r->why says how */
         if (n > 0) {
             rv_buf_consume(&r->s.out, (size_t)n);
+            if (r->s.shm_wanted_now)
+                r->s.shm_cut -= (size_t)n;
             if (!r->s.out.len)
                 r->queued = 0;
         } else if (n < 0 && errno == EINTR) {
@@ -160,6 +263,8 @@ static void send_some(remote *r)
             return;
         }
     }
+    if (r->s.shm_wanted_now && r->s.shm_cut == 0)
+        shm_offer(r);
 }
 
 void rv_remote_send_now(remote *r)
@@ -177,10 +282,14 @@ static void watch(remote *r)
 {
     if (!stream_live(r))
         return;
+    /* In shared memory the socket is watched for its end and the
+     * doorbell only, always: a caller asleep on the ring cannot see the
+     * end, and the host rings when it made room for what waits here. */
+    int ring = r->shm_state == RSHM_ON;
     int want_w = r->state == RS_OPENING || (r->state == RS_HANDSHAKE && r->tls_rw == UV_WRITABLE) ||
-                 (r->state == RS_UP && (r->s.out.len || r->tls_rw == UV_WRITABLE));
+                 (r->state == RS_UP && !ring && (r->s.out.len || r->tls_rw == UV_WRITABLE));
     int want_r = (r->state == RS_HANDSHAKE && r->tls_rw == UV_READABLE) ||
-                 (r->state == RS_UP && (r->input == RI_WATCHED || r->tls_rw == UV_READABLE));
+                 (r->state == RS_UP && (ring || r->input == RI_WATCHED || r->tls_rw == UV_READABLE));
     int rev = want_r ? UV_READABLE : 0, wev = want_w ? UV_WRITABLE : 0;
     if (!r->split) {
         rev |= wev;
@@ -283,8 +392,73 @@ static int tls_answer(const remote *r, const char *p, size_t n)
  * stream has now and feed it to the session. Returns 1 when bytes came, 0
  * when none were there, -1 when the stream ended (RS_ENDED, r->why says
  * how). */
+static int ring_read(remote *r)
+{
+    rv_ring *rx = &r->shm.rx;
+    int got = 0;
+    for (;;) {
+        uint64_t avail = rv_ring_avail(rx);
+        if (avail == UINT64_MAX) {
+            set_why(r, "sent a malformed reply", "its shared-memory ring is not a ring");
+            r->state = RS_ENDED;
+            return -1;
+        }
+        if (!avail)
+            return got;
+        size_t n = avail < sizeof r->rbuf ? (size_t)avail : sizeof r->rbuf;
+        rv_ring_peek(rx, 0, r->rbuf, n);
+        rv_ring_take(rx, n);
+        if (rv_ring_room_wanted(rx))
+            rv_ring_poke(&r->shm.tx); /* the host sleeps on the other ring */
+        got = 1;
+        r->rx_any = 1;
+        int rc = rv_gsession_feed(&r->s, (const uint8_t *)r->rbuf, n);
+        if (rc) {
+            set_why(r, "sent a malformed reply", ravel_strerror(rc));
+            r->state = RS_ENDED;
+            return -1;
+        }
+    }
+}
+
+/* With the lock held, stream in shared memory: the socket brings only
+ * doorbell bytes now; take them. -1 at its end (RS_ENDED). */
+static int drain_doorbell(remote *r)
+{
+    char b[256];
+    for (;;) {
+        ssize_t n = read(r->rfd, b, sizeof b);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        set_why(r, n == 0 ? "closed the connection" : "failed", n == 0 ? NULL : strerror(errno));
+        r->state = RS_ENDED;
+        return -1;
+    }
+}
+
+/* With the lock held, stream in shared memory, by a caller that slept on
+ * the ring for a while with nothing coming: is the socket's end there?
+ * The loop thread watches for it, and wakes such a caller; this makes
+ * sure no caller sleeps through a lost leader if a wake-up went astray. */
+static void look_at_socket(remote *r)
+{
+    char b;
+    ssize_t n = recv(r->rfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        set_why(r, n == 0 ? "closed the connection" : "failed", n == 0 ? NULL : strerror(errno));
+        r->state = RS_ENDED;
+        rv_remote_kick(r, RW_DROP);
+    }
+}
+
 static int read_some(remote *r)
 {
+    if (r->shm_state == RSHM_ON)
+        return ring_read(r);
     int got = 0;
     /* TLS gives a record (16 KiB at most) per read: take more of them, and
      * all that OpenSSL holds (read-ahead), which poll(2) would not see. */
@@ -305,6 +479,14 @@ static int read_some(remote *r)
                 set_why(r, "sent a malformed reply", ravel_strerror(rc));
                 r->state = RS_ENDED;
                 return -1;
+            }
+            if (r->shm_state == RSHM_OFFERED && r->s.shm_ready) {
+                /* ShmReady is the host's last frame on the socket. */
+                shm_answered(r);
+                if (r->state != RS_UP)
+                    return -1;
+                if (r->shm_state == RSHM_ON)
+                    return ring_read(r) < 0 ? -1 : 1;
             }
             /* Drained: the socket had less than asked for, or (TLS)
              * OpenSSL holds nothing more, so what is left is in the
@@ -338,7 +520,13 @@ static int read_until(remote *r, const int *done)
     if (r->poller || r->state != RS_UP)
         return 0;
     r->poller = 1;
-    int spinning = r->poll_hot && rv_spin_enter();
+    if (r->shm_state == RSHM_ON)
+        atomic_store(&r->shm.rx.ctl->doorbell, 0); /* this thread reads now */
+    /* In shared memory polling costs no system call and a miss only the
+     * budget, so it is not made adaptive there: with more processes than
+     * CPUs answers often come late, and sleeping after each late one cost
+     * M2 (4 processes) two thirds of its gets (bench/RESULTS.md). */
+    int spinning = (r->poll_hot || r->shm_state == RSHM_ON) && rv_spin_enter();
     uint64_t start = r->poll_ns ? rv_now_ns() : 0;
     /* The lock is let go between reads: the stream may end meanwhile. */
     while (!*done && r->state == RS_UP) {
@@ -346,15 +534,43 @@ static int read_until(remote *r, const int *done)
             rv_remote_settle(r);
             continue;
         }
+        int ring = r->shm_state == RSHM_ON;
         if (spinning && rv_now_ns() - start < r->poll_ns) {
+            /* In shared memory, watch the ring without the lock: no
+             * system call until the answer is there. (A ring the loop
+             * drops meanwhile stays mapped until this caller is done:
+             * shm_old.) */
+            rv_ring rx = r->shm.rx;
+            uint64_t budget = r->poll_ns;
             uv_mutex_unlock(&r->mu);
-            rv_cpu_relax();
+            do
+                rv_cpu_relax();
+            while (ring && rv_ring_avail(&rx) == 0 && rv_now_ns() - start < budget);
             uv_mutex_lock(&r->mu);
             continue;
         }
         if (spinning) {
             rv_spin_leave();
             spinning = 0;
+        }
+        if (r->shm_state == RSHM_ON) {
+            /* Asleep on the ring's futex: the host wakes us when it
+             * writes, the loop (rv_remote_nudge) when the stream ends or
+             * someone else finished our request. */
+            rv_ring_ctl *ctl = r->shm.rx.ctl;
+            uint32_t seq = atomic_load(&ctl->seq);
+            atomic_store(&ctl->sleeping, 1);
+            r->ring_blocked = ctl;
+            int empty = rv_ring_avail(&r->shm.rx) == 0;
+            uv_mutex_unlock(&r->mu);
+            if (empty)
+                rv_futex_wait_ms(&ctl->seq, seq, RING_LOOK_MS);
+            uv_mutex_lock(&r->mu);
+            atomic_store(&ctl->sleeping, 0);
+            r->ring_blocked = NULL;
+            if (r->state == RS_UP && r->shm_state == RSHM_ON && rv_ring_avail(&r->shm.rx) == 0)
+                look_at_socket(r);
+            continue;
         }
         /* Whoever finishes our request or ends the stream meanwhile nudges
          * us: the nudge stays readable until we drain it, so a poll on an
@@ -373,6 +589,14 @@ static int read_until(remote *r, const int *done)
     if (spinning)
         rv_spin_leave();
     r->poller = 0;
+    if (r->shm_old.hdr)
+        rv_shm_unmap(&r->shm_old);
+    if (r->shm_state == RSHM_ON && r->state == RS_UP && (r->s.pending_head || r->s.iter_head)) {
+        /* Answers are still to come: the loop reads them, at the bell. */
+        atomic_store(&r->shm.rx.ctl->doorbell, 1);
+        if (rv_ring_avail(&r->shm.rx))
+            rv_remote_kick(r, RW_RESUME);
+    }
     if (r->poll_ns)
         r->poll_hot = *done && rv_now_ns() - start < r->poll_ns;
     /* The loop stopped watching for input while we read: it must watch
@@ -404,8 +628,28 @@ int rv_remote_refused(remote *r, int rc)
     return rv_err(rc, "%s: %s", msg, r->why);
 }
 
+void rv_remote_ring_drain(remote *r)
+{
+    if (r->shm_state != RSHM_ON || r->state != RS_UP || r->poller)
+        return;
+    for (;;) {
+        if (r->s.pending_head || r->s.iter_head)
+            atomic_store(&r->shm.rx.ctl->doorbell, 1);
+        int got = read_some(r);
+        if (got < 0)
+            drop_locked(r);
+        if (got <= 0)
+            return;
+        rv_remote_settle(r);
+    }
+}
+
 void rv_remote_nudge(remote *r)
 {
+    if (r->ring_blocked) {
+        atomic_fetch_add(&r->ring_blocked->seq, 1);
+        rv_futex_wake(&r->ring_blocked->seq);
+    }
     if (r->blocked) {
         uint64_t one = 1;
         ssize_t n = write(r->nudge_fd, &one, sizeof one);
@@ -505,7 +749,10 @@ static void on_resume(uv_timer_t *t)
 {
     remote *r = t->data;
     uv_mutex_lock(&r->mu);
-    if (r->input == RI_PAUSED && r->poller) {
+    if (r->shm_state == RSHM_ON) {
+        r->input = RI_WATCHED;
+        watch(r);
+    } else if (r->input == RI_PAUSED && r->poller) {
         r->input = RI_OWED;
     } else if (r->input != RI_WATCHED) {
         r->input = RI_WATCHED;
@@ -571,7 +818,11 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (r->tls_rw == UV_WRITABLE && (events & UV_WRITABLE))
         events |= UV_READABLE;
     r->tls_rw = 0;
-    if ((events & UV_READABLE) && r->poller) {
+    if ((events & UV_READABLE) && r->shm_state == RSHM_ON) {
+        /* The doorbell, or the end; the ring is read in settling. */
+        if (drain_doorbell(r) < 0)
+            drop_locked(r);
+    } else if ((events & UV_READABLE) && r->poller) {
         /* A caller reads the answers now; don't wake for them. */
         r->input = RI_PAUSED;
         watch(r);
@@ -596,6 +847,18 @@ static void on_watch_closed(uv_handle_t *h)
         ERR_clear_error();
     }
     r->tls_rw = 0;
+    if (r->shm.hdr) {
+        /* A caller that polls or sleeps on the ring may not have seen the
+         * end yet: it unmaps the ring when it is done. (If an older one
+         * waits for it already, that caller uses the older one.) */
+        if (r->poller && !r->shm_old.hdr) {
+            r->shm_old = r->shm;
+            memset(&r->shm, 0, sizeof r->shm);
+        } else {
+            rv_shm_unmap(&r->shm);
+        }
+    }
+    r->shm_state = RSHM_OFF;
     if (r->rfd >= 0)
         close(r->rfd);
     if (r->wfd != r->rfd && r->wfd >= 0)
@@ -692,6 +955,13 @@ static void stream_up(remote *r)
     }
     r->state = RS_UP;
     r->s.dialect = r->dialect;
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (r->opts.shared_memory > 0 && !r->ssl && !r->split && r->dialect == RV_DIALECT_MANY &&
+        getsockopt(r->rfd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_UNIX)
+        r->s.ext_wanted |= RV_EXT_SHM;
+    else
+        r->s.ext_wanted &= ~RV_EXT_SHM;
     int rc = rv_gsession_connected(&r->s);
     r->queued = r->s.reqs.len; /* all pending requests are to be (re)sent */
     if (rc != RAVEL_OK) {
@@ -832,6 +1102,8 @@ static void on_wake(uv_async_t *a)
         }
         watch(r);
     }
+    if (r->shm_state == RSHM_ON && stream_live(r))
+        watch(r); /* the rings: always watched (shm_answered) */
     int rfd = r->attach_rfd, wfd = r->attach_wfd;
     r->dialect = RV_DIALECT_MANY;
     r->attach_rfd = r->attach_wfd = -1;

@@ -35,6 +35,7 @@
 
 #include "db/db.h"
 #include "error.h"
+#include "host/conn.h"
 #include "host/host.h"
 #include "host/session.h"
 #include "transport/sock.h"
@@ -42,56 +43,7 @@
 #include "util/alloc.h"
 #include "util/spin.h"
 
-#define MAX_LISTENERS 16
-#define READ_CHUNK (64u << 10)
-#define CONN_STACK (512u << 10)
-#define DEFAULT_MAX_CONNECTIONS 1024
-#define DEFAULT_HANDSHAKE_MS 10000
-
-typedef struct hconn {
-    ravel_host *h;
-    int rfd, wfd;
-    int is_socket;     /* send() with MSG_NOSIGNAL works */
-    SSL *ssl;          /* TLS on the stream, else NULL */
-    short want;        /* what the stream must be for the next try: POLLIN,
-                        * or POLLOUT when TLS must write to go on reading */
-    ravel_host_options opts; /* the host's, with this client's access */
-    char note[RV_TLS_NOTE]; /* an access-map refusal, from the handshake */
-    pthread_t thread;
-    int finished;      /* the thread is done; join it */
-    rv_hsession s;
-    uint64_t poll_ns;  /* busy-poll budget, 0 off */
-    int poll_hot;      /* the last wait was shorter than the budget */
-    char peer[96];     /* who is at the other end, for the log */
-    struct hconn *next;
-} hconn;
-
-typedef struct hlistener {
-    int fd;
-    int is_tls;
-    int dialect;       /* RV_DIALECT_*: what its connections speak */
-    char path[sizeof(((rv_address *)0)->path)]; /* unix: removed at close */
-} hlistener;
-
-struct ravel_host {
-    ravel_db *db;
-    ravel_host_options opts;
-    int stop_fd;       /* eventfd: readable once the host stops */
-    int wake_fd;       /* eventfd: the listener set changed */
-    pthread_t acceptor;
-    int acceptor_started;
-    pthread_mutex_t mu; /* guards everything below */
-    hlistener listeners[MAX_LISTENERS];
-    int nlisteners;
-    hconn *conns;
-    int nconns;        /* open connections */
-    int port;
-    SSL_CTX *tls;      /* made from the options, for tls: listeners */
-    rv_tls_access access;
-};
-
-static void logf_(ravel_host *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(ravel_host *h, const char *fmt, ...)
+void rv_host_logf(ravel_host *h, const char *fmt, ...)
 {
     if (!h->opts.verbose)
         return;
@@ -135,7 +87,7 @@ static void tls_log(hconn *c, int ret, int err)
 {
     char why[600];
     rv_tls_why(c->ssl, ret, err, "client", why, sizeof why);
-    logf_(c->h, "closing a TLS connection: %s", why);
+    rv_host_logf(c->h, "closing a TLS connection: %s", why);
 }
 
 /* read(2) on the stream, through TLS if it has it: > 0 bytes, 0 at the
@@ -144,6 +96,8 @@ static void tls_log(hconn *c, int ret, int err)
 static ssize_t conn_read(hconn *c, char *buf, size_t n)
 {
     c->want = POLLIN;
+    if (!c->ssl && c->is_unix)
+        return rv_recv_fd(c->rfd, buf, n, &c->shm_fd); /* a ShmOffer's memfd */
     if (!c->ssl)
         return read(c->rfd, buf, n);
     ERR_clear_error();
@@ -250,7 +204,7 @@ static ssize_t wait_request(hconn *c, char *buf)
 static void conn_log(void *ud, const char *line)
 {
     hconn *c = ud;
-    logf_(c->h, "%s", line);
+    rv_host_logf(c->h, "%s", line);
 }
 
 /* The TLS handshake, on the connection's thread, within the host's
@@ -280,19 +234,19 @@ static int handshake(hconn *c)
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 return -1;
             if (n == 1) {
-                logf_(h, "refusing a client that speaks plain text on a TLS listener "
+                rv_host_logf(h, "refusing a client that speaks plain text on a TLS listener "
                          "(first byte 0x%02x, not a TLS handshake)", b);
                 if (send(c->wfd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                    logf_(h, "could not tell it: %s", strerror(errno));
+                    rv_host_logf(h, "could not tell it: %s", strerror(errno));
                 return -1;
             }
             int w = left ? wait_fd_for(h, c->rfd, POLLIN, left) : 2;
             if (w == 0)
                 return -1;
             if (w == 2) {
-                logf_(h, "dropping a TLS client that sent nothing within %d ms", limit);
+                rv_host_logf(h, "dropping a TLS client that sent nothing within %d ms", limit);
                 if (send(c->wfd, alert, sizeof alert, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                    logf_(h, "could not tell it: %s", strerror(errno));
+                    rv_host_logf(h, "could not tell it: %s", strerror(errno));
                 return -1;
             }
             continue;
@@ -309,7 +263,7 @@ static int handshake(hconn *c)
             if (w == 0)
                 return -1;
             if (w == 2) {
-                logf_(h, "dropping a TLS client that did not finish its handshake within %d ms",
+                rv_host_logf(h, "dropping a TLS client that did not finish its handshake within %d ms",
                       limit);
                 return -1;
             }
@@ -317,7 +271,7 @@ static int handshake(hconn *c)
         }
         char why[700];
         rv_tls_why(c->ssl, r, err, "client", why, sizeof why);
-        logf_(h, "refusing a TLS client: %s", why);
+        rv_host_logf(h, "refusing a TLS client: %s", why);
         return -1;
     }
     X509 *cert = SSL_get0_peer_certificate(c->ssl);
@@ -326,12 +280,12 @@ static int handshake(hconn *c)
         rv_tls_describe_cert(cert, who, sizeof who);
     const rv_tls_rule *rule = h->access.n ? rv_tls_access_find(&h->access, cert) : NULL;
     if (h->access.n && !rule) { /* the handshake checks this; never serve one without */
-        logf_(h, "refusing a TLS client not in the access map: %s", who);
+        rv_host_logf(h, "refusing a TLS client not in the access map: %s", who);
         return -1;
     }
     if (rule && rule->readonly)
         c->opts.readonly = 1;
-    logf_(h, "TLS connection (%s, %s): %s", SSL_get_version(c->ssl),
+    rv_host_logf(h, "TLS connection (%s, %s): %s", SSL_get_version(c->ssl),
           c->opts.readonly ? "read-only" : "read-write", who);
     return 0;
 }
@@ -532,7 +486,7 @@ static void *conn_main(void *arg)
         }
         if (n <= 0) {
             if (n < 0 && errno != EPROTO) /* EPROTO: conn_read logged it */
-                logf_(h, "read failed: %s", strerror(errno));
+                rv_host_logf(h, "read failed: %s", strerror(errno));
             break;
         }
         rc = rv_hsession_feed(&c->s, (const uint8_t *)buf, (size_t)n);
@@ -541,13 +495,22 @@ static void *conn_main(void *arg)
             break;
         c->s.out.len = 0;
         if (rc)
-            logf_(h, "closing a connection: %s", ravel_strerror(rc));
+            rv_host_logf(h, "closing a connection: %s", ravel_strerror(rc));
         if (rc == 0 && c->s.watch_asked) {
             serve_watch(c, buf);
             break;
         }
+        if (rc == 0 && c->s.shm_asked) {
+            int r = rv_ring_switch(c, write_all);
+            if (r == RAVEL_OK)
+                rv_ring_conn_main(c);
+            if (r != 1)
+                break;
+        }
     }
     free(buf);
+    if (c->shm_fd >= 0)
+        close(c->shm_fd);
     rv_hsession_free(&c->s);
     if (c->ssl) {
         if (SSL_is_init_finished(c->ssl))
@@ -558,7 +521,7 @@ static void *conn_main(void *arg)
     close(c->rfd);
     if (c->wfd != c->rfd)
         close(c->wfd);
-    logf_(h, "connection closed (%s)", c->peer);
+    rv_host_logf(h, "connection closed (%s)", c->peer);
     pthread_mutex_lock(&h->mu);
     c->finished = 1;
     h->nconns--;
@@ -575,6 +538,7 @@ static void reap(ravel_host *h)
         if (c->finished) {
             *pp = c->next;
             pthread_join(c->thread, NULL);
+            pthread_mutex_destroy(&c->mu);
             free(c);
         } else {
             pp = &c->next;
@@ -636,9 +600,15 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls, int dialect)
     c->poll_hot = c->poll_ns != 0;
     c->rfd = rfd;
     c->wfd = wfd;
+    c->shm_fd = c->evfd = -1;
     describe_peer(rfd, wfd, c->peer, sizeof c->peer);
     struct stat st;
     c->is_socket = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    c->is_unix = rfd == wfd && !tls && dialect == RV_DIALECT_MANY && h->opts.shared_memory &&
+                 getsockopt(rfd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+                 domain == AF_UNIX && rv_shm_host_supported() && rv_ring_has_place(h);
     if (set_nonblocking(rfd) || set_nonblocking(wfd)) {
         SSL_free(c->ssl);
         free(c);
@@ -650,6 +620,12 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls, int dialect)
         free(c);
         return rv_err(RAVEL_ENOMEM, "out of memory");
     }
+    if (c->is_unix && rv_hsession_offer_shm(&c->s) != RAVEL_OK) {
+        rv_hsession_free(&c->s);
+        free(c);
+        return rv_err(RAVEL_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&c->mu, NULL);
     c->s.flush = conn_flush;
     c->s.flush_ud = c;
     if (h->opts.verbose) {
@@ -674,10 +650,11 @@ static int conn_start(ravel_host *h, int rfd, int wfd, int tls, int dialect)
     if (rc != 0) {
         rv_hsession_free(&c->s);
         SSL_free(c->ssl);
+        pthread_mutex_destroy(&c->mu);
         free(c);
         return rv_err(RAVEL_ENOMEM, "cannot start a connection thread: %s", strerror(rc));
     }
-    logf_(h, "connection opened %s", peer);
+    rv_host_logf(h, "connection opened %s", peer);
     return RAVEL_OK;
 }
 
@@ -700,7 +677,7 @@ static void *accept_main(void *arg)
         if (poll(p, (nfds_t)n + 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
-            logf_(h, "poll failed: %s", strerror(errno));
+            rv_host_logf(h, "poll failed: %s", strerror(errno));
             return NULL;
         }
         if (p[n].revents)
@@ -708,7 +685,7 @@ static void *accept_main(void *arg)
         if (p[n + 1].revents) {
             uint64_t v;
             if (read(h->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
-                logf_(h, "wake failed: %s", strerror(errno));
+                rv_host_logf(h, "wake failed: %s", strerror(errno));
         }
         for (int i = 0; i < n; i++) {
             if (!p[i].revents)
@@ -716,7 +693,7 @@ static void *accept_main(void *arg)
             int fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                    logf_(h, "accept failed: %s", strerror(errno));
+                    rv_host_logf(h, "accept failed: %s", strerror(errno));
                 continue;
             }
             pthread_mutex_lock(&h->mu);
@@ -725,14 +702,14 @@ static void *accept_main(void *arg)
             if (h->opts.max_connections >= 0 && open >= h->opts.max_connections) {
                 /* Refused at once: a flood of connections must not take a
                  * thread each. */
-                logf_(h, "refusing a connection: %d are open, the most this host takes "
+                rv_host_logf(h, "refusing a connection: %d are open, the most this host takes "
                          "(max_connections)", open);
                 close(fd);
                 continue;
             }
             rv_tune_socket(fd);
             if (conn_start(h, fd, fd, tls[i], dialect[i]) != RAVEL_OK) {
-                logf_(h, "dropping a connection: %s", ravel_errmsg());
+                rv_host_logf(h, "dropping a connection: %s", ravel_errmsg());
                 close(fd);
             }
         }
@@ -747,6 +724,7 @@ void ravel_host_options_init(ravel_host_options *opts)
     opts->busy_poll_us = RV_BUSY_POLL_DEFAULT_US;
     opts->max_connections = DEFAULT_MAX_CONNECTIONS;
     opts->tls_handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
+    opts->shared_memory = 1;
 }
 
 int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opts)
@@ -784,6 +762,7 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
     /* The strings are read: they need not outlive this call either. */
     h->opts.tls_cert_file = h->opts.tls_key_file = h->opts.tls_ca_file = NULL;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->ring_mu, NULL);
     h->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     h->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (h->stop_fd < 0 || h->wake_fd < 0) {
@@ -793,6 +772,7 @@ int ravel_host_new(ravel_host **out, ravel_db *db, const ravel_host_options *opt
         if (h->wake_fd >= 0)
             close(h->wake_fd);
         pthread_mutex_destroy(&h->mu);
+        pthread_mutex_destroy(&h->ring_mu);
         SSL_CTX_free(h->tls);
         rv_tls_access_free(&h->access);
         free(h);
@@ -856,11 +836,11 @@ int rv_host_listen_address(ravel_host *h, const rv_address *a)
         return rv_err(RAVEL_ENOMEM, "cannot start the accepting thread: %s", strerror(rc));
     uint64_t one = 1;
     if (write(h->wake_fd, &one, sizeof one) < 0)
-        logf_(h, "wake failed: %s", strerror(errno));
+        rv_host_logf(h, "wake failed: %s", strerror(errno));
     if (a->is_unix)
-        logf_(h, "listening on %s", a->text);
+        rv_host_logf(h, "listening on %s", a->text);
     else
-        logf_(h, "listening on %s (port %d)", a->text, port);
+        rv_host_logf(h, "listening on %s (port %d)", a->text, port);
     return RAVEL_OK;
 }
 
@@ -892,7 +872,7 @@ void ravel_host_free(ravel_host *h)
      * that is running finishes and is answered first. */
     uint64_t one = 1;
     if (write(h->stop_fd, &one, sizeof one) < 0)
-        logf_(h, "stop failed: %s", strerror(errno));
+        rv_host_logf(h, "stop failed: %s", strerror(errno));
     if (h->acceptor_started)
         pthread_join(h->acceptor, NULL);
     for (int i = 0; i < h->nlisteners; i++) {
@@ -907,9 +887,12 @@ void ravel_host_free(ravel_host *h)
     while (c) {
         hconn *next = c->next;
         pthread_join(c->thread, NULL);
+        pthread_mutex_destroy(&c->mu);
         free(c);
         c = next;
     }
+    rv_ring_stop(h);
+    pthread_mutex_destroy(&h->ring_mu);
     close(h->stop_fd);
     close(h->wake_fd);
     pthread_mutex_destroy(&h->mu);

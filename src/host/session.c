@@ -49,6 +49,15 @@ int rv_hsession_init_dialect(rv_hsession *s, ravel_db *db, const ravel_host_opti
     return rv_encode_announce(&s->out, s->ext_offered);
 }
 
+int rv_hsession_offer_shm(rv_hsession *s)
+{
+    if (s->dialect == RV_DIALECT_GEN1)
+        return RAVEL_OK;
+    s->ext_offered |= RV_EXT_SHM;
+    s->out.len = 0;
+    return rv_encode_announce(&s->out, s->ext_offered);
+}
+
 static void hiter_free(hiter *h)
 {
     ravel_iter_free(h->it);
@@ -931,6 +940,10 @@ static int on_message(rv_hsession *s, const uint8_t *payload, size_t len)
     case RV_IN_WATCH: rc = on_watch(s, (Ravelwire__Watch *)msg); break;
     case RV_IN_WATCH_ACK: rc = on_watch_ack(s, (Ravelwire__WatchAck *)msg); break;
     case RV_IN_CHANGELOG: rc = on_changelog(s, (Ravelwire__Changelog *)msg); break;
+    case RV_IN_SHM_OFFER:
+        if (s->ext_on & RV_EXT_SHM)
+            s->shm_asked = 1;
+        break;
     }
     /* The extensions' messages, from a guest that turned them on (to any
      * other they are unknown, and ignored). */

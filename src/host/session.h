@@ -62,6 +62,9 @@ typedef struct rv_hsession {
      * (host/gen1.c), errors as text, and no extensions. */
     int dialect;
     rv_idmap gen1_iters; /* iterator id -> its state, first generation */
+    /* Extension "shm": the guest's ShmOffer came (the transport moves the
+     * stream into the rings, host.c, and answers ShmReady). */
+    int shm_asked;
 } rv_hsession;
 
 #define RV_HOST_HIGH_WATER (1u << 20)
@@ -85,6 +88,10 @@ int rv_hsession_init(rv_hsession *s, ravel_db *db, const ravel_host_options *opt
  * `out`: its guests know no Announce. */
 int rv_hsession_init_dialect(rv_hsession *s, ravel_db *db, const ravel_host_options *opts,
                              int dialect);
+/* Offer extension "shm" too (a transport that can pass fds: a unix
+ * socket), in place of the Announce queued by init. RAVEL_OK or
+ * RAVEL_ENOMEM. */
+int rv_hsession_offer_shm(rv_hsession *s);
 /* Process bytes. Returns RAVEL_OK, or an error after which the connection
  * must be closed (malformed frame, frame over the limit, out of memory);
  * replies to the requests before the bad frame are in `out`. */

@@ -189,7 +189,7 @@ void rv_iter_frame_end(rv_iter_frame *f, uint32_t id, uint32_t seq)
 }
 
 static const char *const ext_names[] = {"error-messages", "conditional", "sync", "exactly-once",
-                                        "snapshots", "maintenance", "watch"};
+                                        "snapshots", "maintenance", "watch", "shm"};
 #define NEXT (sizeof ext_names / sizeof ext_names[0])
 
 const char *rv_ext_name(uint32_t bit)
@@ -282,6 +282,7 @@ static const ProtobufCMessageDescriptor *const in_ext_desc[] = {
     [RV_IN_WATCH - 64] = &ravelwire__watch__descriptor,
     [RV_IN_WATCH_ACK - 64] = &ravelwire__watch_ack__descriptor,
     [RV_IN_CHANGELOG - 64] = &ravelwire__changelog__descriptor,
+    [RV_IN_SHM_OFFER - 64] = &ravelwire__shm_offer__descriptor,
 };
 
 static const ProtobufCMessageDescriptor *in_message(uint8_t tag)
@@ -298,6 +299,7 @@ static const ProtobufCMessageDescriptor *out_message(uint8_t tag)
            : tag == RV_OUT_ANNOUNCE ? &ravelwire__announce__descriptor
            : tag == RV_OUT_WATCH_EVENT ? &ravelwire__watch_event__descriptor
            : tag == RV_OUT_CHANGELOG_STATE ? &ravelwire__changelog_state__descriptor
+           : tag == RV_OUT_SHM_READY ? &ravelwire__shm_ready__descriptor
                                     : NULL;
 }
 
@@ -603,4 +605,38 @@ int rv_parse_iter_data(const uint8_t *msg, size_t len, uint32_t *id, uint32_t *s
         return RAVEL_EPROTO;
     *n = count;
     return RAVEL_OK;
+}
+
+int rv_msg_wants_sync(const uint8_t *msg, size_t len)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (get_varint(&p, end, &key))
+            return 1;
+        switch (key & 7) {
+        case 0:
+            if (get_varint(&p, end, &v))
+                return 1;
+            if (key >> 3 == 67 && v)
+                return 1;
+            break;
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
+                return 1;
+            if (key >> 3 == 67)
+                return 1;
+            p += (key & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (get_varint(&p, end, &v) || v > (uint64_t)(end - p) || key >> 3 == 67)
+                return 1;
+            p += v;
+            break;
+        default:
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -53,6 +53,9 @@ enum {
     RV_IN_CHANGELOG = 82,
     RV_OUT_WATCH_EVENT = 80,
     RV_OUT_CHANGELOG_STATE = 82,
+    /* "shm": the stream moves into shared-memory rings */
+    RV_IN_SHM_OFFER = 90,
+    RV_OUT_SHM_READY = 90,
 };
 
 /* The version of the extension scheme this code speaks: Announce and Hello
@@ -78,6 +81,8 @@ enum {
                                       * Property (68), ApproximateSizes (69) */
     RV_EXT_WATCH = 1u << 6,          /* "watch": Watch, WatchAck, Changelog
                                       * (80-82) and their answers */
+    RV_EXT_SHM = 1u << 7,            /* "shm": ShmOffer and ShmReady (90);
+                                      * offered on unix sockets only */
 };
 #define RV_EXT_ALL                                                              \
     ((uint32_t)(RV_EXT_ERROR_MESSAGES | RV_EXT_CONDITIONAL | RV_EXT_SYNC |      \
@@ -119,6 +124,10 @@ int rv_encode_announce(rv_buf *out, uint32_t exts);
 int rv_encode_hello(rv_buf *out, uint32_t exts);
 /* Does a tag have a message here (many-level's, or an extension)? */
 int rv_known_in(uint8_t tag);
+/* Does a message (the bytes after the tag) set the "sync" field (67) to
+ * anything but false, or fail to parse as far as that goes? The ring
+ * server leaves such writes to the connection's own thread. */
+int rv_msg_wants_sync(const uint8_t *msg, size_t len);
 int rv_known_out(uint8_t tag);
 
 #define RV_DEFAULT_MAX_FRAME (64u << 20)

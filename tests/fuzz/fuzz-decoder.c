@@ -13,7 +13,8 @@
  * that decodes and unpacks again to the same bytes. The hand-written
  * parsers of the hot messages (rv_parse_iter_data, rv_parse_batch) are
  * checked against protobuf-c on every frame's message bytes: same verdict,
- * same values. */
+ * same values; and rv_msg_wants_sync must see every sync that protobuf-c
+ * reads in a Put, Delete or Batch. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +269,10 @@ static void check_batch(const uint8_t *msg, size_t len)
         fz_fail("rv_parse_batch handed over operations of a message it then accepted");
     if (rc != RAVEL_OK && o.n)
         fz_fail("rv_parse_batch handed over %zu operations of a message it rejects", o.n);
+    /* The ring server runs a write itself only when rv_msg_wants_sync says
+     * no: never one that asks for sync. */
+    if (pc && pc->has_sync && pc->sync && !rv_msg_wants_sync(msg, len))
+        fz_fail("rv_msg_wants_sync misses a Batch's sync");
     if (both_accept(pc ? &pc->base : NULL, msg, len, rc, "Batch")) {
         if (id != pc->id || o.n != pc->n_ops + pc->n_checks || head.nchecks != pc->n_checks ||
             head.sync != (pc->has_sync && pc->sync))
@@ -329,6 +334,12 @@ static void check_keyed(const uint8_t *msg, size_t len)
             if (m)
                 pc = &m->base, id = m->id, key = &m->key;
         }
+        if (kind == 1 && pc && ((Ravelwire__Put *)pc)->has_sync && ((Ravelwire__Put *)pc)->sync &&
+            !rv_msg_wants_sync(msg, len))
+            fz_fail("rv_msg_wants_sync misses a Put's sync");
+        if (kind == 2 && pc && ((Ravelwire__Delete *)pc)->has_sync &&
+            ((Ravelwire__Delete *)pc)->sync && !rv_msg_wants_sync(msg, len))
+            fz_fail("rv_msg_wants_sync misses a Delete's sync");
         rv_keyed k;
         int rc = rv_parse_keyed(msg, len, (uint8_t)kind, &k); /* 0 Get, 1 Put, 2 Delete: their tags */
         if (both_accept(pc, msg, len, rc, kind == 0 ? "Get" : kind == 1 ? "Put" : "Delete")) {

@@ -87,6 +87,7 @@ static void test_names(void **state)
 {
     (void)state;
     assert_string_equal(rv_ext_name(RV_EXT_ERROR_MESSAGES), "error-messages");
+    assert_string_equal(rv_ext_name(RV_EXT_SHM), "shm");
     assert_null(rv_ext_name(1u << 30));
     assert_null(rv_ext_name(0));
     /* Names this code does not know (a newer peer's) are skipped. */
@@ -113,24 +114,46 @@ static void test_unknown_fields_skipped(void **state)
 }
 
 /* The tags: from 64 up both ways, unknown to many-level (0-9 in, 0-4
- * out), and the watch's (80-82 in, 80 and 82 out); the tags in between
- * stay unknown here too. */
+ * out), the watch's (80-82 in, 80 and 82 out) and shm's (90 both ways);
+ * the tags in between stay unknown here too. */
 static void test_tags(void **state)
 {
     (void)state;
     for (unsigned t = 0; t < 256; t++) {
         assert_int_equal(rv_known_in((uint8_t)t),
                          t < RV_IN_COUNT || (t >= RV_IN_HELLO && t <= RV_IN_SIZES) ||
-                             (t >= RV_IN_WATCH && t <= RV_IN_CHANGELOG));
+                             (t >= RV_IN_WATCH && t <= RV_IN_CHANGELOG) || t == RV_IN_SHM_OFFER);
         assert_int_equal(rv_known_out((uint8_t)t), t < RV_OUT_COUNT || t == RV_OUT_ANNOUNCE ||
                                                        t == RV_OUT_WATCH_EVENT ||
-                                                       t == RV_OUT_CHANGELOG_STATE);
+                                                       t == RV_OUT_CHANGELOG_STATE ||
+                                                       t == RV_OUT_SHM_READY);
     }
     assert_true(RV_IN_HELLO >= 64 && RV_OUT_ANNOUNCE >= 64);
 }
 
 /* rv_encode_callback_msg writes what protobuf-c packs; without a message
  * it writes exactly what rv_encode_callback writes (many-level's bytes). */
+/* The ring server's test for field 67: set and true, in any position,
+ * after fields of every wire type; false or absent is not sync; what does
+ * not parse counts as sync (the connection's thread then finds it bad). */
+static void test_wants_sync(void **state)
+{
+    (void)state;
+    const uint8_t plain[] = {0x08, 0x05, 0x12, 0x01, 'k', 0x1a, 0x01, 'v'};
+    assert_int_equal(rv_msg_wants_sync(plain, sizeof plain), 0);
+    const uint8_t off[] = {0x08, 0x05, 0x98, 0x04, 0x00};
+    assert_int_equal(rv_msg_wants_sync(off, sizeof off), 0);
+    const uint8_t on[] = {0x08, 0x05, 0x82, 0x04, 0x02, 'a', 'b', 0x88, 0x04, 0x07,
+                          0x98, 0x04, 0x01};
+    assert_int_equal(rv_msg_wants_sync(on, sizeof on), 1);
+    const uint8_t fixed[] = {0x08, 0x05, 0x99, 0x04, 1, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(rv_msg_wants_sync(fixed, sizeof fixed), 1);
+    const uint8_t other64[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4};
+    assert_int_equal(rv_msg_wants_sync(other64, sizeof other64), 0);
+    const uint8_t cut[] = {0x08, 0x05, 0x12, 0x09, 'k'};
+    assert_int_equal(rv_msg_wants_sync(cut, sizeof cut), 1);
+}
+
 static void test_callback_message(void **state)
 {
     (void)state;
@@ -221,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_unknown_fields_skipped),
         cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_wants_sync),
         cmocka_unit_test(test_callback_message),
         cmocka_unit_test(test_reply_messages_round_trip),
     };
