@@ -36,6 +36,16 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+int g_shared_memory = 1;
+
+const struct ravel_options *bench_options(void)
+{
+    static ravel_options o;
+    ravel_options_init(&o);
+    o.shared_memory = g_shared_memory;
+    return &o;
+}
+
 void sort_doubles(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);

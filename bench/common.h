@@ -41,6 +41,13 @@ void remove_tree(const char *path);
 /* What cleanup() removes, set by the program: the main process (the only
  * one that cleans up), the server and measuring children (-1: none), the
  * scratch directory ("": none). */
+/* The options every ravel handle of the benchmarks opens with: the
+ * defaults, with shared memory as --no-shm says (g_shared_memory, set
+ * before any fork). */
+struct ravel_options;
+extern int g_shared_memory;
+const struct ravel_options *bench_options(void);
+
 extern pid_t g_main_pid;
 extern pid_t g_server; /* a variant's leader or host process */
 extern pid_t g_worker; /* the measuring (or scanning) process */

@@ -11,6 +11,8 @@
 #include "failover.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <leveldb/c.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -76,7 +78,7 @@ static void member_main(shared *sh, const char *dir, int writer, int expect_role
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigprocmask(SIG_BLOCK, &term, NULL);
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK)
+    if (ravel_open(&db, dir, bench_options()) != RAVEL_OK)
         member_fail(sh, "ravel_open", ravel_errmsg());
     if (ravel_db_role(db) != expect_role)
         member_fail(sh, "ravel_open", expect_role == RAVEL_ROLE_LEADER ? "did not lead" : "did not follow");
@@ -222,5 +224,110 @@ out:
         end_members(&p, SIGKILL);
     free(p.followers);
     munmap(p.sh, sizeof *p.sh);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The floor: LevelDB alone, the lock handed over by the kernel          */
+/* ------------------------------------------------------------------ */
+
+static void floor_holder(const char *dir, int ready_fd)
+{
+    char *err = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_options_set_create_if_missing(o, 1);
+    leveldb_t *db = leveldb_open(o, dir, &err);
+    if (!db)
+        _exit(1);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    for (long n = 0;; n++) {
+        char key[32];
+        int kl = snprintf(key, sizeof key, "f%012ld", n);
+        leveldb_put(db, wo, key, (size_t)kl, key, (size_t)kl, &err);
+        if (err)
+            _exit(1);
+        if (n == WARMUP_ACKS && write(ready_fd, "r", 1) != 1)
+            _exit(1);
+    }
+}
+
+static void floor_taker(shared *sh, const char *dir, int ready_fd)
+{
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s/LOCK", dir);
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fd < 0 || write(ready_fd, "t", 1) != 1)
+        _exit(1);
+    while (fcntl(fd, F_SETLKW, &fl) != 0)
+        if (errno != EINTR)
+            _exit(1);
+    close(fd); /* lets go: LevelDB takes it itself */
+    char *err = NULL;
+    leveldb_options_t *o = leveldb_options_create();
+    leveldb_t *db = leveldb_open(o, dir, &err);
+    if (!db)
+        _exit(1);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_put(db, wo, "after", 5, "x", 1, &err);
+    if (err)
+        _exit(1);
+    atomic_store(&sh->last_ack_ns, now_ns());
+    leveldb_close(db);
+    _exit(0);
+}
+
+int failover_floor(const char *dir, int rounds, double *ms)
+{
+    shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        return -1;
+    int rc = 0;
+    for (int r = 0; r < rounds && rc == 0; r++) {
+        remove_tree(dir);
+        int ready[2];
+        if (pipe(ready) != 0) {
+            rc = -1;
+            break;
+        }
+        atomic_store(&sh->last_ack_ns, 0);
+        pid_t holder = fork();
+        if (holder == 0)
+            floor_holder(dir, ready[1]);
+        char c;
+        pid_t taker = -1;
+        if (holder < 0 || read(ready[0], &c, 1) != 1 || (taker = fork()) < 0) {
+            rc = -1;
+        } else if (taker == 0) {
+            floor_taker(sh, dir, ready[1]);
+        } else if (read(ready[0], &c, 1) != 1) {
+            rc = -1;
+        } else {
+            usleep(20000); /* the taker is blocked on the lock by now */
+            uint64_t killed = now_ns();
+            kill(holder, SIGKILL);
+            int status = reap(taker);
+            taker = -1;
+            uint64_t done = atomic_load(&sh->last_ack_ns);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || done < killed)
+                rc = -1;
+            else
+                ms[r] = (double)(done - killed) / 1e6;
+        }
+        if (holder > 0) {
+            kill(holder, SIGKILL);
+            reap(holder);
+        }
+        if (taker > 0) {
+            kill(taker, SIGKILL);
+            reap(taker);
+        }
+        close(ready[0]);
+        close(ready[1]);
+    }
+    if (rc != 0)
+        fprintf(stderr, "F1 floor: a round failed\n");
+    munmap(sh, sizeof *sh);
+    remove_tree(dir);
     return rc;
 }

@@ -13,4 +13,13 @@
  * on stderr after ending every member it started. */
 int failover_measure(const char *dir, int followers, int rounds, double *ms);
 
+/* F1's floor, what a bare design reaches: a process holding LevelDB open
+ * on `dir` (made afresh each round) puts in a loop and is SIGKILLed 20 ms
+ * after its 200th put;
+ * another process, blocked meanwhile in fcntl(F_SETLKW) on the
+ * directory's LOCK, gets it, lets go, opens LevelDB (replaying the log)
+ * and makes one put. ms[round]: from the kill to that put, in
+ * milliseconds. Same rules as failover_measure. */
+int failover_floor(const char *dir, int rounds, double *ms);
+
 #endif

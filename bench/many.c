@@ -31,8 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -340,7 +344,7 @@ static void member_main(int index, const void *arg)
 {
     const many_job *job = arg;
     handle h = {0};
-    int rc = ravel_open(&h.rv, job->dir, NULL);
+    int rc = ravel_open(&h.rv, job->dir, bench_options());
     if (rc != RAVEL_OK)
         die_ravel("M: ravel_open", rc);
     if (ravel_db_role(h.rv) != (index == 0 ? RAVEL_ROLE_LEADER : RAVEL_ROLE_FOLLOWER))
@@ -487,9 +491,204 @@ static void median(many_figures *runs, int k, many_figures *out)
     out->hi = runs[k - 1].ops_per_s;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Floors: the round trips alone                                        */
+/* ------------------------------------------------------------------ */
+
+/* P client processes each send a request and wait for its answer, n in
+ * all, to one server process that answers at once. MF_SOCKET: a unix
+ * socketpair per client and a thread per socket sleeping in read(), as a
+ * host served followers before extension shm (without its busy-polling).
+ * MF_RING: one word per client in shared memory and one server thread
+ * going round them, polling for FLOOR_POLL_US after the last request and
+ * then sleeping on a futex that clients wake, the clients polling as long
+ * before they sleep on their own — the design of the ring server, with
+ * nothing else. */
+#define FLOOR_POLL_US 50
+#define FLOOR_MAX_PROCS 8
+
+typedef struct floor_slot {
+    _Atomic uint32_t req, req_sleep;
+    char pad0[56];
+    _Atomic uint32_t rep, rep_sleep;
+    char pad1[56];
+} floor_slot;
+
+typedef struct floor_shm {
+    _Atomic uint32_t seq, sleeping; /* the server's futex */
+    _Atomic int stop;
+    char pad[52];
+    floor_slot slot[FLOOR_MAX_PROCS];
+} floor_shm;
+
+static uint64_t floor_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Wait until *w is not v: poll, then sleep on the futex with *sleeping
+ * set (whoever changes *w looks at it and wakes). */
+static void floor_await(_Atomic uint32_t *w, _Atomic uint32_t *sleeping, uint32_t v)
+{
+    uint64_t end = floor_now() + FLOOR_POLL_US * 1000u;
+    while (atomic_load(w) == v) {
+        if (floor_now() < end)
+            continue;
+        atomic_store(sleeping, 1);
+        if (atomic_load(w) == v)
+            syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0);
+        atomic_store(sleeping, 0);
+    }
+}
+
+static void floor_set(_Atomic uint32_t *w, _Atomic uint32_t *sleeping, uint32_t v)
+{
+    atomic_store(w, v);
+    if (atomic_load(sleeping))
+        syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+typedef struct floor_ctx {
+    int kind, procs;
+    floor_shm *shm;
+    int fds[FLOOR_MAX_PROCS][2];
+    int index;
+} floor_ctx;
+
+static void *floor_socket_thread(void *arg)
+{
+    floor_ctx *c = arg;
+    char b[64];
+    int fd = c->fds[c->index][1];
+    while (read(fd, b, sizeof b) > 0)
+        if (write(fd, b, 32) != 32)
+            break;
+    return NULL;
+}
+
+/* The ring server: go round the slots, answer what changed, poll for a
+ * while after the last request, then sleep. */
+static void floor_ring_server(floor_shm *m, int procs)
+{
+    uint32_t seen[FLOOR_MAX_PROCS] = {0};
+    uint64_t last = floor_now();
+    while (!atomic_load(&m->stop)) {
+        uint32_t seq = atomic_load(&m->seq);
+        int any = 0;
+        for (int i = 0; i < procs; i++) {
+            uint32_t r = atomic_load(&m->slot[i].req);
+            if (r != seen[i]) {
+                seen[i] = r;
+                any = 1;
+                floor_set(&m->slot[i].rep, &m->slot[i].rep_sleep, r);
+            }
+        }
+        if (any) {
+            last = floor_now();
+        } else if (floor_now() - last > FLOOR_POLL_US * 1000u) {
+            atomic_store(&m->sleeping, 1);
+            if (atomic_load(&m->seq) == seq)
+                syscall(SYS_futex, &m->seq, FUTEX_WAIT, seq, NULL, NULL, 0);
+            atomic_store(&m->sleeping, 0);
+            last = floor_now();
+        }
+    }
+}
+
+static void floor_client(floor_ctx *c, int i, uint64_t n)
+{
+    if (c->kind == MF_SOCKET) {
+        char b[64] = {0};
+        for (uint64_t k = 0; k < n; k++)
+            if (write(c->fds[i][0], b, 32) != 32 || read_full(c->fds[i][0], b, 32) != 32)
+                die("M floor", "socket");
+        return;
+    }
+    floor_slot *s = &c->shm->slot[i];
+    for (uint64_t k = 1; k <= n; k++) {
+        atomic_store(&s->req, (uint32_t)k);
+        atomic_fetch_add(&c->shm->seq, 1);
+        if (atomic_load(&c->shm->sleeping))
+            syscall(SYS_futex, &c->shm->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+        floor_await(&s->rep, &s->rep_sleep, (uint32_t)(k - 1));
+    }
+}
+
+/* Round trips per second, all clients together. */
+static double floor_once(int kind, int procs, uint64_t n)
+{
+    floor_ctx c = {.kind = kind, .procs = procs};
+    c.shm = mmap(NULL, sizeof *c.shm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (c.shm == MAP_FAILED)
+        die("M floor", "mmap");
+    memset(c.shm, 0, sizeof *c.shm);
+    for (int i = 0; kind == MF_SOCKET && i < procs; i++)
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c.fds[i]) != 0)
+            die("M floor", "socketpair");
+    int go[2];
+    if (pipe(go) != 0)
+        die("M floor", "pipe");
+    pid_t server = fork();
+    if (server < 0)
+        die("M floor", "fork");
+    if (server == 0) {
+        close(go[1]);
+        if (kind == MF_RING) {
+            floor_ring_server(c.shm, procs);
+        } else {
+            pthread_t t[FLOOR_MAX_PROCS];
+            floor_ctx each[FLOOR_MAX_PROCS];
+            for (int i = 0; i < procs; i++) {
+                close(c.fds[i][0]);
+                each[i] = c;
+                each[i].index = i;
+                pthread_create(&t[i], NULL, floor_socket_thread, &each[i]);
+            }
+            for (int i = 0; i < procs; i++)
+                pthread_join(t[i], NULL);
+        }
+        _exit(0);
+    }
+    pid_t kids[FLOOR_MAX_PROCS];
+    for (int i = 0; i < procs; i++) {
+        kids[i] = fork();
+        if (kids[i] < 0)
+            die("M floor", "fork");
+        if (kids[i] == 0) {
+            close(go[1]);
+            char b;
+            if (read(go[0], &b, 1) != 0)
+                _exit(1);
+            floor_client(&c, i, n / (uint64_t)procs);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    uint64_t t0 = floor_now();
+    close(go[1]); /* the release: every client reads the end */
+    for (int i = 0; i < procs; i++)
+        if (reap(kids[i]) != 0)
+            die("M floor", "a client failed");
+    uint64_t t1 = floor_now();
+    atomic_store(&c.shm->stop, 1);
+    atomic_fetch_add(&c.shm->seq, 1);
+    syscall(SYS_futex, &c.shm->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+    for (int i = 0; kind == MF_SOCKET && i < procs; i++) {
+        close(c.fds[i][0]);
+        close(c.fds[i][1]);
+    }
+    reap(server);
+    munmap(c.shm, sizeof *c.shm);
+    return (double)(n / (uint64_t)procs * (uint64_t)procs) / ((double)(t1 - t0) / 1e9);
+}
+
 void many_run(uint64_t n, int runs, int parties, int mix, int node, many_result *out)
 {
     static many_figures each[M_COUNT][MV_COUNT][MANY_SETS][MANY_MAX_RUNS];
+    static double floors[MF_COUNT][MANY_SETS][MANY_MAX_RUNS];
     many_figures f[PHASES];
     if (runs < 1 || runs > MANY_MAX_RUNS)
         die("M", "runs out of range");
@@ -509,6 +708,15 @@ void many_run(uint64_t n, int runs, int parties, int mix, int node, many_result 
         for (int v = MV_RAW; mix && v <= MV_RAVEL; v++) {
             run_variant(v, n, MIX_MEMBERS, 1, f);
             each[M_MIX][v][0][r] = f[0];
+        }
+        for (int s = 0; parties && s < MANY_SETS; s++)
+            for (int k = 0; k < MF_COUNT; k++)
+                floors[k][s][r] = floor_once(k, many_procs[s], n);
+    }
+    for (int s = 0; parties && s < MANY_SETS; s++) {
+        for (int k = 0; k < MF_COUNT; k++) {
+            sort_doubles(floors[k][s], (size_t)runs);
+            out->floor[k][s] = floors[k][s][(runs - 1) / 2];
         }
     }
     for (int w = 0; w < M_COUNT; w++) {
@@ -577,6 +785,26 @@ void many_print(uint64_t n, const many_result *m)
                     range_cell(m, v, f);
                 }
             }
+        }
+    }
+    if (m->parties) {
+        printf("\n| floor beside M1, M2: P processes, %" PRIu64 " requests in all, one at a "
+               "time each, to one server process that answers at once (no database) | round "
+               "trips/s, P = %d | P = %d | ravel M2 gets ÷ floor, P = %d | P = %d |\n",
+               n, many_procs[0], many_procs[1], many_procs[0], many_procs[1]);
+        printf("|---|---:|---:|---:|---:|\n");
+        static const char *const floor_names[MF_COUNT] = {
+            "unix socketpairs, a server thread per process, sleeping in read()",
+            "shared memory, one server thread going round, polling " "50" " us before a futex "
+            "sleep, clients the same",
+        };
+        for (int k = 0; k < MF_COUNT; k++) {
+            printf("| %s |", floor_names[k]);
+            for (int s = 0; s < MANY_SETS; s++)
+                print_value(m->floor[k][s], "%9.0f");
+            for (int s = 0; s < MANY_SETS; s++)
+                print_ratio(m->w[M_GETS][MV_RAVEL][s].ops_per_s, m->floor[k][s]);
+            printf("\n");
         }
     }
     if (m->mix) {

@@ -26,8 +26,14 @@ typedef struct many_figures {
     double lo, hi;       /* the slowest and fastest run's ops_per_s */
 } many_figures;
 
+/* The floors beside M1 and M2: P processes, one request at a time each, to
+ * one server process that answers at once (no database), the two ways a
+ * follower reaches its leader. */
+enum { MF_SOCKET, MF_RING, MF_COUNT };
+
 typedef struct many_result {
     int parties, mix; /* which ran: M1 and M2, M3 */
+    double floor[MF_COUNT][MANY_SETS]; /* round trips/s, the median run's */
     int node;         /* the Node variant ran */
     int runs;         /* of raw LevelDB and of ravel, interleaved; the figures are the median's */
     many_figures w[M_COUNT][MV_COUNT][MANY_SETS];

@@ -90,7 +90,7 @@ static void leader_main(const char *dir, uint64_t log_on, int fd)
 {
     signal(SIGTERM, on_term);
     ravel_db *db;
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_LEADER)
+    if (ravel_open(&db, dir, bench_options()) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_LEADER)
         watch_die("leader");
     ravel_changelog set = {.on = (int)log_on};
     if (ravel_changelog_set(db, &set, NULL) != RAVEL_OK)
@@ -109,7 +109,7 @@ static void watcher_main(const char *dir, uint64_t timed, int fd)
 {
     signal(SIGTERM, on_term);
     ravel_db *db;
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK)
+    if (ravel_open(&db, dir, bench_options()) != RAVEL_OK)
         watch_die("watcher");
     ravel_watch *w;
     if (ravel_watch_new(db, NULL, &w) != RAVEL_OK)
@@ -150,7 +150,7 @@ static void watcher_main(const char *dir, uint64_t timed, int fd)
 static void timed_writer_main(const char *dir, uint64_t n, int fd)
 {
     ravel_db *db;
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK)
+    if (ravel_open(&db, dir, bench_options()) != RAVEL_OK)
         watch_die("writer");
     char val[VALUE_LEN];
     memset(val, 'v', sizeof val);
@@ -175,7 +175,7 @@ static void timed_writer_main(const char *dir, uint64_t n, int fd)
 static void writer_main(const char *dir, uint64_t n, int fd)
 {
     ravel_db *db;
-    if (ravel_open(&db, dir, NULL) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_FOLLOWER)
+    if (ravel_open(&db, dir, bench_options()) != RAVEL_OK || ravel_db_role(db) != RAVEL_ROLE_FOLLOWER)
         watch_die("writer");
     char val[VALUE_LEN];
     memset(val, 'v', sizeof val);
