@@ -144,23 +144,10 @@ static void send_some(remote *r);
  * rest. */
 static void ring_send(remote *r)
 {
-    rv_ring *tx = &r->shm.tx;
-    int moved = 0;
-    while (r->s.out.len) {
-        size_t n = rv_ring_write(tx, r->s.out.data, r->s.out.len);
-        if (!n) {
-            atomic_store(&tx->ctl->writer_waiting, 1);
-            n = rv_ring_write(tx, r->s.out.data, r->s.out.len); /* room made meanwhile */
-            if (!n)
-                break;
-        }
-        rv_buf_consume(&r->s.out, n);
-        moved = 1;
-    }
+    if (rv_ring_send(&r->shm.tx, &r->s.out))
+        rv_ring_notify(&r->shm.tx); /* a host never asks for a doorbell */
     if (!r->s.out.len)
         r->queued = 0;
-    if (moved)
-        rv_ring_notify(tx); /* a host never asks for a doorbell */
 }
 
 /* With the lock held, any thread: the Hello that turned "shm" on is

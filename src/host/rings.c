@@ -85,20 +85,8 @@ static int scratch_reserve(hconn *c, size_t n)
  * they fit, and wake the guest. Returns 1 when bytes moved. */
 static int push_out(hconn *c)
 {
-    rv_ring *tx = &c->shm.tx;
-    int moved = 0;
-    while (c->s.out.len) {
-        size_t n = rv_ring_write(tx, c->s.out.data, c->s.out.len);
-        if (!n) {
-            atomic_store(&tx->ctl->writer_waiting, 1);
-            n = rv_ring_write(tx, c->s.out.data, c->s.out.len); /* room made meanwhile */
-            if (!n)
-                break;
-        }
-        rv_buf_consume(&c->s.out, n);
-        moved = 1;
-    }
-    if (moved && rv_ring_notify(tx))
+    int moved = rv_ring_send(&c->shm.tx, &c->s.out);
+    if (moved && rv_ring_notify(&c->shm.tx))
         doorbell(c);
     return moved;
 }

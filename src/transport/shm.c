@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "transport/shm.h"
+#include "util/buf.h"
 
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
@@ -127,6 +128,23 @@ size_t rv_ring_write(rv_ring *r, const void *p, size_t n)
 int rv_ring_room(const rv_ring *r)
 {
     return r->pos - atomic_load(&r->ctl->tail) < r->size;
+}
+
+int rv_ring_send(rv_ring *r, rv_buf *b)
+{
+    int moved = 0;
+    while (b->len) {
+        size_t n = rv_ring_write(r, b->data, b->len);
+        if (!n) {
+            atomic_store(&r->ctl->writer_waiting, 1);
+            n = rv_ring_write(r, b->data, b->len); /* room made meanwhile */
+            if (!n)
+                break;
+        }
+        rv_buf_consume(b, n);
+        moved = 1;
+    }
+    return moved;
 }
 
 uint64_t rv_ring_avail(const rv_ring *r)

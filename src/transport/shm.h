@@ -91,6 +91,12 @@ void rv_shm_unmap(rv_shm *sh);
 size_t rv_ring_write(rv_ring *r, const void *p, size_t n);
 /* Producer: is there room for a byte? */
 int rv_ring_room(const rv_ring *r);
+/* Producer: move what b holds into the ring, as far as it fits, taking
+ * it out of b; when it does not all fit, set writer_waiting (the consumer
+ * then wakes the producer once it made room). Returns 1 when bytes moved;
+ * the caller then wakes the consumer (rv_ring_notify). */
+struct rv_buf;
+int rv_ring_send(rv_ring *r, struct rv_buf *b);
 /* Consumer: bytes waiting, or (uint64_t)-1 when the peer's head makes no
  * sense (a protocol error). */
 uint64_t rv_ring_avail(const rv_ring *r);
