@@ -17,6 +17,7 @@
 #include "db/options.h"
 #include "error.h"
 #include "ravel.h"
+#include "util/locks.h"
 
 #define SOCKET_NAME "rave-level.sock"
 #define STR_(x) #x
@@ -57,32 +58,6 @@ const char *ravel_leveldb_version(void)
     return leveldb_version;
 }
 
-/* The pid of a process (this one too) holding a POSIX lock on dir/LOCK,
- * from /proc/locks: asking fcntl means opening and closing LOCK, which
- * would drop every lock this process holds on it. 0: none seen. */
-static int lock_holder(const char *dir)
-{
-    char path[4200];
-    struct stat st;
-    if (snprintf(path, sizeof path, "%s/LOCK", dir) >= (int)sizeof path || stat(path, &st) != 0)
-        return 0;
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f)
-        return 0;
-    char line[256], kind[16];
-    unsigned maj, min;
-    unsigned long ino;
-    int pid, holder = 0;
-    while (!holder && fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid, &maj, &min, &ino) == 5 &&
-            strcmp(kind, "POSIX") == 0 && ino == st.st_ino && maj == major(st.st_dev) &&
-            min == minor(st.st_dev))
-            holder = pid;
-    }
-    fclose(f);
-    return holder;
-}
-
 /* Does a party answer on dir/rave-level.sock? A directory path too long
  * for sun_path is reached through /proc/self/fd. */
 static int socket_live(const char *dir)
@@ -110,7 +85,7 @@ static int socket_live(const char *dir)
 /* RAVEL_ELOCKED, saying who, while anyone holds dir; else RAVEL_OK. */
 static int check_idle(const char *dir, const char *what)
 {
-    int pid = lock_holder(dir);
+    int pid = rv_lock_holder(dir, 0);
     if (pid == getpid())
         return rv_err(RAVEL_ELOCKED, "cannot %s %s: this process has it open (close its handles "
                                      "first); nothing was changed", what, dir);

@@ -29,6 +29,7 @@
 #include "host/host.h"
 #include "util/alloc.h"
 #include "util/backoff.h"
+#include "util/locks.h"
 
 #define SOCKET_NAME "rave-level.sock"
 #define GEN1_SOCKET_NAME "level-party.sock"
@@ -215,24 +216,7 @@ static int become_leader(party *p, ravel_db *local)
  * directory. 0 when unsure: LevelDB's open decides then. */
 static int locked_elsewhere(const party *p)
 {
-    char path[sizeof p->dir + 8];
-    struct stat st;
-    if (snprintf(path, sizeof path, "%s/LOCK", p->dir) >= (int)sizeof path || stat(path, &st) != 0)
-        return 0;
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f)
-        return 0;
-    char line[256], kind[16];
-    unsigned maj, min;
-    unsigned long ino;
-    int pid, held = 0;
-    while (!held && fgets(line, sizeof line, f)) {
-        held = sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &pid, &maj, &min, &ino) == 5 &&
-               strcmp(kind, "POSIX") == 0 && pid != getpid() && ino == st.st_ino &&
-               maj == major(st.st_dev) && min == minor(st.st_dev);
-    }
-    fclose(f);
-    return held;
+    return rv_lock_holder(p->dir, getpid()) != 0;
 }
 
 /* Open the directory as its leader, unless another process visibly holds
