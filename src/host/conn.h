@@ -61,8 +61,7 @@ typedef struct hconn {
     _Atomic int want_wake;
     _Atomic uint64_t slow_seen;
     _Atomic int wait_room;
-    uint8_t *scratch;   /* shm: frames copied out of the ring */
-    size_t scratch_cap;
+    rv_buf scratch;     /* shm: frames copied out of the ring (room only) */
 } hconn;
 
 typedef struct hlistener {

@@ -66,21 +66,6 @@ static void wake_conn(hconn *c)
     (void)n;
 }
 
-static int scratch_reserve(hconn *c, size_t n)
-{
-    if (n <= c->scratch_cap)
-        return 0;
-    size_t cap = c->scratch_cap ? c->scratch_cap : 4096;
-    while (cap < n)
-        cap *= 2;
-    uint8_t *p = rv_realloc(c->scratch, cap);
-    if (!p)
-        return -1;
-    c->scratch = p;
-    c->scratch_cap = cap;
-    return 0;
-}
-
 /* With c->mu: move the session's replies into the guest's ring as far as
  * they fit, and wake the guest. Returns 1 when bytes moved. */
 static int push_out(hconn *c)
@@ -169,10 +154,10 @@ static long quick_run(hconn *c, int *slow)
         }
         if (used + hl + len > avail)
             break; /* the rest is on its way */
-        if (scratch_reserve(c, used + hl + len))
+        if (rv_buf_reserve(&c->scratch, used + hl + len))
             return -1;
-        rv_ring_peek(rx, used, c->scratch + used, hl + (size_t)len);
-        if (!is_quick(c, c->scratch + used + hl, (size_t)len)) {
+        rv_ring_peek(rx, used, (uint8_t *)c->scratch.data + used, hl + (size_t)len);
+        if (!is_quick(c, (uint8_t *)c->scratch.data + used + hl, (size_t)len)) {
             *slow = 1;
             break;
         }
@@ -206,7 +191,7 @@ static int serve(hconn *c)
         } else {
             if (n > 0) {
                 take(c, (size_t)n);
-                int rc = rv_hsession_feed(&c->s, c->scratch, (size_t)n);
+                int rc = rv_hsession_feed(&c->s, (const uint8_t *)c->scratch.data, (size_t)n);
                 push_out(c);
                 if (rc != RAVEL_OK)
                     go_bad(c, ravel_strerror(rc));
@@ -428,11 +413,11 @@ static int serve_slow(hconn *c)
             return 1; /* the rest of the frame is on its way */
         }
         size_t n = avail < SLOW_CHUNK ? (size_t)avail : SLOW_CHUNK;
-        if (scratch_reserve(c, n))
+        if (rv_buf_reserve(&c->scratch, n))
             return -1;
-        rv_ring_peek(rx, 0, c->scratch, n);
+        rv_ring_peek(rx, 0, c->scratch.data, n);
         take(c, n);
-        int rc = rv_hsession_feed(&c->s, c->scratch, n);
+        int rc = rv_hsession_feed(&c->s, (const uint8_t *)c->scratch.data, n);
         push_out(c);
         if (rc != RAVEL_OK) {
             rv_host_logf(c->h, "closing a connection: %s", ravel_strerror(rc));
@@ -504,9 +489,7 @@ void rv_ring_conn_main(hconn *c)
     rv_shm_unmap(&c->shm);
     close(c->evfd);
     c->evfd = -1;
-    free(c->scratch);
-    c->scratch = NULL;
-    c->scratch_cap = 0;
+    rv_buf_free(&c->scratch);
 }
 
 void rv_ring_stop(ravel_host *h)
